@@ -1,0 +1,81 @@
+/**
+ * What a worker host knows that never travels through Temporal: tool paths, the containers
+ * configuration, registry credentials and signing secrets. Built once by the worker's
+ * composition root from the host's config file.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../core/config.ts';
+import { parseImageRef } from '../core/refs.ts';
+import { PermanentError, FailureType } from '../core/errors.ts';
+
+/** Pinned tool versions the set-up builds into the tools cache. */
+export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5' } as const;
+
+/** The per-user tools cache: $KINOITE_ZFS_TOOLS_DIR or ~/.cache/kinoite-zfs/tools. */
+export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.KINOITE_ZFS_TOOLS_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kinoite-zfs', 'tools');
+}
+
+/** Path of a pinned Go tool: env override, then the tools cache, then PATH. */
+export function toolPath(name: keyof typeof TOOL_VERSIONS, env: NodeJS.ProcessEnv = process.env): string {
+  const override = env[`KINOITE_ZFS_${name.toUpperCase()}`];
+  if (override) return override;
+  const cached = join(toolsDir(env), `${name}-${TOOL_VERSIONS[name]}`, name);
+  return existsSync(cached) ? cached : name;
+}
+
+/** Host facts handed to activities. */
+export class Host {
+  constructor(readonly config: Config) {}
+
+  /** Scratch folder of this host. */
+  get workDir(): string {
+    return this.config.worker.workDir;
+  }
+
+  /** Environment for podman/buildah/skopeo children: containers.conf and the auth file, if any. */
+  containersEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    if (this.config.worker.containersConf) env.CONTAINERS_CONF = this.config.worker.containersConf;
+    const auth = this.authFile();
+    if (auth) env.REGISTRY_AUTH_FILE = auth;
+    return env;
+  }
+
+  /** The registry credentials file on this host, if one is configured. */
+  authFile(): string | undefined {
+    return this.config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE;
+  }
+
+  /** True when the registry of `ref` is explicitly allowed over plain HTTP. */
+  isInsecure(ref: string): boolean {
+    return this.config.registries.insecure.includes(parseImageRef(ref).registry);
+  }
+
+  /** `--tls-verify=false` for registries allowed over plain HTTP; nothing otherwise. */
+  tlsArgs(ref: string, flag = '--tls-verify=false'): string[] {
+    return this.isInsecure(ref) ? [flag] : [];
+  }
+
+  /** Signing settings of a stream on this host; a clear error when the stream is unknown here. */
+  signing(stream: string) {
+    const s = this.config.streams[stream];
+    if (!s) throw new PermanentError(FailureType.InvalidInput, `Stream "${stream}" is not in this worker's config file; add it there (the signing keys are read on the worker host).`);
+    return s.signing;
+  }
+
+  /** Reads the signing key password of a stream (from its file or variable); never logged. */
+  async signingPassword(stream: string): Promise<string> {
+    const s = this.signing(stream);
+    if (s.passwordFile) return (await readFile(s.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+    if (s.passwordEnv) {
+      const v = process.env[s.passwordEnv];
+      if (v === undefined) throw new PermanentError(FailureType.AuthDenied, `The cosign key password variable ${s.passwordEnv} is not set in this worker's environment; set it (or signing.passwordFile) and restart the worker.`);
+      return v;
+    }
+    return '';
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The activity factory: every activity the worker registers, built from its dependencies.
+ * Each activity is wrapped so that it heartbeats while it runs (a killed worker is noticed in
+ * seconds), logs one line with stream, stage and workflow id, and turns a PermanentError into a
+ * non-retryable ApplicationFailure of the same type.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { isPermanentError } from '../core/errors.ts';
+import { resolveActivities } from './resolve.ts';
+import { akmodsActivities } from './akmods.ts';
+import { composeActivities } from './compose.ts';
+import { smokeTestActivities } from './smoke-test.ts';
+import { promotionActivities } from './promotion.ts';
+import type { ActivityDeps } from './deps.ts';
+
+/** Creates every activity; the worker registers the result. */
+export function createActivities(deps: ActivityDeps) {
+  const all = {
+    ...resolveActivities(deps),
+    ...akmodsActivities(deps),
+    ...composeActivities(deps),
+    ...smokeTestActivities(deps),
+    ...promotionActivities(deps),
+  };
+  return Object.fromEntries(Object.entries(all).map(([name, fn]) => [name, wrap(name, fn as (input: unknown) => Promise<unknown>)])) as typeof all;
+}
+
+/** The activities' type, for `proxyActivities<Activities>()` in workflow code. */
+export type Activities = ReturnType<typeof createActivities>;
+
+/** Activities that run on the build task queue (podman work); the rest run on the control queue. */
+export const BUILD_QUEUE_ACTIVITIES = ['buildKernelAkmods', 'composeCandidate'] as const;
+
+function wrap(name: string, fn: (input: unknown) => Promise<unknown>) {
+  return async function (this: unknown, input: unknown) {
+    const ctx = Context.current();
+    const { attempt } = ctx.info;
+    const workflowId = ctx.info.workflowExecution?.workflowId;
+    const t0 = Date.now();
+    const ticker = setInterval(() => ctx.heartbeat(), 5_000);
+    ctx.log.info(`${name} started`, { workflowId, attempt });
+    try {
+      const result = await fn.call(this, input);
+      ctx.log.info(`${name} finished in ${((Date.now() - t0) / 1000).toFixed(1)}s`, { workflowId });
+      return result;
+    } catch (err) {
+      ctx.log.warn(`${name} failed: ${(err as Error).message.split('\n')[0]}`, { workflowId, attempt });
+      if (isPermanentError(err)) throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true });
+      throw err;
+    } finally {
+      clearInterval(ticker);
+    }
+  };
+}

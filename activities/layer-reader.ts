@@ -1,0 +1,164 @@
+/**
+ * Streaming layer reader: walks the tar members of an image's layers straight from the registry.
+ *
+ * Why streaming: the cache check and the smoke test need only member names and types, so nothing
+ * is written to disk and memory stays flat whatever the layer size. What the entries mean
+ * (kernels, whiteouts, payloads) is decided by the pure `LayerScan` in `core/layers.ts`.
+ */
+import { createGunzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { extract } from 'tar-stream';
+import { FailureType, PermanentError } from '../core/errors.ts';
+import { parseImageRef } from '../core/refs.ts';
+import type { RegistryClient } from './registry-http.ts';
+
+/** Kind of a tar member, reduced to what the layer scan distinguishes. */
+export type LayerEntryType = 'file' | 'link' | 'symlink' | 'directory' | 'other';
+
+/** One tar member as seen by `onEntry`: its name exactly as stored in the tar, and its kind. */
+export interface LayerEntry {
+  /** Member name as stored (may start with `./`; normalising is the consumer's job). */
+  name: string;
+  /** Member kind. */
+  type: LayerEntryType;
+}
+
+/** Input of {@link scanLayers}. */
+export interface ScanLayersInput {
+  /** Registry client (its `stats` count the requests and bytes of the scan). */
+  client: RegistryClient;
+  /** Image reference (`host/path:tag` or `host/path@sha256:…`; an index resolves to linux/amd64). */
+  ref: string;
+  /** Layer digests not to read (already scanned elsewhere, e.g. the base image's layers). */
+  skipLayerDigests?: Iterable<string>;
+  /** Called for every member of every read layer, in order; `layerIndex` is the manifest index. */
+  onEntry: (layerIndex: number, entry: LayerEntry) => void;
+  /** Called before each layer is read. */
+  onLayer?: (layerIndex: number, digest: string) => void;
+  /** Aborts the scan (the current download is cancelled). */
+  signal?: AbortSignal;
+}
+
+/** Result of {@link scanLayers}. */
+export interface ScanLayersResult {
+  /** Layers actually read (skipped layers excluded). */
+  layersRead: number;
+  /** Compressed blob bytes read for those layers. */
+  bytesRead: number;
+}
+
+const GZIP_TYPES = new Set([
+  'application/vnd.oci.image.layer.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+]);
+const TAR_TYPES = new Set([
+  'application/vnd.oci.image.layer.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.docker.image.rootfs.diff.tar',
+]);
+
+/**
+ * Reads the layers of an image in manifest order and reports each tar member to `onEntry`,
+ * skipping layers whose digest is in `skipLayerDigests`. Gzip and plain tar layers are
+ * supported; zstd layers are refused with a permanent InvalidInput error.
+ */
+export async function scanLayers(input: ScanLayersInput): Promise<ScanLayersResult> {
+  const { client, ref, onEntry, onLayer, signal } = input;
+  const skip = new Set(input.skipLayerDigests ?? []);
+  signal?.throwIfAborted();
+  const image = await client.getImage(ref, signal);
+  const repo = parseImageRef(ref).name;
+  let layersRead = 0;
+  let bytesRead = 0;
+  for (const [index, layer] of image.layers.entries()) {
+    if (skip.has(layer.digest)) continue;
+    signal?.throwIfAborted();
+    const decompress = decompressorFor(layer.mediaType, layer.digest, ref);
+    onLayer?.(index, layer.digest);
+    const blob = await client.openBlob(repo, layer.digest, signal);
+    bytesRead += await readTar({ blob, decompress, signal, onEntry: (e) => onEntry(index, e), where: `layer ${index} (${layer.digest}) of ${ref}` });
+    layersRead += 1;
+  }
+  return { layersRead, bytesRead };
+}
+
+/** Chooses the decompression for a layer media type; undefined = plain tar. */
+function decompressorFor(mediaType: string, digest: string, ref: string): (() => NodeJS.ReadWriteStream) | undefined {
+  if (GZIP_TYPES.has(mediaType) || mediaType.endsWith('+gzip') || mediaType.endsWith('.gzip')) return () => createGunzip();
+  if (TAR_TYPES.has(mediaType) || mediaType.endsWith('.tar')) return undefined;
+  if (mediaType.includes('zstd')) {
+    throw new PermanentError(
+      FailureType.InvalidInput,
+      `Layer ${digest} of ${ref} is zstd-compressed (${mediaType}), which this scanner does not read; push the image with gzip layers (e.g. podman push --compression-format gzip)`,
+    );
+  }
+  throw new PermanentError(FailureType.InvalidInput, `Layer ${digest} of ${ref} has unsupported media type ${mediaType}; expected a tar or tar+gzip layer`);
+}
+
+async function readTar(args: {
+  blob: Readable;
+  decompress: (() => NodeJS.ReadWriteStream) | undefined;
+  signal?: AbortSignal;
+  onEntry: (entry: LayerEntry) => void;
+  where: string;
+}): Promise<number> {
+  const ex = extract();
+  // An error thrown by the consumer is passed through untouched, never reclassified as a bad layer.
+  let consumerError: { err: unknown } | undefined;
+  ex.on('entry', (header, stream, next) => {
+    try {
+      args.onEntry({ name: header.name, type: entryType(header.type) });
+    } catch (err) {
+      consumerError = { err };
+      stream.resume();
+      next(err as Error);
+      return;
+    }
+    // Contents are never needed: drain them so the parser moves on.
+    stream.on('end', () => next());
+    stream.resume();
+  });
+  // Counted here rather than from the client's stats, which other scans may share.
+  let bytes = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const stages: NodeJS.ReadWriteStream[] = args.decompress ? [count, args.decompress()] : [count];
+  try {
+    await pipeline([args.blob, ...stages, ex], { signal: args.signal });
+    return bytes;
+  } catch (err) {
+    if (args.signal?.aborted) throw args.signal.reason ?? err;
+    if (consumerError) throw consumerError.err;
+    if (err instanceof PermanentError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    // zlib and tar parse errors are corrupt or mislabelled layers: retrying gives the same bytes.
+    if (code?.startsWith('Z_') || /tar|header|checksum/i.test((err as Error).message)) {
+      throw new PermanentError(FailureType.InvalidInput, `Cannot read ${args.where}: ${(err as Error).message}; the layer is corrupt or not the format its media type says`);
+    }
+    throw err;
+  }
+}
+
+function entryType(t: string | null | undefined): LayerEntryType {
+  switch (t) {
+    case 'file':
+    case 'contiguous-file':
+      return 'file';
+    case 'link':
+      return 'link';
+    case 'symlink':
+      return 'symlink';
+    case 'directory':
+      return 'directory';
+    default:
+      return 'other';
+  }
+}

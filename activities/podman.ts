@@ -1,0 +1,71 @@
+/**
+ * podman and buildah: pure argument builders plus thin runners. Every image reference handed in
+ * is validated by the caller (core/refs.ts) before it gets here.
+ */
+import { readFile } from 'node:fs/promises';
+import { runTool, type ToolCall } from './run-tool.ts';
+
+/** Arguments of `podman pull` for one digest-pinned image. */
+export function pullArgs(ref: string, tls: string[]): string[] {
+  return ['pull', '--quiet', ...tls, ref];
+}
+
+/** Arguments of the akmods builder container run (the contract of recipes/akmods/build-akmods.sh). */
+export function builderRunArgs(input: { image: string; recipeDir: string; srcDir: string; outDir: string; kernel: string; zfsVersion: string; fedora: string; name: string }): string[] {
+  return [
+    'run', '--rm', '--network=none', '--pull=never', '--name', input.name,
+    '-v', `${input.recipeDir}:/recipe:ro`,
+    '-v', `${input.srcDir}:/src:ro`,
+    '-v', `${input.outDir}:/out`,
+    '-e', `KERNEL_RELEASE=${input.kernel}`,
+    '-e', `ZFS_VERSION=${input.zfsVersion}`,
+    '-e', `FEDORA_VERSION=${input.fedora}`,
+    input.image, '/bin/sh', '/recipe/build-akmods.sh',
+  ];
+}
+
+/** Arguments of `podman build` for the OS image recipe. */
+export function composeBuildArgs(input: { contextDir: string; tag: string; buildArgs: Record<string, string>; labels: Record<string, string>; tls: string[] }): string[] {
+  return [
+    'build', '--pull=missing', ...input.tls, '--layers=true',
+    '-f', 'Containerfile',
+    ...Object.entries(input.buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+    ...Object.entries(input.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+    '-t', input.tag,
+    input.contextDir,
+  ];
+}
+
+/** Arguments of `podman push` that records the pushed digest in `digestFile`. */
+export function pushArgs(input: { local: string; dest: string; digestFile: string; tls: string[] }): string[] {
+  return ['push', '--quiet', ...input.tls, '--digestfile', input.digestFile, input.local, `docker://${input.dest}`];
+}
+
+/** Runs podman with the host's container environment. */
+export function podman(args: string[], env: Record<string, string>, extra: Partial<ToolCall> = {}) {
+  return runTool({ tool: 'podman', args, env, ...extra });
+}
+
+/** Runs buildah with the host's container environment. */
+export function buildah(args: string[], env: Record<string, string>, extra: Partial<ToolCall> = {}) {
+  return runTool({ tool: 'buildah', args, env, ...extra });
+}
+
+/** Pushes a local image and returns the digest the registry answered with. */
+export async function pushImage(input: { local: string; dest: string; digestFile: string; tls: string[]; env: Record<string, string> }, tool: 'podman' | 'buildah' = 'podman'): Promise<string> {
+  await runTool({ tool, args: pushArgs(input), env: input.env });
+  return (await readFile(input.digestFile, 'utf8')).trim();
+}
+
+/** Builds a FROM-scratch image holding the files of `dir` at `/`, with labels; returns the local image id. */
+export async function scratchImage(input: { dir: string; labels: Record<string, string>; tag: string; env: Record<string, string> }): Promise<void> {
+  const { stdout: container } = await buildah(['from', '--quiet', 'scratch'], input.env);
+  try {
+    await buildah(['copy', '--quiet', container.trim(), `${input.dir}/.`, '/'], input.env);
+    await buildah(['config', ...Object.entries(input.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), container.trim()], input.env);
+    await buildah(['commit', '--quiet', '--rm', container.trim(), input.tag], input.env);
+  } catch (err) {
+    await buildah(['rm', container.trim()], input.env).catch(() => undefined);
+    throw err;
+  }
+}

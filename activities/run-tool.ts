@@ -1,0 +1,115 @@
+/**
+ * The runner: the only place that spawns external tools (podman, buildah, skopeo, cosign, git).
+ *
+ * Arguments are always arrays (no shell). Inside an activity the child is killed when the activity
+ * is cancelled, and the activity heartbeats while it waits. Secrets reach a child only through
+ * its environment, and every value listed in `secrets` is redacted from anything we log or throw.
+ * A failure is classified (core/errors.ts): permanent ones become PermanentError, the rest stay
+ * plain errors that Temporal retries.
+ */
+import { execa, type ExecaError } from 'execa';
+import { Context } from '@temporalio/activity';
+import { classifyToolFailure, PermanentError, FailureType } from '../core/errors.ts';
+
+/** One tool invocation. */
+export interface ToolCall {
+  /** Executable name or path. */
+  tool: string;
+  /** Arguments, one per element; never joined into a shell string. */
+  args: string[];
+  /** Extra environment for the child only (secrets go here, never into args). */
+  env?: Record<string, string | undefined>;
+  /** Working directory. */
+  cwd?: string;
+  /** Values to redact from logs and error messages (passwords, tokens). */
+  secrets?: string[];
+  /** Kill the child after this many milliseconds. @default no limit (the activity timeout applies) */
+  timeoutMs?: number;
+  /** Text passed on standard input. */
+  input?: string;
+  /** Called with each line of standard error/output as it arrives (progress). */
+  onLine?: (line: string) => void;
+}
+
+/** What a finished tool run printed. */
+export interface ToolResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** Replaces every secret value in `text` with `***`. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 3) out = out.split(s).join('***');
+  return out;
+}
+
+/** A printable form of a command line for logs; secrets are never in args, but redact anyway. */
+export function describeCommand(call: Pick<ToolCall, 'tool' | 'args' | 'secrets'>): string {
+  return redact([call.tool, ...call.args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))].join(' '), call.secrets);
+}
+
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a tool to completion; throws PermanentError or a retryable Error with a clear message. */
+export async function runTool(call: ToolCall): Promise<ToolResult> {
+  const ctx = activityContext();
+  const command = describeCommand(call);
+  const ticker = ctx ? setInterval(() => ctx.heartbeat(), 5_000) : undefined;
+  try {
+    const child = execa(call.tool, call.args, {
+      cwd: call.cwd,
+      env: { ...process.env, ...call.env },
+      extendEnv: false,
+      input: call.input,
+      stdin: call.input === undefined ? 'ignore' : undefined,
+      timeout: call.timeoutMs,
+      cancelSignal: ctx?.cancellationSignal,
+      forceKillAfterDelay: 5_000,
+      maxBuffer: 64 * 1024 * 1024,
+      stripFinalNewline: true,
+      // NOTE: a detached process group lets cancellation kill podman and its conmon children together.
+      detached: false,
+    });
+    if (call.onLine) {
+      for (const stream of [child.stdout, child.stderr]) {
+        let buf = '';
+        stream?.on('data', (chunk: Buffer) => {
+          buf += chunk.toString();
+          let i: number;
+          while ((i = buf.indexOf('\n')) >= 0) {
+            call.onLine!(redact(buf.slice(0, i), call.secrets));
+            buf = buf.slice(i + 1);
+          }
+        });
+      }
+    }
+    const result = await child;
+    return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+  } catch (err) {
+    throw toolError(call, command, err as ExecaError);
+  } finally {
+    if (ticker) clearInterval(ticker);
+  }
+}
+
+function toolError(call: ToolCall, command: string, err: ExecaError): Error {
+  const stderr = redact(String(err.stderr ?? ''), call.secrets);
+  const stdout = redact(String(err.stdout ?? ''), call.secrets);
+  const spawnCode = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? (err as unknown as NodeJS.ErrnoException).code;
+  if (err.isCanceled) return new Error(`${call.tool} was cancelled: ${command}`);
+  if (err.timedOut) return new Error(`${call.tool} timed out after ${call.timeoutMs} ms: ${command}`);
+  if (spawnCode === 'ENOENT' && err.exitCode === undefined) {
+    return new PermanentError(FailureType.ToolMissing, `${call.tool} is not installed on this worker host (${command}). Install it (scripts/setup.sh does) or serve only the queues whose tools this host has.`);
+  }
+  const tail = (stderr || stdout).trim().split('\n').slice(-12).join('\n');
+  const verdict = classifyToolFailure({ tool: call.tool, exitCode: err.exitCode, stderr: `${stderr}\n${stdout}`, spawnErrorCode: spawnCode });
+  const message = `Command failed (exit ${err.exitCode ?? '?'}): ${command}\n${tail}`;
+  return verdict.permanent ? new PermanentError(verdict.type, `${message}\n(${verdict.reason})`) : new Error(`${message}\n(${verdict.reason}; will be retried)`);
+}

@@ -1,0 +1,74 @@
+/**
+ * The `kinoite-zfs` command line: parse the subcommand, hand over to its module, map errors to
+ * exit codes. Subcommand modules stay thin: parse, validate, call the client or the world.
+ */
+import { ExitCode } from './exit-codes.ts';
+import { ConfigError } from './config-file.ts';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  config: { summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema', load: async () => (await import('./commands/config.ts')).configCommand },
+  world: { summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world', load: async () => (await import('../world/commands.ts')).worldCommand },
+  services: { summary: 'services up|down|status   the local Temporal dev server', load: async () => (await import('../world/commands.ts')).servicesCommand },
+  worker: { summary: 'worker [--config FILE] [--queues control,build]   run a worker', load: async () => (await import('./commands/worker.ts')).workerCommand },
+  run: { summary: 'run --stream S [--wait] [--json]   start a pipeline run', load: async () => (await import('./commands/run.ts')).runCommand },
+  status: { summary: 'status [--stream S] [--json]   last runs and stable digests', load: async () => (await import('./commands/status.ts')).statusCommand },
+  demo: { summary: 'demo   the whole pipeline on the hermetic demo world', load: async () => (await import('./commands/demo.ts')).demoCommand },
+};
+
+/** Prints usage for every subcommand. */
+export function usage(): string {
+  return ['usage: kinoite-zfs <command> [options]', '', ...Object.values(commands).map((c) => `  ${c.summary}`), '', 'Exit codes: 0 ok, 1 run did not succeed, 2 usage/config error, 3 connection error, 4 internal error.'].join('\n');
+}
+
+/** Runs the CLI with the given arguments and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? ExitCode.Ok : ExitCode.ConfigError;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`kinoite-zfs: unknown command "${name}".\n\n${usage()}`);
+    return ExitCode.ConfigError;
+  }
+  try {
+    return await (await command.load())(rest);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+/** Maps an error that escaped a command to a message and an exit code. */
+export function reportError(err: unknown): number {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    return ExitCode.ConfigError;
+  }
+  if (err instanceof UsageError) {
+    console.error(`kinoite-zfs: ${err.message}`);
+    return ExitCode.ConfigError;
+  }
+  if (isConnectionError(err)) {
+    console.error(`kinoite-zfs: cannot reach Temporal: ${(err as Error).message}\nStart it with "kinoite-zfs services up" or check temporal.address / TEMPORAL_ADDRESS.`);
+    return ExitCode.ConnectionError;
+  }
+  console.error(`kinoite-zfs: ${(err as Error)?.stack ?? err}`);
+  return ExitCode.InternalError;
+}
+
+/** Wrong or missing command-line options. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function isConnectionError(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string };
+  return (
+    e?.name === 'TransportError' ||
+    e?.name === 'ServiceError' && /UNAVAILABLE|connect|ECONNREFUSED/i.test(e.message ?? '') ||
+    /ECONNREFUSED|Failed to connect|connection refused|DEADLINE_EXCEEDED.*connect/i.test(e?.message ?? '')
+  );
+}

@@ -1,0 +1,26 @@
+/**
+ * `kinoite-zfs worker [--config FILE] [--queues control,build]`.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig, defaultConfigPath } from '../config-file.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { UsageError } from '../cli.ts';
+
+/** Runs a worker until SIGINT/SIGTERM. */
+export async function workerCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, queues: { type: 'string', default: 'control,build' } } });
+  const queues = values.queues!.split(',').map((q) => q.trim()).filter(Boolean);
+  for (const q of queues) if (q !== 'control' && q !== 'build') throw new UsageError(`unknown queue "${q}": use control, build or control,build`);
+  const config = await loadConfig(values.config ?? defaultConfigPath());
+  const { runWorker, MissingToolError } = await import('../../worker/main.ts');
+  try {
+    await runWorker({ config, queues: queues as ('control' | 'build')[] });
+  } catch (err) {
+    if (err instanceof MissingToolError) {
+      console.error(`kinoite-zfs worker: ${err.message}`);
+      return ExitCode.ConfigError;
+    }
+    throw err;
+  }
+  return ExitCode.Ok;
+}

@@ -1,0 +1,152 @@
+/**
+ * Following a run live: stage lines with elapsed time (plain lines when not a terminal, a
+ * progress line when it is), then one summary (text or JSON) and the exit code.
+ */
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Outcome } from '../core/progress.ts';
+import type { PipelineResult, RunProgress, StageRecord } from '../core/pipeline.ts';
+import { progressQuery } from '../workflows/shared.ts';
+import { ExitCode } from './exit-codes.ts';
+
+/** The one JSON object `run --json` prints. */
+export interface RunSummary {
+  workflowId: string;
+  runId: string;
+  outcome: string;
+  message: string;
+  kernels: string[];
+  zfsRelease?: string;
+  inputsHash?: string;
+  candidate?: { repo: string; tag: string; digest: string; ref: string };
+  stable?: { repo: string; digest: string; ref: string; tags: string[]; auditTag: string };
+  akmods?: { ref: string; built: string[]; reused: string[] };
+  verify?: string;
+  url?: string;
+  stages: StageRecord[];
+}
+
+/** Outcomes that count as success for the exit code. */
+export const SUCCESS_OUTCOMES: readonly string[] = [Outcome.Promoted, Outcome.CandidateOnly, Outcome.Unchanged];
+
+/** Exit code for a finished run's outcome. */
+export function exitCodeFor(outcome: string): number {
+  return SUCCESS_OUTCOMES.includes(outcome) ? ExitCode.Ok : ExitCode.RunFailed;
+}
+
+const secs = (a: string, b?: string) => ((Date.parse(b ?? new Date().toISOString()) - Date.parse(a)) / 1000).toFixed(1);
+
+/** Prints stage transitions from successive progress snapshots; pure apart from `print`. */
+export class ProgressPrinter {
+  private seen = new Set<string>();
+  constructor(private readonly print: (line: string) => void) {}
+
+  /** Prints whatever changed since the last snapshot. */
+  update(p: RunProgress): void {
+    for (const s of p.stages) {
+      this.once(`start:${s.stage}:${s.startedAt}`, `▶ ${s.stage}`);
+      if (s.status !== 'running') {
+        const mark = s.status === 'done' ? '✔' : s.status === 'failed' ? '✖' : '–';
+        this.once(`end:${s.stage}:${s.startedAt}`, `${mark} ${s.stage} (${secs(s.startedAt, s.endedAt)}s)${s.detail ? ` ${s.detail}` : ''}`);
+      }
+    }
+    if (p.kernels.length) this.once(`kernels:${p.kernels.join(' ')}`, `  kernels: ${p.kernels.join(', ')}${p.zfsVersion ? ` · ZFS ${p.zfsVersion}` : ''}`);
+    for (const a of p.akmods) this.once(`akmods:${a.kernel}:${a.status}`, `  akmods ${a.kernel}: ${a.status}`);
+    if (p.candidateDigest) this.once(`candidate:${p.candidateDigest}`, `  candidate: ${p.candidateDigest}`);
+  }
+
+  private once(key: string, line: string): void {
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.print(line);
+  }
+}
+
+/** Waits for the run to end, printing progress unless `quiet`; returns the summary. */
+export async function followRun(handle: WorkflowHandle, opts: { quiet: boolean; tty: boolean; url?: string; verifyKey?: string }): Promise<RunSummary> {
+  const out = (line: string) => {
+    if (opts.quiet) return;
+    if (opts.tty) process.stderr.write('\r\x1b[K');
+    process.stderr.write(`${line}\n`);
+  };
+  const printer = new ProgressPrinter(out);
+  let progress: RunProgress | undefined;
+  let done = false;
+  const resultP = handle.result().then(
+    (r) => ({ ok: true as const, result: r as PipelineResult }),
+    (err) => ({ ok: false as const, err }),
+  );
+  void resultP.then(() => (done = true));
+  const spinner = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+  let tick = 0;
+  const t0 = Date.now();
+  while (!done) {
+    try {
+      progress = (await handle.query(progressQuery)) as RunProgress;
+      printer.update(progress);
+    } catch {
+      // not picked up by a worker yet, or finished between two polls
+    }
+    if (opts.tty && !opts.quiet && progress) {
+      process.stderr.write(`\r\x1b[K${spinner[tick++ % spinner.length]} ${progress.stage} … ${((Date.now() - t0) / 1000).toFixed(0)}s`);
+    }
+    await Promise.race([resultP, new Promise((r) => setTimeout(r, 1000))]);
+  }
+  try {
+    progress = (await handle.query(progressQuery)) as RunProgress;
+    printer.update(progress);
+  } catch {
+    // a worker may be gone; the result below is enough
+  }
+  if (opts.tty && !opts.quiet) process.stderr.write('\r\x1b[K');
+  const settled = await resultP;
+  const base = { workflowId: handle.workflowId, runId: (await handle.describe()).runId, url: opts.url };
+  if (settled.ok) return summarise(settled.result, base, opts.verifyKey);
+  const err = settled.err;
+  const failure = err instanceof WorkflowFailedError ? err.cause : undefined;
+  const details = failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<PipelineResult> | undefined) : undefined;
+  return {
+    ...base,
+    outcome: details?.outcome ?? Outcome.Failed,
+    message: failure?.message ?? (err as Error).message,
+    kernels: progress?.kernels ?? [],
+    zfsRelease: progress?.zfsVersion,
+    candidate: progress?.candidateDigest ? { repo: '', tag: '', digest: progress.candidateDigest, ref: progress.candidateDigest } : undefined,
+    stages: details?.stages ?? progress?.stages ?? [],
+  };
+}
+
+/** Builds the summary of a finished run. */
+export function summarise(r: PipelineResult, base: { workflowId: string; runId: string; url?: string }, verifyKey?: string): RunSummary {
+  const stableRef = r.promotion ? `${r.promotion.stableRepo}@${r.promotion.digest}` : undefined;
+  return {
+    ...base,
+    outcome: r.outcome,
+    message: r.message,
+    kernels: r.inputs?.kernels ?? [],
+    zfsRelease: r.inputs?.zfs.version,
+    inputsHash: r.inputsHash,
+    candidate: r.candidate ? { ...r.candidate, ref: `${r.candidate.repo}@${r.candidate.digest}` } : undefined,
+    stable: r.promotion ? { repo: r.promotion.stableRepo, digest: r.promotion.digest, ref: stableRef!, tags: r.promotion.stableTags, auditTag: r.promotion.auditTag } : undefined,
+    akmods: r.akmods ? { ref: `${r.akmods.repo}@${r.akmods.digest}`, built: r.akmods.built, reused: r.akmods.reused } : undefined,
+    verify: stableRef ? `cosign verify --key ${verifyKey ?? 'cosign.pub'} --insecure-ignore-tlog${/^(localhost|127\.)/.test(stableRef) ? ' --allow-insecure-registry' : ''} ${stableRef}` : undefined,
+    stages: r.stages,
+  };
+}
+
+/** The human summary printed at the end of `run --wait`. */
+export function formatSummary(s: RunSummary): string {
+  const lines = [
+    '',
+    `${SUCCESS_OUTCOMES.includes(s.outcome) ? '✔' : '✖'} ${s.outcome.toUpperCase()}: ${s.message}`,
+    `  run:        ${s.workflowId}`,
+    s.kernels.length ? `  kernels:    ${s.kernels.join(', ')}` : '',
+    s.zfsRelease ? `  ZFS:        ${s.zfsRelease}` : '',
+    s.candidate ? `  candidate:  ${s.candidate.ref}` : '',
+    s.akmods ? `  akmods:     ${s.akmods.ref} (built: ${s.akmods.built.join(', ') || 'none'})` : '',
+    s.stable ? `  stable:     ${s.stable.ref} (${s.stable.tags.join(', ')}, audit ${s.stable.auditTag})` : '',
+    s.verify ? `  verify:     ${s.verify}` : '',
+    s.url ? `  Web UI:     ${s.url}` : '',
+  ];
+  return lines.filter((l) => l !== '').join('\n');
+}

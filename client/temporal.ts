@@ -1,0 +1,62 @@
+/**
+ * The Temporal client the CLI uses, and the start of pipeline runs.
+ */
+import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
+import type { Config } from '../core/config.ts';
+import type { PipelineInput, StreamPlan } from '../core/pipeline.ts';
+import { SearchAttr } from '../workflows/shared.ts';
+import type { pipelineRunWorkflow } from '../workflows/pipeline-run.ts';
+import { connectionOptions } from './connection.ts';
+
+/** Connects to Temporal with the config's settings (a connection error maps to exit code 3). */
+export async function connectClient(config: Config): Promise<Client> {
+  const connection = await Connection.connect({ ...connectionOptions(config.temporal), connectTimeout: '10s' });
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** The public part of a stream's settings (no signing references, no schedule). */
+export function streamPlan(config: Config, stream: string): StreamPlan {
+  const s = config.streams[stream];
+  if (!s) throw new Error(`unknown stream "${stream}"`);
+  const { signing: _signing, schedule: _schedule, ...plan } = s;
+  return plan;
+}
+
+/** The Web UI address of a workflow, when the config names the UI. */
+export function runUrl(config: Config, workflowId: string, runId?: string): string | undefined {
+  if (!config.temporal.webUrl) return undefined;
+  const base = config.temporal.webUrl.replace(/\/$/, '');
+  return `${base}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}${runId ? `/${runId}` : ''}`;
+}
+
+/** A UTC timestamp usable in ids and tags: 20261125T210501Z → 20261125210501. */
+export function runStamp(now = new Date()): string {
+  return now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
+
+/** Starts one pipeline run; returns its handle. */
+export async function startPipelineRun(client: Client, config: Config, input: Omit<PipelineInput, 'plan' | 'runNumber'> & { runNumber?: number }) {
+  const stamp = runStamp();
+  const runNumber = input.runNumber ?? Number(stamp);
+  const plan = streamPlan(config, input.stream);
+  const workflowId = `run/${input.stream}/${stamp}`;
+  return client.workflow.start<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
+    workflowId,
+    taskQueue: config.temporal.taskQueues.control,
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    args: [{ ...input, plan, runNumber, taskQueues: config.temporal.taskQueues }],
+    typedSearchAttributes: [
+      { key: SearchAttr.stream, value: input.stream },
+      { key: SearchAttr.trigger, value: input.trigger.source },
+      ...(input.trigger.commit ? [{ key: SearchAttr.commit, value: input.trigger.commit }] : []),
+    ],
+    staticSummary: `kinoite-zfs ${input.stream}: pipeline run #${runNumber} (${input.trigger.source})`,
+    staticDetails: [
+      `**Stream** ${input.stream}`,
+      `**Base** \`${plan.baseImage}\` · **ZFS line** ${plan.zfs.line}`,
+      `**Stable** \`${plan.images.stable}\` (${plan.images.stableTags.join(', ')}) · **policy** ${plan.promotion.policy}`,
+      `**Trigger** ${input.trigger.source}${input.trigger.by ? ` by ${input.trigger.by}` : ''}`,
+    ].join('\n\n'),
+    memo: { stream: input.stream, trigger: input.trigger },
+  });
+}

@@ -1,0 +1,263 @@
+/**
+ * The configuration file: one strict zod schema, the single source of truth for the YAML file,
+ * the generated JSON Schema (docs/config.schema.json) and the generated docs/configuration.md.
+ *
+ * Pure: no file or environment access here. Loading, environment overrides and secret lookups live
+ * in client/config-file.ts.
+ */
+import { z } from 'zod';
+
+/** Characters that never belong in an image reference, tag, branch or git ref handed to a tool. */
+const UNSAFE = /[\s;|&$`<>(){}'"\\*?!#~^\x00-\x1f\x7f]/;
+
+/** A string that is safe to pass as one argument to a tool: no whitespace, newline or shell metacharacter. */
+const safeToken = (what: string) =>
+  z
+    .string()
+    .min(1, `must not be empty: give a ${what}`)
+    .max(512)
+    .refine((v) => !UNSAFE.test(v), {
+      message: `must be a single ${what} without whitespace, newlines or shell metacharacters (; | & $ \` < > ( ) { } ' " \\ * ? ! # ~)`,
+    });
+
+/** An image reference (`registry/repository[:tag][@sha256:…]`), checked for unsafe characters here and parsed fully where used. */
+const imageRef = safeToken('image reference').refine((v) => /^[a-z0-9][a-z0-9._:/@-]*[a-z0-9]$/i.test(v), {
+  message: 'must look like registry/repository[:tag][@sha256:digest], e.g. ghcr.io/ublue-os/kinoite-main:latest',
+});
+
+/** An image repository without tag or digest (`registry/namespace/name`). */
+const repository = safeToken('image repository').refine((v) => /^[a-z0-9][a-z0-9._:/-]*[a-z0-9]$/.test(v) && !/[@]/.test(v), {
+  message: 'must be a lowercase repository without tag or digest, e.g. ghcr.io/owner/kinoite-zfs',
+});
+
+/** A tag pattern; `{fedora}` expands to the Fedora version of the build. */
+const tagPattern = z
+  .string()
+  .regex(/^([A-Za-z0-9_]|\{fedora\})([A-Za-z0-9._-]|\{fedora\}){0,127}$/, {
+    message: 'must be an OCI tag (letters, digits, . _ -) where {fedora} may stand for the Fedora version, e.g. latest or {fedora}',
+  });
+
+/** A duration like `30s`, `15m`, `24h` or `7d`. */
+const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, { message: 'must be a duration such as 30s, 15m, 24h or 7d' });
+
+/** A name of an environment variable (never the secret itself). */
+const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, { message: 'must be the NAME of an environment variable (e.g. COSIGN_PASSWORD), never the secret itself' });
+
+/** An absolute or home-relative file path. */
+const filePath = z.string().min(1).refine((v) => !/[\n\r\0]/.test(v), { message: 'must be a file path on one line' });
+
+/** Connection to the Temporal service; environment variables override every field (see client/config-file.ts). */
+export const TemporalSettings = z
+  .strictObject({
+    address: z.string().default('127.0.0.1:7233').describe('host:port of the Temporal frontend. Env: TEMPORAL_ADDRESS.'),
+    namespace: z.string().default('default').describe('Temporal namespace. Env: TEMPORAL_NAMESPACE.'),
+    apiKeyEnv: envName.optional().describe('Name of the environment variable holding a Temporal Cloud API key. Env override: TEMPORAL_API_KEY is read directly.'),
+    tls: z
+      .strictObject({
+        certFile: filePath.optional().describe('Client certificate (PEM) for mTLS. Env: TEMPORAL_TLS_CERT.'),
+        keyFile: filePath.optional().describe('Client private key (PEM) for mTLS. Env: TEMPORAL_TLS_KEY.'),
+        caFile: filePath.optional().describe('CA bundle (PEM) that signed the server certificate. Env: TEMPORAL_TLS_CA.'),
+        serverName: z.string().optional().describe('Server name to verify, when it differs from the address host.'),
+      })
+      .optional()
+      .describe('TLS settings; omit for a plain-text local dev server.'),
+    webUrl: z.string().url().optional().describe('Base URL of the Temporal Web UI, used to print links to runs (e.g. http://127.0.0.1:8233).'),
+    taskQueues: z
+      .strictObject({
+        control: z.string().default('kinoite-zfs-control').describe('Queue for workflows and light activities (registry reads, signing, promotion).'),
+        build: z.string().default('kinoite-zfs-build').describe('Queue for heavy podman work (akmods builds, compose).'),
+      })
+      .prefault({})
+      .describe('Task queue names.'),
+  })
+  .describe('How workers and the CLI reach Temporal.');
+
+/** Registry access shared by every stream of a host. */
+export const RegistrySettings = z
+  .strictObject({
+    insecure: z
+      .array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, { message: 'must be host or host:port, e.g. 127.0.0.1:5000' }))
+      .default([])
+      .describe('Registry hosts allowed over plain HTTP. Only for local registries; every registry not listed here must use HTTPS.'),
+    authFile: filePath
+      .optional()
+      .describe('containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE.'),
+  })
+  .describe('Registry access for all streams.');
+
+/** Where the OpenZFS releases are read from. */
+export const ReleaseSource = z
+  .strictObject({
+    releasesUrl: z
+      .string()
+      .url()
+      .default('https://api.github.com/repos/openzfs/zfs/releases?per_page=100')
+      .describe('URL of a JSON list of releases shaped like the GitHub releases API ({tag_name, prerelease, draft}).'),
+    metaUrl: z
+      .string()
+      .default('https://raw.githubusercontent.com/openzfs/zfs/{tag}/META')
+      .describe('URL template of a release META file; {tag} is the release tag (zfs-2.4.4).'),
+    tarballUrl: z
+      .string()
+      .default('https://github.com/openzfs/zfs/releases/download/{tag}/zfs-{version}.tar.gz')
+      .describe('URL template of the release source tarball; {tag} and {version} are expanded.'),
+  })
+  .describe('OpenZFS release source.');
+
+/** The published repositories of one stream. */
+export const StreamImages = z
+  .strictObject({
+    candidate: repository.describe('Repository of candidate images (composed, not yet promoted).'),
+    stable: repository.describe('Repository of the user-facing stable image.'),
+    akmodsCandidate: repository.describe('Repository of the akmods cache the pipeline builds and reuses (never user-facing).'),
+    akmodsStable: repository.describe('Repository of the stable akmods cache, moved only together with the stable image.'),
+    stableTags: z.array(tagPattern).min(1).default(['latest', '{fedora}']).describe('Tags moved on every promotion; {fedora} expands to the Fedora version.'),
+    akmodsTagPrefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,40}$/).default('main').describe('Prefix of akmods cache tags: <prefix>-<fedora>.'),
+  })
+  .describe('Where a stream publishes.');
+
+/** Git source of the image recipe, read at an exact commit for every run. */
+export const RecipeSource = z
+  .strictObject({
+    git: safeToken('git URL or path').describe('Git URL (https://, ssh://, file://) or local path of the recipe repository.'),
+    ref: safeToken('git ref').default('main').describe('Branch, tag or commit to build.'),
+    path: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]*$/, { message: 'must be a relative folder path inside the repository' })
+      .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), { message: 'must stay inside the repository (no .. or leading /)' })
+      .default('recipes')
+      .describe('Folder in the repository holding os/ and akmods/.'),
+  })
+  .describe('The recipe repository.');
+
+/** Promotion policy of a stream. */
+export const PromotionSettings = z
+  .strictObject({
+    policy: z.enum(['auto', 'approval', 'never']).default('auto').describe('auto: promote a passing candidate; approval: wait for an approver; never: build and test only.'),
+    approvers: z.array(z.string().min(1)).default([]).describe('Who may approve or reject (when policy is approval).'),
+    timeout: duration.default('72h').describe('How long a candidate waits for approval before the run ends as expired.'),
+  })
+  .prefault({})
+  .describe('When a tested candidate becomes stable.');
+
+/** Cosign key references for a stream; read on the worker host only. */
+export const SigningSettings = z
+  .strictObject({
+    keyFile: filePath.describe('Path of the cosign private key on worker hosts.'),
+    publicKeyFile: filePath.describe('Path of the matching public key (cosign.pub), used to verify every signature.'),
+    passwordEnv: envName.optional().describe('Name of the environment variable holding the key password.'),
+    passwordFile: filePath.optional().describe('File holding the key password (e.g. a systemd credential).'),
+  })
+  .describe('Signing keys, by reference only.');
+
+/** Nightly (or other) Temporal Schedule of a stream. */
+export const ScheduleSettings = z
+  .strictObject({
+    cron: z.string().default('0 6 * * *').describe('Cron expression of the Temporal Schedule.'),
+    timezone: z.string().default('UTC').describe('IANA time zone of the cron expression.'),
+    paused: z.boolean().default(false).describe('Create the schedule paused.'),
+  })
+  .prefault({})
+  .describe('When the stream runs on its own.');
+
+/** One published image line. */
+export const StreamSettings = z
+  .strictObject({
+    baseImage: imageRef.describe('Base image to follow, usually a floating tag (ghcr.io/ublue-os/kinoite-main:latest).'),
+    builderImage: imageRef.describe('Image the akmods builder runs in (ghcr.io/ublue-os/devcontainer:latest).'),
+    zfs: z
+      .strictObject({
+        line: z.string().regex(/^\d+\.\d+$/, { message: 'must be a major.minor release line such as 2.4' }).describe('OpenZFS release line; the newest release in it is built.'),
+        allowExperimental: z.boolean().default(false).describe('Build kernels newer than the release supports (--enable-linux-experimental). Never for stable users.'),
+        source: ReleaseSource.prefault({}),
+      })
+      .describe('Which OpenZFS to build.'),
+    images: StreamImages,
+    recipe: RecipeSource,
+    promotion: PromotionSettings,
+    schedule: ScheduleSettings,
+    signing: SigningSettings,
+  })
+  .describe('One stream: a published image line.');
+
+/** Worker host settings. */
+export const WorkerSettings = z
+  .strictObject({
+    workDir: filePath.default('~/.cache/kinoite-zfs/work').describe('Scratch space for builds, checkouts and the kernel memo.'),
+    containersConf: filePath.optional().describe('CONTAINERS_CONF file for podman/buildah on this host (only where the host needs one).'),
+  })
+  .prefault({})
+  .describe('Settings of the worker host.');
+
+/** The whole configuration file. */
+export const Config = z
+  .strictObject({
+    $schema: z.string().optional().describe('Path or URL of the JSON Schema, for editors.'),
+    temporal: TemporalSettings.prefault({}),
+    registries: RegistrySettings.prefault({}),
+    worker: WorkerSettings,
+    streams: z
+      .record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'stream names are lowercase letters, digits and -' }), StreamSettings)
+      .refine((s) => Object.keys(s).length > 0, { message: 'add at least one stream' })
+      .describe('Streams by name.'),
+  })
+  .superRefine((config, ctx) => {
+    // Every plain-HTTP registry a stream uses must be listed explicitly.
+    for (const [name, stream] of Object.entries(config.streams)) {
+      const refs: [string, string][] = [
+        ['baseImage', stream.baseImage],
+        ['builderImage', stream.builderImage],
+        ...Object.entries(stream.images)
+          .filter(([, v]) => typeof v === 'string' && v.includes('/'))
+          .map(([k, v]) => [`images.${k}`, v as string] as [string, string]),
+      ];
+      for (const [field, ref] of refs) {
+        const host = ref.split('/')[0];
+        if (/^(localhost|127\.|\[::1\])/.test(host) && !config.registries.insecure.includes(host)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['streams', name, ...field.split('.')],
+            message: `uses registry ${host}, which is not listed in registries.insecure; add "${host}" there if it really serves plain HTTP`,
+          });
+        }
+      }
+      for (const [field, url] of [
+        ['releasesUrl', stream.zfs.source.releasesUrl],
+        ['metaUrl', stream.zfs.source.metaUrl],
+        ['tarballUrl', stream.zfs.source.tarballUrl],
+      ] as const) {
+        if (url.startsWith('http://')) {
+          const host = new URL(url.replace(/\{[a-z]+\}/g, 'x')).host;
+          if (!config.registries.insecure.includes(host)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['streams', name, 'zfs', 'source', field],
+              message: `uses plain HTTP host ${host}; list it in registries.insecure or use https`,
+            });
+          }
+        }
+      }
+      if (stream.promotion.policy === 'approval' && stream.promotion.approvers.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['streams', name, 'promotion', 'approvers'],
+          message: 'policy is approval but nobody may approve; list at least one approver',
+        });
+      }
+      if (!stream.signing.passwordEnv && !stream.signing.passwordFile) {
+        // A key without a password is allowed (cosign accepts an empty password) but must be explicit.
+      }
+    }
+  })
+  .describe('kinoite-zfs configuration file');
+
+/** The parsed configuration. */
+export type Config = z.infer<typeof Config>;
+/** One stream's settings. */
+export type StreamSettings = z.infer<typeof StreamSettings>;
+/** Temporal connection settings. */
+export type TemporalSettings = z.infer<typeof TemporalSettings>;
+/** Registry access settings. */
+export type RegistrySettings = z.infer<typeof RegistrySettings>;

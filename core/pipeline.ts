@@ -1,0 +1,262 @@
+/**
+ * The data a pipeline run carries from stage to stage, and the pure functions that derive
+ * records from it (inputs identity, build-inputs and provenance documents, tag plans).
+ * Shared by workflows, activities and the CLI.
+ */
+import type { StreamSettings } from './config.ts';
+import { canonicalJson, inputsHash } from './hash.ts';
+import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPattern } from './tags.ts';
+import type { Outcome, Stage } from './progress.ts';
+
+/** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
+export const PIPELINE_VERSION = '1';
+
+/** The public settings of a stream a run works with (everything but host-local secrets). */
+export type StreamPlan = Omit<StreamSettings, 'signing' | 'schedule'>;
+
+/** Why and by whom a run was started. */
+export interface Trigger {
+  /** cli, schedule, github, ... */
+  source: string;
+  /** Who asked (user, actor); informational. */
+  by?: string;
+  /** Commit that caused the run (e.g. the pushed recipe commit), if any. */
+  commit?: string;
+}
+
+/** Input of one pipeline run workflow. */
+export interface PipelineInput {
+  /** Stream name (a key of `streams` in the config). */
+  stream: string;
+  /** The stream's public settings at the time the run started. */
+  plan: StreamPlan;
+  /** Increasing run number of the stream; used in the audit tag. */
+  runNumber: number;
+  trigger: Trigger;
+  options?: {
+    /** Build akmods for every kernel even if the cache covers them. */
+    rebuildAkmods?: boolean;
+    /** false: build and test only (candidate-only run). @default true */
+    promote?: boolean;
+  };
+}
+
+/** A digest-pinned image. */
+export interface PinnedImage {
+  /** The reference the run started from (may float). */
+  ref: string;
+  /** registry/repository */
+  name: string;
+  digest: string;
+  /** name@digest */
+  pinned: string;
+}
+
+/** The exact, digest-pinned things a run uses; their hash is the identity of "the same build". */
+export interface RunInputs {
+  base: PinnedImage & { tag: string; ostreeLinux: string; version: string };
+  builder: PinnedImage;
+  kernels: string[];
+  kernel: string;
+  fedora: string;
+  zfs: { line: string; tag: string; version: string; linuxMin?: string; linuxMax?: string };
+  recipe: { git: string; path: string; ref: string; commit: string };
+  pipelineVersion: string;
+}
+
+/** The identity fields of the inputs (what must be equal for two runs to be "the same build"). */
+export function inputsIdentity(inputs: RunInputs): object {
+  return {
+    base: inputs.base.digest,
+    builder: inputs.builder.digest,
+    kernels: inputs.kernels,
+    zfs: inputs.zfs.version,
+    recipe: inputs.recipe.commit,
+    recipePath: inputs.recipe.path,
+    pipeline: inputs.pipelineVersion,
+  };
+}
+
+/** sha256 of the canonical JSON of the inputs identity. */
+export function hashInputs(inputs: RunInputs): string {
+  return inputsHash(inputsIdentity(inputs));
+}
+
+/** Every tag a main run writes, derived in one place. */
+export interface TagPlan {
+  candidate: string;
+  akmodsCache: string;
+  akmodsKernel: Record<string, string>;
+  audit: string;
+  stable: string[];
+}
+
+/** The tags of a run: candidate `<sha7>-<fedora>`, akmods `main-<fedora>`, audit `stable-<run>-<sha7>`, stable tags. */
+export function tagPlan(input: { plan: StreamPlan; inputs: RunInputs; runNumber: number }): TagPlan {
+  const sha7 = input.inputs.recipe.commit.slice(0, 7);
+  const fedora = input.inputs.fedora;
+  const prefix = input.plan.images.akmodsTagPrefix;
+  return {
+    candidate: candidateTag({ sha7, fedora }),
+    akmodsCache: akmodsCacheTag({ prefix, fedora }),
+    akmodsKernel: Object.fromEntries(input.inputs.kernels.map((k) => [k, akmodsKernelTag({ prefix, fedora, kernel: k })])),
+    audit: auditTag({ run: input.runNumber, sha7 }),
+    stable: [...new Set(input.plan.images.stableTags.map((p) => expandTagPattern(p, { fedora })))],
+  };
+}
+
+/** Labels written on the candidate (and so on the stable image): the inputs, readable with skopeo inspect. */
+export function imageLabels(inputs: RunInputs, hash: string): Record<string, string> {
+  return {
+    'io.github.kinoite-zfs.inputs-hash': hash,
+    'io.github.kinoite-zfs.kernel-releases': inputs.kernels.join(' '),
+    'io.github.kinoite-zfs.zfs-version': inputs.zfs.version,
+    'io.github.kinoite-zfs.base-digest': inputs.base.digest,
+    'io.github.kinoite-zfs.recipe-commit': inputs.recipe.commit,
+    'org.opencontainers.image.revision': inputs.recipe.commit,
+    'org.opencontainers.image.base.digest': inputs.base.digest,
+    'org.opencontainers.image.base.name': `${inputs.base.name}:${inputs.base.tag}`,
+  };
+}
+
+/** Where the run is and how each stage went; the CLI and UI show it. */
+export interface StageRecord {
+  stage: Stage;
+  status: 'running' | 'done' | 'failed' | 'skipped';
+  startedAt: string;
+  endedAt?: string;
+  detail?: string;
+}
+
+/** Progress of a run, returned by the `progress` query. */
+export interface RunProgress {
+  stream: string;
+  stage: Stage;
+  stages: StageRecord[];
+  kernels: string[];
+  zfsVersion?: string;
+  candidateDigest?: string;
+  akmods: { kernel: string; status: 'cached' | 'building' | 'built' | 'failed' }[];
+  outcome?: Outcome;
+  message?: string;
+}
+
+/** The digests a promotion wrote. */
+export interface PromotionRecord {
+  stableRepo: string;
+  digest: string;
+  auditTag: string;
+  stableTags: string[];
+  akmodsStable: { repo: string; tag: string; digest: string };
+  previous: Record<string, string | null>;
+}
+
+/** What a finished run returns (and keeps in history). */
+export interface PipelineResult {
+  stream: string;
+  outcome: Outcome;
+  message: string;
+  inputsHash?: string;
+  inputs?: RunInputs;
+  candidate?: { repo: string; tag: string; digest: string };
+  akmods?: { repo: string; tag: string; digest: string; built: string[]; reused: string[] };
+  promotion?: PromotionRecord;
+  buildInputs?: object;
+  provenance?: object;
+  stages: StageRecord[];
+}
+
+/** Run context recorded in build-inputs and provenance (workflow identity instead of a GitHub run). */
+export interface RunContext {
+  workflowId: string;
+  runId: string;
+  runNumber: number;
+  trigger: Trigger;
+  generatedAt: string;
+}
+
+/** The original's build-inputs.json (§6.1) plus the inputs hash, ZFS release and workflow identity. */
+export function buildInputsRecord(ctx: RunContext, inputs: RunInputs, hash: string): object {
+  return {
+    schema_version: 1,
+    generated_at: ctx.generatedAt,
+    workflow: { id: ctx.workflowId, run_id: ctx.runId, run_number: ctx.runNumber },
+    trigger: ctx.trigger,
+    inputs_hash: hash,
+    inputs: {
+      fedora_version: inputs.fedora,
+      kernel_release: inputs.kernel,
+      kernel_releases: inputs.kernels,
+      base_image_ref: inputs.base.ref,
+      base_image_name: inputs.base.name,
+      base_image_tag: inputs.base.tag,
+      base_image_pinned: inputs.base.pinned,
+      base_image_digest: inputs.base.digest,
+      build_container_ref: inputs.builder.ref,
+      build_container_pinned: inputs.builder.pinned,
+      build_container_digest: inputs.builder.digest,
+      zfs_minor_version: inputs.zfs.line,
+      zfs_release: inputs.zfs.version,
+      recipe_git: inputs.recipe.git,
+      recipe_ref: inputs.recipe.ref,
+      recipe_commit: inputs.recipe.commit,
+      akmods_upstream_ref: inputs.recipe.commit,
+      pipeline_version: inputs.pipelineVersion,
+    },
+  };
+}
+
+/** The original's build-provenance.json (§6.2) with the promoted digests. */
+export function provenanceRecord(input: {
+  ctx: RunContext;
+  inputs: RunInputs;
+  hash: string;
+  candidate: { repo: string; tag: string; digest: string };
+  akmods: { repo: string; tag: string; digest: string };
+  promotion?: Omit<PromotionRecord, 'previous'>;
+  promotionResult: string;
+}): object {
+  const ref = (repo: string, tag: string, digest: string) => ({ tag, tag_ref: `${repo}:${tag}`, digest, digest_ref: `${repo}@${digest}` });
+  const b = buildInputsRecord(input.ctx, input.inputs, input.hash) as { inputs: Record<string, unknown> };
+  return {
+    ...b,
+    candidate: { image: ref(input.candidate.repo, input.candidate.tag, input.candidate.digest), akmods: ref(input.akmods.repo, input.akmods.tag, input.akmods.digest) },
+    stable: input.promotion
+      ? {
+          promotion_result: 'success',
+          promoted: true,
+          audit_tag: input.promotion.auditTag,
+          image: ref(input.promotion.stableRepo, input.promotion.stableTags[0]!, input.promotion.digest),
+          tags: input.promotion.stableTags,
+          akmods: ref(input.promotion.akmodsStable.repo, input.promotion.akmodsStable.tag, input.promotion.akmodsStable.digest),
+        }
+      : { promotion_result: input.promotionResult, promoted: false },
+  };
+}
+
+/** A SLSA provenance v1 predicate for the promoted image (what `cosign attest --type slsaprovenance1` carries). */
+export function slsaPredicate(input: { ctx: RunContext; inputs: RunInputs; hash: string; builderId: string }): object {
+  const i = input.inputs;
+  return {
+    buildDefinition: {
+      buildType: 'https://github.com/kinoite-zfs/kinoite-zfs/pipeline-run@v1',
+      externalParameters: { baseImage: i.base.ref, builderImage: i.builder.ref, zfsLine: i.zfs.line, recipe: { git: i.recipe.git, ref: i.recipe.ref, path: i.recipe.path } },
+      internalParameters: { inputsHash: input.hash, pipelineVersion: i.pipelineVersion, kernels: i.kernels, zfsRelease: i.zfs.version, fedora: i.fedora },
+      resolvedDependencies: [
+        { uri: `oci://${i.base.name}`, digest: { sha256: i.base.digest.replace(/^sha256:/, '') }, annotations: { tag: i.base.tag } },
+        { uri: `oci://${i.builder.name}`, digest: { sha256: i.builder.digest.replace(/^sha256:/, '') } },
+        { uri: `git+${i.recipe.git}`, digest: { gitCommit: i.recipe.commit } },
+        { uri: `zfs:${i.zfs.tag}` },
+      ],
+    },
+    runDetails: {
+      builder: { id: input.builderId },
+      metadata: { invocationId: `${input.ctx.workflowId}/${input.ctx.runId}`, startedOn: input.ctx.generatedAt },
+    },
+  };
+}
+
+/** Stable JSON text for files (2-space indent, trailing newline). */
+export function prettyJson(value: unknown): string {
+  return `${JSON.stringify(JSON.parse(canonicalJson(value)), null, 2)}\n`;
+}

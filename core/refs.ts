@@ -1,0 +1,198 @@
+/**
+ * Image reference parsing and validation, applied where references enter the system
+ * (config, CLI, workflow input), so every later tool call gets a checked value.
+ */
+import { FailureType, PermanentError } from './errors.ts';
+
+/** A parsed, validated image reference. */
+export interface ImageRef {
+  /** Registry host, with port when given, e.g. `ghcr.io` or `localhost:5000`; `docker.io` by default. */
+  registry: string;
+  /** Repository path inside the registry, e.g. `ublue-os/kinoite-main`; always lowercase. */
+  repository: string;
+  /** `registry/repository`: the reference without tag or digest. */
+  name: string;
+  /** Tag, when the reference has one. */
+  tag?: string;
+  /** Digest (`sha256:<64 hex>`), when the reference has one. */
+  digest?: string;
+}
+
+/** Characters a shell would interpret; none may appear in anything we pass to a tool. */
+const SHELL_META = /[;|&$`<>(){}'"\\*?!#~\s]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** One repository path component (distribution/reference grammar). */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** A registry host with an optional port. */
+const REGISTRY = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$/;
+/** distribution/reference limits the name (registry/repository) to 255 characters. */
+const MAX_NAME_LENGTH = 255;
+
+/** Quote a value for an error message without letting control characters through. */
+function show(value: string): string {
+  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+}
+
+function bad(field: string, value: string, why: string, next: string): PermanentError {
+  return new PermanentError(FailureType.InvalidInput, `${field} ${show(value)} ${why}; ${next}`);
+}
+
+/** True when `tag` is a valid OCI tag (at most 128 characters of `[A-Za-z0-9_.-]`, not starting with `.` or `-`). */
+export function isValidTag(tag: string): boolean {
+  return typeof tag === 'string' && TAG.test(tag);
+}
+
+/** True when `digest` is `sha256:` followed by 64 lowercase hex digits. */
+export function isValidDigest(digest: string): boolean {
+  return typeof digest === 'string' && DIGEST.test(digest);
+}
+
+/**
+ * Guard for a free-form token (branch name, git ref, label value) that will be passed to a tool.
+ *
+ * Rejects empty values, whitespace, control characters, shell metacharacters and a leading `-`
+ * (which a tool would read as an option). Returns the value unchanged when it is safe.
+ *
+ * @throws PermanentError InvalidInput naming `field` and the value.
+ */
+export function assertSafeToken(value: string, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw bad(field, String(value ?? ''), 'is empty', 'set it to a non-empty value');
+  }
+  if (CONTROL.test(value) || /\s/.test(value)) {
+    throw bad(field, value, 'contains whitespace or control characters', 'remove them');
+  }
+  if (SHELL_META.test(value)) {
+    throw bad(field, value, 'contains shell metacharacters', 'use only letters, digits and . _ - / : @ + = ,');
+  }
+  if (value.startsWith('-')) {
+    throw bad(field, value, 'starts with "-" and would be read as a command-line option', 'remove the leading "-"');
+  }
+  return value;
+}
+
+/**
+ * Parse and validate an image reference such as `ghcr.io/ublue-os/kinoite-main:43`,
+ * `localhost:5000/x@sha256:…` or `fedora:43`.
+ *
+ * The registry is the first path component when it contains `.` or `:` or is `localhost`,
+ * otherwise `docker.io` (and a single-component repository becomes `library/<name>`).
+ *
+ * @param field Name of the input being parsed, used in error messages (default `image reference`).
+ * @throws PermanentError InvalidInput naming the field and the bad value.
+ */
+export function parseImageRef(ref: string, field = 'image reference'): ImageRef {
+  if (typeof ref !== 'string' || ref.length === 0) {
+    throw bad(field, String(ref ?? ''), 'is empty', 'set it to an image reference such as ghcr.io/owner/name:tag');
+  }
+  if (CONTROL.test(ref) || /\s/.test(ref)) {
+    throw bad(field, ref, 'contains whitespace or control characters', 'remove them');
+  }
+  if (SHELL_META.test(ref)) {
+    throw bad(field, ref, 'contains shell metacharacters', 'use a plain reference such as ghcr.io/owner/name:tag');
+  }
+  if (/^[a-z-]+:\/\//i.test(ref)) {
+    throw bad(field, ref, 'has a transport or URL prefix', 'drop the prefix (e.g. docker://) and give registry/repository[:tag][@digest]');
+  }
+
+  let rest = ref;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!isValidDigest(digest)) {
+      throw bad(field, ref, `has an invalid digest ${show(digest)}`, 'use sha256: followed by 64 lowercase hex digits');
+    }
+  }
+
+  let tag: string | undefined;
+  const lastSlash = rest.lastIndexOf('/');
+  const lastColon = rest.lastIndexOf(':');
+  if (lastColon > lastSlash) {
+    tag = rest.slice(lastColon + 1);
+    rest = rest.slice(0, lastColon);
+    if (!isValidTag(tag)) {
+      throw bad(field, ref, `has an invalid tag ${show(tag)}`, 'a tag is 1-128 characters of [A-Za-z0-9_.-] and cannot start with . or -');
+    }
+  }
+
+  const parts = rest.split('/');
+  let registry = 'docker.io';
+  const first = parts[0]!;
+  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    registry = first;
+    parts.shift();
+    if (!REGISTRY.test(registry)) {
+      throw bad(field, ref, `has an invalid registry ${show(registry)}`, 'use host or host:port');
+    }
+  }
+  if (parts.length === 0 || parts.some((p) => p.length === 0)) {
+    throw bad(field, ref, 'has an empty repository path component', 'use registry/repository[:tag][@digest]');
+  }
+  for (const p of parts) {
+    if (/[A-Z]/.test(p)) {
+      throw bad(field, ref, `has uppercase letters in repository component ${show(p)}`, 'repository names must be lowercase');
+    }
+    if (!PATH_COMPONENT.test(p)) {
+      throw bad(field, ref, `has an invalid repository component ${show(p)}`, 'use lowercase letters and digits separated by . _ __ or -');
+    }
+  }
+  if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
+  const repository = parts.join('/');
+  const name = `${registry}/${repository}`;
+  if (name.length > MAX_NAME_LENGTH) {
+    throw bad(field, ref, `is longer than ${MAX_NAME_LENGTH} characters without tag and digest`, 'shorten the repository path');
+  }
+
+  const out: ImageRef = { registry, repository, name };
+  if (tag !== undefined) out.tag = tag;
+  if (digest !== undefined) out.digest = digest;
+  return out;
+}
+
+/** The canonical string form of a parsed reference: `name[:tag][@digest]`. */
+export function formatRef(ref: ImageRef): string {
+  return `${ref.name}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
+}
+
+/**
+ * A by-digest reference `name@digest`.
+ *
+ * @throws PermanentError InvalidInput when the digest is malformed or the name is unsafe.
+ */
+export function digestRef(name: string, digest: string): string {
+  if (!isValidDigest(digest)) {
+    throw bad('digest', digest, 'is not a sha256 digest', 'use sha256: followed by 64 lowercase hex digits');
+  }
+  assertSafeToken(name, 'image name');
+  return `${name}@${digest}`;
+}
+
+/**
+ * A by-tag reference `name:tag`.
+ *
+ * @throws PermanentError InvalidInput when the tag is not a valid OCI tag or the name is unsafe.
+ */
+export function tagRef(name: string, tag: string): string {
+  if (!isValidTag(tag)) {
+    throw bad('tag', tag, 'is not a valid OCI tag', 'a tag is 1-128 characters of [A-Za-z0-9_.-] and cannot start with . or -');
+  }
+  assertSafeToken(name, 'image name');
+  return `${name}:${tag}`;
+}
+
+/**
+ * The source tag of an input reference, as the original derived it (§5.2): the part after the
+ * last `:` when that part contains no `/` or `@`; empty for digest references and untagged ones.
+ */
+export function sourceTagOf(ref: string): string {
+  if (ref.includes('@')) return '';
+  const i = ref.lastIndexOf(':');
+  if (i < 0) return '';
+  const tail = ref.slice(i + 1);
+  return tail.includes('/') ? '' : tail;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One idempotent set-up step for the demo, the tests and CI: Debian packages, the Temporal CLI and
+# cosign built from the Go module proxy into a per-user tools cache outside the clone, and npm ci.
+# Each part is skipped when already done; each part says how long it took.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools_dir=${KINOITE_ZFS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinoite-zfs/tools}
+temporal_version=v1.5.1
+cosign_version=v2.6.5
+debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq mmdebstrap kmod cpio git curl ca-certificates uidmap)
+
+say() { printf '[setup] %s\n' "$*"; }
+fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+step_start() { step_t0=$(date +%s); say "$1"; }
+step_end() { say "  done in $(( $(date +%s) - step_t0 ))s"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else fail "need root to run: $* (install sudo or run as root)"; fi
+}
+
+# 1. Debian packages
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step_start "installing Debian packages: ${missing[*]}"
+  command -v apt-get >/dev/null || fail "apt-get not found: install ${missing[*]} with your package manager"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+    || fail "apt-get update failed: check the network route to the Debian mirror"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || fail "apt-get install ${missing[*]} failed: run it by hand to see why"
+  step_end
+else
+  say "Debian packages: all present (${#debian_packages[@]})"
+fi
+
+# 2. Go tools, pinned, into the tools cache (outside the clone, so fresh clones reuse them)
+go_tool() { # name version module binary-name [ldflags]
+  local name=$1 version=$2 module=$3 bin=$4 ldflags=${5:-}
+  local dir=$tools_dir/$name-$version
+  if [ -x "$dir/$bin" ]; then
+    say "$name $version: cached at $dir/$bin"
+    return
+  fi
+  command -v go >/dev/null || fail "$name $version is not in $dir and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or set KINOITE_ZFS_TOOLS_DIR to a folder holding $name-$version/$bin"
+  step_start "building $name $version from the Go module proxy (several minutes on a fresh machine)"
+  mkdir -p "$dir.tmp"
+  CGO_ENABLED=0 GOBIN="$dir.tmp" go install ${ldflags:+-ldflags "$ldflags"} "$module@$version" \
+    || fail "go install $module@$version failed: check GOPROXY access and disk space (the Go caches need ~6 GB)"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  step_end
+}
+go_tool temporal "$temporal_version" github.com/temporalio/cli/cmd/temporal temporal "-X github.com/temporalio/cli/temporalcli.Version=${temporal_version#v}"
+go_tool cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign cosign
+
+# 3. Node dependencies
+command -v node >/dev/null || fail "Node.js is not installed: install Node.js 20 (https://nodejs.org)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || fail "Node.js $(node -v) is too old: install Node.js 20 or newer"
+lock_hash=$(sha256sum "$repo/package-lock.json" | cut -c1-16)
+if [ -f "$repo/node_modules/.kinoite-zfs-lock" ] && [ "$(cat "$repo/node_modules/.kinoite-zfs-lock")" = "$lock_hash" ]; then
+  say "npm dependencies: up to date"
+else
+  step_start "npm ci"
+  (cd "$repo" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed: check access to the npm registry"
+  echo "$lock_hash" > "$repo/node_modules/.kinoite-zfs-lock"
+  step_end
+fi
+say "ready: tools in $tools_dir"

@@ -1,0 +1,116 @@
+/**
+ * The worker's composition root: one process serving the control queue (workflows and light
+ * activities), the build queue (podman work), or both. Checks its tools first, shuts down
+ * gracefully on SIGINT/SIGTERM.
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, Runtime, DefaultLogger, type LogLevel } from '@temporalio/worker';
+import { execa } from 'execa';
+import type { Config } from '../core/config.ts';
+import { createActivities, BUILD_QUEUE_ACTIVITIES } from '../activities/index.ts';
+import { RegistryClient } from '../activities/registry-http.ts';
+import { Host, toolPath } from '../activities/host.ts';
+import { connectionOptions } from '../client/connection.ts';
+
+/** Task queues a worker can serve. */
+export type QueueKind = 'control' | 'build';
+
+/** Tools each queue needs on this host. */
+export const QUEUE_TOOLS: Record<QueueKind, string[]> = {
+  control: ['cosign', 'git'],
+  build: ['podman', 'buildah', 'git'],
+};
+
+/** A tool a queue needs is missing on this host. */
+export class MissingToolError extends Error {
+  override name = 'MissingToolError';
+}
+
+/** Fails with one message naming every missing tool and the queue that needs it. */
+export async function checkTools(queues: QueueKind[]): Promise<void> {
+  const missing: string[] = [];
+  for (const q of queues) {
+    for (const tool of QUEUE_TOOLS[q]) {
+      const bin = tool === 'cosign' ? toolPath('cosign') : tool;
+      const ok = await execa(bin, ['--version'], { reject: false, timeout: 20_000 }).then((r) => r.exitCode === 0 || /version/i.test(`${r.stdout}${r.stderr}`), () => false);
+      if (!ok) missing.push(`${tool} (needed by the ${q} queue)`);
+    }
+  }
+  if (missing.length) {
+    throw new MissingToolError(`This host lacks ${missing.join(', ')}. Install them (scripts/setup.sh does, or apt-get install podman buildah; cosign from the Go module proxy) or start the worker with --queues for what this host can serve.`);
+  }
+}
+
+/** Builds the activities for this host (the only place their dependencies are made). */
+export function hostActivities(config: Config) {
+  const host = new Host(config);
+  const registry = new RegistryClient({ insecureHosts: config.registries.insecure, authFile: host.authFile() });
+  return createActivities({ host, registry });
+}
+
+/** Options of {@link runWorker}. */
+export interface RunWorkerOptions {
+  config: Config;
+  /** Queues to serve. @default both */
+  queues?: QueueKind[];
+  /** Resolves when the worker should stop. @default SIGINT or SIGTERM */
+  stop?: Promise<void>;
+  /** Log level. @default INFO */
+  logLevel?: LogLevel;
+}
+
+let runtimeInstalled = false;
+
+/** Runs the worker(s) until `stop` resolves; in-flight activities are cancelled cleanly. */
+export async function runWorker(opts: RunWorkerOptions): Promise<void> {
+  const queues = opts.queues ?? ['control', 'build'];
+  await checkTools(queues);
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger(opts.logLevel ?? 'INFO', (entry) => console.log(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} ${entry.level} ${entry.message}${entry.meta?.workflowId ? ` [${entry.meta.workflowId}]` : ''}`)) });
+    runtimeInstalled = true;
+  }
+  const { config } = opts;
+  const connection = await NativeConnection.connect(connectionOptions(config.temporal));
+  const all = hostActivities(config);
+  const buildNames = new Set<string>(BUILD_QUEUE_ACTIVITIES);
+  const pick = (build: boolean) => Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));
+  const workers: Worker[] = [];
+  try {
+    if (queues.includes('control')) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: config.temporal.namespace,
+          taskQueue: config.temporal.taskQueues.control,
+          workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+          activities: pick(false),
+          shutdownGraceTime: '10s',
+        }),
+      );
+    }
+    if (queues.includes('build')) {
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: config.temporal.namespace,
+          taskQueue: config.temporal.taskQueues.build,
+          activities: pick(true),
+          maxConcurrentActivityTaskExecutions: 2,
+          shutdownGraceTime: '10s',
+        }),
+      );
+    }
+    const stop = opts.stop ?? new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    console.log(`worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}`);
+    void stop.then(() => {
+      console.log('worker shutting down: finishing or cancelling in-flight activities');
+      for (const w of workers) w.shutdown();
+    });
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await connection.close();
+  }
+}

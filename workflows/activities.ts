@@ -1,0 +1,30 @@
+/**
+ * Activity proxies for workflow code: light activities on the control queue, podman work on the
+ * build queue. Timeouts are short enough that a killed worker is noticed in seconds (heartbeats)
+ * and retries back off long enough to ride out a registry restart.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import type { TaskQueues } from './shared.ts';
+
+const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 };
+
+/** Proxies for both queues. */
+export function activitiesFor(queues: TaskQueues) {
+  const control = proxyActivities<Activities>({
+    taskQueue: queues.control,
+    startToCloseTimeout: '30m',
+    heartbeatTimeout: '30s',
+    retry,
+  });
+  const build = proxyActivities<Activities>({
+    taskQueue: queues.build,
+    startToCloseTimeout: '3h',
+    heartbeatTimeout: '30s',
+    retry: { ...retry, initialInterval: '5s', maximumAttempts: 6 },
+  });
+  return { control, build };
+}
+
+/** The proxies' type. */
+export type Acts = ReturnType<typeof activitiesFor>;

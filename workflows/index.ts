@@ -1,0 +1,4 @@
+/**
+ * Every workflow the worker registers (the worker's workflowsPath points here).
+ */
+export { pipelineRunWorkflow } from './pipeline-run.ts';

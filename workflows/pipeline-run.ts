@@ -1,0 +1,93 @@
+/**
+ * One pipeline run, as its checklist: resolve → decide → akmods → compose → smoke-test →
+ * promote → record. Stable moves only at the promote step, only to the digest the smoke test
+ * passed, and only after that digest is signed.
+ */
+import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation } from '@temporalio/workflow';
+import { Stage, Outcome } from '../core/progress.ts';
+import { compatVerdict } from '../core/compat.ts';
+import { isPermanentError } from '../core/errors.ts';
+import { digestRef } from '../core/refs.ts';
+import { buildInputsRecord, imageLabels, provenanceRecord, slsaPredicate, tagPlan, type PipelineInput, type PipelineResult, type RunContext } from '../core/pipeline.ts';
+import { activitiesFor } from './activities.ts';
+import { RunState } from './run-state.ts';
+import { resolveInputs } from './resolve-inputs.ts';
+import { ensureAkmods } from './ensure-akmods.ts';
+import { promotionSaga } from './promotion-saga.ts';
+import type { TaskQueues } from './shared.ts';
+
+/** Pipeline run input plus the task queues to use. */
+export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
+
+/** The pipeline run workflow. */
+export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<PipelineResult> {
+  const acts = activitiesFor(input.taskQueues);
+  const state = new RunState(input.stream);
+  const { plan } = input;
+  const info = workflowInfo();
+  const ctx: RunContext = { workflowId: info.workflowId, runId: info.runId, runNumber: input.runNumber, trigger: input.trigger, generatedAt: new Date(info.startTime).toISOString() };
+  const end = (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}): PipelineResult => {
+    state.finish(outcome, message);
+    return { stream: input.stream, outcome, message, stages: state.stages, ...extra };
+  };
+
+  try {
+    // 1. Resolve inputs
+    const { inputs, hash, notes } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan), (r) => `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}`);
+    state.know({ kernels: inputs.kernels, zfsVersion: inputs.zfs.version, inputsHash: hash });
+    const tags = tagPlan({ plan, inputs, runNumber: input.runNumber });
+    const buildInputs = buildInputsRecord(ctx, inputs, hash);
+    const known = { inputsHash: hash, inputs, buildInputs };
+
+    // 2. Decide: only a compatible ZFS release spends build time
+    const verdict = await state.stage(Stage.Decide, async () => compatVerdict({ kernels: inputs.kernels, linuxMin: inputs.zfs.linuxMin, linuxMax: inputs.zfs.linuxMax, allowExperimental: plan.zfs.allowExperimental, zfsVersion: inputs.zfs.version }), (v) => v.verdict);
+    if (verdict.verdict === 'blocked') return end(Outcome.Blocked, verdict.message, known);
+
+    // 3. Akmods: reuse or build for exactly these kernels
+    const akmods = await state.stage(Stage.Akmods, () => ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods }), (a) => `built ${a.built.length}, reused ${a.reused.length}`);
+
+    // 4. Compose the candidate FROM the base by digest
+    const { digest } = await state.stage(Stage.Compose, () =>
+      acts.build.composeCandidate.executeWithOptions({ summary: `compose ${plan.images.candidate}:${tags.candidate}` }, [
+        {
+          stream: input.stream,
+          recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
+          base: inputs.base.pinned,
+          akmods: digestRef(akmods.repo, akmods.digest),
+          candidateRepo: plan.images.candidate,
+          stableRepo: plan.images.stable,
+          tag: tags.candidate,
+          labels: imageLabels(inputs, hash),
+        },
+      ]),
+    );
+    const candidate = { repo: plan.images.candidate, tag: tags.candidate, digest };
+    state.know({ candidateDigest: digest });
+
+    // 5. Smoke-test the pushed candidate by digest
+    await state.stage(Stage.SmokeTest, () => acts.control.smokeTestCandidate.executeWithOptions({ summary: `smoke-test ${digestRef(candidate.repo, digest)}` }, [{ candidate: digestRef(candidate.repo, digest), base: inputs.base.pinned, kernels: inputs.kernels }]), (s) => `read ${s.layersRead} layer(s), skipped ${s.layersSkipped}`);
+    const akmodsRecord = { repo: akmods.repo, tag: akmods.tag, digest: akmods.digest, built: akmods.built, reused: akmods.reused };
+
+    // 6. Approval policy (human approval is the stream workflow's job)
+    const promoteWanted = input.options?.promote !== false && plan.promotion.policy !== 'never';
+    if (!promoteWanted || plan.promotion.policy === 'approval') {
+      const why = !promoteWanted ? 'promotion not requested (candidate-only run)' : 'policy is approval: promote through the stream workflow';
+      const provenance = provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotionResult: 'skipped' });
+      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${why}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
+    }
+
+    // 7. Promote exactly the tested digest (saga), then record
+    const predicate = slsaPredicate({ ctx, inputs, hash, builderId: `kinoite-zfs/${input.taskQueues.build}` });
+    const promotion = await state.stage(Stage.Promote, () =>
+      promotionSaga(acts, { stream: input.stream, candidate: { repo: candidate.repo, digest }, stableRepo: plan.images.stable, stableTags: tags.stable, auditTag: tags.audit, akmods: { repo: akmods.repo, digest: akmods.digest, stableRepo: plan.images.akmodsStable, tag: akmods.tag }, predicate }),
+    );
+    const provenance = await state.stage(Stage.Record, async () => provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotion, promotionResult: 'success' }));
+    return end(Outcome.Promoted, `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`, { ...known, candidate, akmods: akmodsRecord, promotion, provenance });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err instanceof ApplicationFailure ? err : undefined;
+    const message = `${state.progress.stage} failed: ${cause?.message ?? (err as Error).message}`;
+    state.finish(Outcome.Failed, message);
+    throw ApplicationFailure.create({ type: cause?.type ?? (isPermanentError(err) ? err.type : 'PipelineFailed'), message, nonRetryable: true, details: [{ stream: input.stream, outcome: Outcome.Failed, message, stages: state.stages }] });
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The state of one pipeline run as the operator sees it: stage records, akmods per kernel,
+ * search attributes and the UI's current details. Plain class; the workflow only calls it.
+ */
+import { upsertSearchAttributes, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { Stage, Outcome } from '../core/progress.ts';
+import type { RunProgress, StageRecord } from '../core/pipeline.ts';
+import { progressQuery, SearchAttr } from './shared.ts';
+
+/** Tracks stages and publishes them (query, search attributes, current details). */
+export class RunState {
+  readonly progress: RunProgress;
+
+  constructor(stream: string) {
+    this.progress = { stream, stage: Stage.Resolve, stages: [], kernels: [], akmods: [] };
+    setHandler(progressQuery, () => this.progress);
+  }
+
+  /** Runs one stage: records its start and end, keeps the UI in step; rethrows failures. */
+  async stage<T>(stage: Stage, fn: () => Promise<T>, detail?: (result: T) => string): Promise<T> {
+    const record: StageRecord = { stage, status: 'running', startedAt: new Date().toISOString() };
+    this.progress.stage = stage;
+    this.progress.stages.push(record);
+    upsertSearchAttributes([{ key: SearchAttr.stage, value: stage }]);
+    this.details();
+    try {
+      const result = await fn();
+      record.status = 'done';
+      record.detail = detail?.(result);
+      return result;
+    } catch (err) {
+      record.status = 'failed';
+      record.detail = (err as Error).message?.split('\n')[0];
+      throw err;
+    } finally {
+      record.endedAt = new Date().toISOString();
+      this.details();
+    }
+  }
+
+  /** Records what is known about the run so far (search attributes and progress). */
+  know(facts: { kernels?: string[]; zfsVersion?: string; candidateDigest?: string; inputsHash?: string }): void {
+    if (facts.kernels) {
+      this.progress.kernels = facts.kernels;
+      upsertSearchAttributes([{ key: SearchAttr.kernels, value: facts.kernels }]);
+    }
+    if (facts.zfsVersion) {
+      this.progress.zfsVersion = facts.zfsVersion;
+      upsertSearchAttributes([{ key: SearchAttr.zfsRelease, value: facts.zfsVersion }]);
+    }
+    if (facts.candidateDigest) {
+      this.progress.candidateDigest = facts.candidateDigest;
+      upsertSearchAttributes([{ key: SearchAttr.candidateDigest, value: facts.candidateDigest }]);
+    }
+    if (facts.inputsHash) upsertSearchAttributes([{ key: SearchAttr.inputsHash, value: facts.inputsHash }]);
+    this.details();
+  }
+
+  /** Marks one kernel's akmods state. */
+  akmods(kernel: string, status: RunProgress['akmods'][number]['status']): void {
+    const row = this.progress.akmods.find((r) => r.kernel === kernel);
+    if (row) row.status = status;
+    else this.progress.akmods.push({ kernel, status });
+  }
+
+  /** Ends the run with an outcome. */
+  finish(outcome: Outcome, message: string): void {
+    this.progress.outcome = outcome;
+    this.progress.message = message;
+    this.progress.stage = Stage.Done;
+    upsertSearchAttributes([
+      { key: SearchAttr.outcome, value: outcome },
+      { key: SearchAttr.stage, value: Stage.Done },
+    ]);
+    this.details();
+  }
+
+  /** The stage records so far. */
+  get stages(): StageRecord[] {
+    return this.progress.stages;
+  }
+
+  private details(): void {
+    const p = this.progress;
+    const lines = [
+      `**Stream** ${p.stream} · **stage** ${p.stage}${p.outcome ? ` · **outcome** ${p.outcome}` : ''}`,
+      p.kernels.length ? `**Kernels** ${p.kernels.join(', ')}` : '',
+      p.zfsVersion ? `**ZFS** ${p.zfsVersion}` : '',
+      p.candidateDigest ? `**Candidate** \`${p.candidateDigest}\`` : '',
+      p.akmods.length ? `**Akmods** ${p.akmods.map((a) => `${a.kernel}: ${a.status}`).join(', ')}` : '',
+      p.message ? `\n${p.message}` : '',
+      '',
+      ...p.stages.map((s) => `- ${s.stage}: ${s.status}${s.detail ? ` (${s.detail})` : ''}`),
+    ];
+    setCurrentDetails(lines.filter((l) => l !== '').join('\n'));
+  }
+}

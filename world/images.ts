@@ -1,0 +1,180 @@
+/**
+ * The world's images: base image versions that look like Kinoite where it matters (kernel
+ * directories under /usr/lib/modules, `ostree.linux` and `org.opencontainers.image.version` labels,
+ * `latest` plus immutable date tags) and the akmods builder image, all built from the real Debian
+ * root filesystem with buildah and pushed to the world registry.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { sortKernels, primaryKernel } from '../core/kernels.ts';
+import { putTag } from './registry-client.ts';
+import { localImageExists, rootfsHash } from './rootfs.ts';
+import { splitVersion } from './spec.ts';
+import type { BaseVersion, KernelSpec } from './spec.ts';
+
+/** One base image version as pushed. */
+export interface PushedBaseVersion {
+  /** `org.opencontainers.image.version`. */
+  version: string;
+  /** Kernel releases in the image, natural order. */
+  kernels: string[];
+  /** The `ostree.linux` label. */
+  ostreeLinux: string;
+  /** Manifest digest in the world registry. */
+  digest: string;
+  /** Tags pointing at it when it was pushed (later versions move `latest` and `<fedora>`). */
+  tags: string[];
+  /** Local image it was pushed from. */
+  localImage: string;
+}
+
+/** Tags a base version gets: `latest-<suffix>`, `<fedora>-<suffix>`, `<fedora>`, and `latest` for the newest. */
+export function baseTags(version: string, isLast: boolean): string[] {
+  const { fedora, suffix } = splitVersion(version);
+  return [`latest-${suffix}`, `${fedora}-${suffix}`, fedora, ...(isLast ? ['latest'] : [])];
+}
+
+/** The effective `ostree.linux` of a version: given, else the newest kernel. */
+export function ostreeLinuxOf(v: BaseVersion): string {
+  return v.ostreeLinux ?? primaryKernel(v.kernels.map((k) => k.release));
+}
+
+async function buildah(args: string[], env: NodeJS.ProcessEnv, what: string): Promise<string> {
+  const r = await execa('buildah', args, { reject: false, all: true, env });
+  if (r.exitCode !== 0) throw new Error(`buildah ${args[0]} failed while ${what}: ${String(r.all).trim().split('\n').slice(-10).join('\n')}`);
+  return String(r.stdout).trim();
+}
+
+/**
+ * Files of a synthetic kernel directory: what tools look at (module indexes, a placeholder
+ * vmlinuz), not a real kernel. A `debian` kind (real kernel package with headers) plugs in here.
+ */
+async function stageKernel(kernel: KernelSpec, into: string): Promise<void> {
+  switch (kernel.kind) {
+    case 'synthetic': {
+      await mkdir(join(into, 'kernel'), { recursive: true });
+      await writeFile(join(into, 'modules.builtin'), 'kernel/fs/ext4/ext4.ko\nkernel/fs/xfs/xfs.ko\n');
+      await writeFile(join(into, 'modules.builtin.modinfo'), '');
+      await writeFile(join(into, 'modules.order'), '');
+      await writeFile(join(into, 'vmlinuz'), `kinoite-zfs world placeholder: not a kernel image (${kernel.release})\n`);
+      await writeFile(join(into, 'config'), `# synthetic kernel ${kernel.release} (kinoite-zfs world)\nCONFIG_MODULES=y\n`);
+      return;
+    }
+  }
+}
+
+/** A stable key for a base version chain, so identical versions built earlier on this machine are reused. */
+function chainKey(prevKey: string, v: BaseVersion): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ prevKey, version: v.version, kernels: v.kernels, ostreeLinux: ostreeLinuxOf(v), layout: 1 }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * Builds (or reuses from local storage) every base version, each FROM the previous one (so a
+ * dropped kernel becomes a whiteout in a new layer), and pushes them in order to
+ * `<registry>/<repository>` with their tags.
+ */
+export async function buildAndPushBase(input: {
+  registry: string;
+  repository: string;
+  versions: BaseVersion[];
+  rootfsImage: string;
+  containersConf: string;
+  log: (line: string) => void;
+}): Promise<PushedBaseVersion[]> {
+  const env = { CONTAINERS_CONF: input.containersConf };
+  const out: PushedBaseVersion[] = [];
+  let from = input.rootfsImage;
+  let prevKernels: string[] = [];
+  let key = rootfsHash();
+  for (const [i, v] of input.versions.entries()) {
+    const started = Date.now();
+    const kernels = sortKernels(v.kernels.map((k) => k.release));
+    const ostreeLinux = ostreeLinuxOf(v);
+    key = chainKey(key, v);
+    const localImage = `localhost/kinoite-zfs-world/base:${key}`;
+    if (await localImageExists(localImage, env)) {
+      input.log(`base image ${v.version} (${kernels.length} kernel${kernels.length === 1 ? '' : 's'}): reusing local build ${localImage}`);
+    } else {
+      input.log(`building base image ${v.version} (${kernels.length} kernel${kernels.length === 1 ? '' : 's'})…`);
+      const ctr = await buildah(['from', '--pull=never', '--quiet', from], env, `starting base ${v.version}`);
+      const stage = await mkdtemp(join(tmpdir(), 'kz-world-kernel-'));
+      try {
+        const dropped = prevKernels.filter((k) => !kernels.includes(k));
+        if (dropped.length) {
+          await buildah(['run', '--network', 'none', ctr, '--', 'rm', '-rf', ...dropped.map((k) => `/usr/lib/modules/${k}`)], env, `dropping kernels from ${v.version}`);
+        }
+        for (const kernel of v.kernels.filter((k) => !prevKernels.includes(k.release))) {
+          const dir = join(stage, kernel.release);
+          await stageKernel(kernel, dir);
+          await buildah(['copy', '--quiet', ctr, dir, `/usr/lib/modules/${kernel.release}/`], env, `adding kernel ${kernel.release}`);
+          // Real module indexes, made by the real depmod inside the image.
+          await buildah(['run', '--network', 'none', ctr, '--', 'depmod', '-a', kernel.release], env, `running depmod for ${kernel.release}`);
+        }
+        await buildah(
+          ['config', '--label', `ostree.linux=${ostreeLinux}`, '--label', `org.opencontainers.image.version=${v.version}`, '--label', 'io.github.danathar.kinoite-zfs.world=base', ctr],
+          env,
+          `labelling base ${v.version}`,
+        );
+        await buildah(['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage], env, `committing base ${v.version}`);
+      } finally {
+        await rm(stage, { recursive: true, force: true });
+        await execa('buildah', ['rm', ctr], { reject: false, env });
+      }
+    }
+    const tags = baseTags(v.version, i === input.versions.length - 1);
+    const digest = await pushImage({ localImage, registry: input.registry, repository: input.repository, tags, env });
+    input.log(`  pushed ${input.registry}/${input.repository}@${digest} as ${tags.join(', ')} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+    out.push({ version: v.version, kernels, ostreeLinux, digest, tags, localImage });
+    from = localImage;
+    prevKernels = kernels;
+  }
+  return out;
+}
+
+/** Pushes a local image to the registry under its first tag and points the other tags at the same digest. */
+export async function pushImage(input: { localImage: string; registry: string; repository: string; tags: string[]; env: NodeJS.ProcessEnv }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kz-world-push-'));
+  try {
+    const digestFile = join(dir, 'digest');
+    const [first, ...rest] = input.tags;
+    await buildah(
+      ['push', '--quiet', '--tls-verify=false', '--digestfile', digestFile, input.localImage, `docker://${input.registry}/${input.repository}:${first}`],
+      input.env,
+      `pushing ${input.localImage} to ${input.registry}/${input.repository}:${first}`,
+    );
+    const digest = (await readFile(digestFile, 'utf8')).trim();
+    for (const tag of rest) await putTag(input.registry, input.repository, digest, tag);
+    return digest;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The akmods builder image: the root filesystem with rpm/rpmbuild (the recipe script does the
+ * work), pushed as `<registry>/<repository>:latest`. Returns its digest.
+ */
+export async function buildAndPushBuilder(input: { registry: string; repository: string; rootfsImage: string; containersConf: string; log: (line: string) => void }): Promise<{ digest: string; localImage: string }> {
+  const env = { CONTAINERS_CONF: input.containersConf };
+  const started = Date.now();
+  const localImage = `localhost/kinoite-zfs-world/builder:${rootfsHash()}`;
+  if (!(await localImageExists(localImage, env))) {
+    input.log('building builder image…');
+    const ctr = await buildah(['from', '--pull=never', '--quiet', input.rootfsImage], env, 'starting the builder image');
+    try {
+      await buildah(['config', '--label', 'io.github.danathar.kinoite-zfs.world=builder', '--workingdir', '/', ctr], env, 'labelling the builder image');
+      await buildah(['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage], env, 'committing the builder image');
+    } finally {
+      await execa('buildah', ['rm', ctr], { reject: false, env });
+    }
+  }
+  const digest = await pushImage({ localImage, registry: input.registry, repository: input.repository, tags: ['latest'], env });
+  input.log(`  pushed builder ${input.registry}/${input.repository}@${digest} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  return { digest, localImage };
+}

@@ -1,0 +1,318 @@
+/**
+ * The services the project runs for itself, on loopback and free ports, with state under one
+ * folder: a Temporal dev server (SQLite, Web UI), an OCI registry (`docker-registry`) and a static
+ * HTTP server (`busybox httpd`). Each `ensure*` reuses a running server and otherwise starts one
+ * detached, on the port it had last time, so addresses stay stable and data survives restarts.
+ */
+import { appendFile, mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { freePort, isAlive, readRecord, startDetached, stopProcessGroup, waitFor, withLock, writeAtomic, writeRecord } from './daemon.ts';
+import { stateDir as defaultStateDir, temporalBin } from './tools.ts';
+
+/** The project's search attributes (name and Temporal type), registered on every Temporal server it uses. */
+export const SEARCH_ATTRIBUTES = [
+  { name: 'KzStream', type: 'Keyword' },
+  { name: 'KzStage', type: 'Keyword' },
+  { name: 'KzKernels', type: 'KeywordList' },
+  { name: 'KzZfsRelease', type: 'Keyword' },
+  { name: 'KzOutcome', type: 'Keyword' },
+  { name: 'KzCandidateDigest', type: 'Keyword' },
+  { name: 'KzInputsHash', type: 'Keyword' },
+  { name: 'KzTrigger', type: 'Keyword' },
+  { name: 'KzCommit', type: 'Keyword' },
+] as const;
+
+/** How long closed runs stay visible in the dev server's `default` namespace (30 days). */
+export const NAMESPACE_RETENTION = '720h';
+
+/** A running Temporal dev server. */
+export interface TemporalService {
+  /** gRPC frontend, host:port. */
+  address: string;
+  /** Web UI base URL. */
+  uiUrl: string;
+  /** Namespace the project uses on the dev server. */
+  namespace: 'default';
+  /** Server process id (leader of its process group). */
+  pid: number;
+  /** True when an already running server was reused. */
+  reused: boolean;
+  /** Server log file. */
+  logFile: string;
+}
+
+interface TemporalRecord {
+  pid: number;
+  port: number;
+  uiPort: number;
+  dbFile: string;
+  logFile: string;
+  startedAt: string;
+}
+
+const TEMPORAL_START_TIMEOUT_MS = 90_000;
+
+/** Paths of the Temporal state folder. */
+function temporalPaths(stateDir: string) {
+  const dir = join(resolve(stateDir), 'temporal');
+  return { dir, record: join(dir, 'temporal.json'), db: join(dir, 'temporal.db'), log: join(dir, 'temporal.log'), lock: join(dir, 'temporal.lock') };
+}
+
+/** Whether the Temporal frontend at `address` reports SERVING. */
+export async function temporalHealthy(address: string): Promise<boolean> {
+  const r = await execa(temporalBin(), ['operator', 'cluster', 'health', '--address', address, '--command-timeout', '3s'], { reject: false, timeout: 10_000 });
+  return r.exitCode === 0 && /SERVING/.test(String(r.stdout)) && !/NOT_SERVING/.test(String(r.stdout));
+}
+
+/**
+ * Starts or reuses the project's Temporal dev server (state in `<stateDir>/temporal/`), then makes
+ * sure the search attributes exist and closed runs are kept for weeks. Safe to call concurrently.
+ */
+export async function ensureTemporal(input: { stateDir?: string } = {}): Promise<TemporalService> {
+  const p = temporalPaths(input.stateDir ?? defaultStateDir());
+  const bin = temporalBin();
+  await mkdir(p.dir, { recursive: true });
+  return withLock(p.lock, async () => {
+    const rec = await readRecord<TemporalRecord>(p.record);
+    if (rec && isAlive(rec.pid, 'start-dev')) {
+      const address = `127.0.0.1:${rec.port}`;
+      // A server that is alive may still be starting (another process just launched it).
+      if (await waitFor(async () => ((await temporalHealthy(address)) ? true : undefined), 20_000, 500)) {
+        await configureTemporal(address);
+        return { address, uiUrl: `http://127.0.0.1:${rec.uiPort}`, namespace: 'default', pid: rec.pid, reused: true, logFile: p.log };
+      }
+      await stopProcessGroup(rec.pid, 10_000, 'start-dev');
+    }
+    const port = await freePort(rec?.port);
+    let uiPort = await freePort(rec?.uiPort);
+    if (uiPort === port) uiPort = await freePort();
+    await appendFile(p.log, `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`);
+    const pid = await startDetached({
+      file: bin,
+      args: [
+        'server', 'start-dev',
+        '--ip', '127.0.0.1',
+        '--port', String(port),
+        '--ui-port', String(uiPort),
+        '--db-filename', p.db,
+        '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
+        '--log-level', 'warn',
+      ],
+      logFile: p.log,
+      cwd: p.dir,
+    });
+    await writeRecord(p.record, { pid, port, uiPort, dbFile: p.db, logFile: p.log, startedAt: new Date().toISOString() } satisfies TemporalRecord);
+    const address = `127.0.0.1:${port}`;
+    const ok = await waitFor(async () => {
+      if (!isAlive(pid)) throw new Error('exited');
+      return (await temporalHealthy(address)) ? true : undefined;
+    }, TEMPORAL_START_TIMEOUT_MS, 500);
+    if (!ok) {
+      const alive = isAlive(pid);
+      if (alive) await stopProcessGroup(pid, 5000);
+      throw new Error(
+        `Temporal dev server on ${address} ${alive ? `did not report SERVING within ${TEMPORAL_START_TIMEOUT_MS / 1000}s` : 'exited while starting'}: ` +
+          `see ${p.log} (a port clash or a damaged ${p.db} are the usual causes; delete the database to start empty)`,
+      );
+    }
+    await configureTemporal(address);
+    return { address, uiUrl: `http://127.0.0.1:${uiPort}`, namespace: 'default', pid, reused: false, logFile: p.log };
+  });
+}
+
+/**
+ * Registers SEARCH_ATTRIBUTES (idempotent: attributes that exist are left alone) and sets the
+ * `default` namespace retention to NAMESPACE_RETENTION. `--search-attribute` at server start only
+ * applies to a new database, so this goes through the operator service every time.
+ */
+export async function configureTemporal(address: string, namespace = 'default'): Promise<void> {
+  const bin = temporalBin();
+  const listed = await execa(bin, ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '--output', 'json'], { reject: false });
+  const existing = String(listed.stdout);
+  for (const attr of SEARCH_ATTRIBUTES) {
+    if (listed.exitCode === 0 && existing.includes(`"${attr.name}"`)) continue;
+    const r = await execa(bin, ['operator', 'search-attribute', 'create', '--address', address, '--namespace', namespace, '--name', attr.name, '--type', attr.type], { reject: false });
+    if (r.exitCode !== 0 && !/already exists/i.test(`${r.stderr}${r.stdout}`)) {
+      throw new Error(`could not register search attribute ${attr.name} (${attr.type}) on ${address}: ${String(r.stderr || r.stdout).trim()}`);
+    }
+  }
+  const r = await execa(bin, ['operator', 'namespace', 'update', '--address', address, '--namespace', namespace, '--retention', NAMESPACE_RETENTION], { reject: false });
+  if (r.exitCode !== 0) throw new Error(`could not set retention of namespace ${namespace} on ${address}: ${String(r.stderr || r.stdout).trim()}`);
+}
+
+/** Stops the Temporal dev server of `stateDir` (its data stays in the SQLite file). */
+export async function stopTemporal(input: { stateDir?: string } = {}): Promise<boolean> {
+  const p = temporalPaths(input.stateDir ?? defaultStateDir());
+  const rec = await readRecord<TemporalRecord>(p.record);
+  if (!rec || !isAlive(rec.pid, 'start-dev')) return false;
+  await stopProcessGroup(rec.pid, 15_000, 'start-dev');
+  return true;
+}
+
+/** Where the Temporal dev server of `stateDir` runs, when it does. */
+export async function temporalStatus(input: { stateDir?: string } = {}): Promise<{ address: string; uiUrl: string; pid: number; running: boolean; logFile: string } | undefined> {
+  const p = temporalPaths(input.stateDir ?? defaultStateDir());
+  const rec = await readRecord<TemporalRecord>(p.record);
+  if (!rec) return undefined;
+  return { address: `127.0.0.1:${rec.port}`, uiUrl: `http://127.0.0.1:${rec.uiPort}`, pid: rec.pid, running: isAlive(rec.pid, 'start-dev'), logFile: p.log };
+}
+
+/** A running local OCI registry. */
+export interface RegistryService {
+  /** `127.0.0.1:<port>`, the registry host in image references. */
+  host: string;
+  /** Registry process id. */
+  pid: number;
+  /** True when an already running registry was reused. */
+  reused: boolean;
+  /** Registry log (every request with method= and uri=). */
+  logFile: string;
+}
+
+interface PortRecord {
+  pid: number;
+  port: number;
+  logFile: string;
+  startedAt: string;
+}
+
+function registryPaths(dir: string) {
+  const base = join(resolve(dir), 'registry');
+  return { base, config: join(base, 'config.yml'), data: join(base, 'data'), log: join(base, 'registry.log'), record: join(base, 'registry.json'), lock: join(base, 'registry.lock') };
+}
+
+/** Whether a registry answers `GET /v2/` at host. */
+export async function registryHealthy(host: string): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(3000) });
+    await res.arrayBuffer();
+    return res.status === 200 || res.status === 401;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts or reuses the OCI registry whose state lives in `<dir>/registry/` (data, config, log).
+ * A registry that died is restarted on the same port, with its data.
+ */
+export async function ensureRegistry(input: { dir: string }): Promise<RegistryService> {
+  const p = registryPaths(input.dir);
+  await mkdir(p.data, { recursive: true });
+  return withLock(p.lock, async () => {
+    const rec = await readRecord<PortRecord>(p.record);
+    if (rec && isAlive(rec.pid, 'docker-registry')) {
+      const host = `127.0.0.1:${rec.port}`;
+      if (await waitFor(async () => ((await registryHealthy(host)) ? true : undefined), 10_000)) return { host, pid: rec.pid, reused: true, logFile: p.log };
+      await stopProcessGroup(rec.pid, 5000, 'docker-registry');
+    }
+    const port = await freePort(rec?.port);
+    const host = `127.0.0.1:${port}`;
+    await writeAtomic(
+      p.config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: info',
+        '  formatter: text',
+        '  accesslog:',
+        '    disabled: false',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${JSON.stringify(p.data)}`,
+        '  delete:',
+        '    enabled: true',
+        '  maintenance:',
+        '    uploadpurging:',
+        '      enabled: false',
+        'http:',
+        `  addr: ${host}`,
+        '',
+      ].join('\n'),
+    );
+    const pid = await startDetached({ file: 'docker-registry', args: ['serve', p.config], logFile: p.log, cwd: p.base });
+    await writeRecord(p.record, { pid, port, logFile: p.log, startedAt: new Date().toISOString() } satisfies PortRecord);
+    const ok = await waitFor(async () => {
+      if (!isAlive(pid)) throw new Error('exited');
+      return (await registryHealthy(host)) ? true : undefined;
+    }, 20_000);
+    if (!ok) throw new Error(`registry on ${host} did not answer GET /v2/ within 20s: see ${p.log} (is port ${port} taken?)`);
+    return { host, pid, reused: false, logFile: p.log };
+  });
+}
+
+/** Stops the registry of `<dir>/registry/` (its data stays). */
+export async function stopRegistry(input: { dir: string }): Promise<boolean> {
+  const p = registryPaths(input.dir);
+  const rec = await readRecord<PortRecord>(p.record);
+  if (!rec || !isAlive(rec.pid, 'docker-registry')) return false;
+  await stopProcessGroup(rec.pid, 10_000, 'docker-registry');
+  return true;
+}
+
+/** A running static HTTP server. */
+export interface HttpService {
+  /** `127.0.0.1:<port>`. */
+  host: string;
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  /** Server process id. */
+  pid: number;
+  /** True when an already running server was reused. */
+  reused: boolean;
+}
+
+function httpPaths(dir: string) {
+  const base = join(resolve(dir), 'http');
+  return { base, record: join(base, 'http.json'), log: join(base, 'http.log'), lock: join(base, 'http.lock') };
+}
+
+/**
+ * Starts or reuses a static HTTP server (`busybox httpd`) serving `root` on loopback; its record
+ * lives in `<dir>/http/`. Used as the OpenZFS release source of a world.
+ */
+export async function ensureHttpServer(input: { dir: string; root: string }): Promise<HttpService> {
+  const p = httpPaths(input.dir);
+  const root = resolve(input.root);
+  await mkdir(p.base, { recursive: true });
+  await mkdir(root, { recursive: true });
+  return withLock(p.lock, async () => {
+    const rec = await readRecord<PortRecord & { root: string }>(p.record);
+    if (rec && rec.root === root && isAlive(rec.pid, 'httpd')) {
+      const host = `127.0.0.1:${rec.port}`;
+      if (await waitFor(async () => ((await httpAnswers(host)) ? true : undefined), 5000)) return { host, url: `http://${host}`, pid: rec.pid, reused: true };
+    }
+    if (rec && isAlive(rec.pid, 'httpd')) await stopProcessGroup(rec.pid, 5000, 'httpd');
+    const port = await freePort(rec?.port);
+    const host = `127.0.0.1:${port}`;
+    // -f: stay in the foreground so the recorded pid is the server itself.
+    const pid = await startDetached({ file: 'busybox', args: ['httpd', '-f', '-v', '-p', host, '-h', root], logFile: p.log, cwd: root });
+    await writeRecord(p.record, { pid, port, root, logFile: p.log, startedAt: new Date().toISOString() });
+    const ok = await waitFor(async () => {
+      if (!isAlive(pid)) throw new Error('exited');
+      return (await httpAnswers(host)) ? true : undefined;
+    }, 10_000);
+    if (!ok) throw new Error(`busybox httpd on ${host} did not answer within 10s: see ${p.log}`);
+    return { host, url: `http://${host}`, pid, reused: false };
+  });
+}
+
+async function httpAnswers(host: string): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(2000) });
+    await res.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the HTTP server recorded in `<dir>/http/`. */
+export async function stopHttpServer(input: { dir: string }): Promise<boolean> {
+  const p = httpPaths(input.dir);
+  const rec = await readRecord<PortRecord>(p.record);
+  if (!rec || !isAlive(rec.pid, 'httpd')) return false;
+  await stopProcessGroup(rec.pid, 5000, 'httpd');
+  return true;
+}

@@ -1,0 +1,392 @@
+/**
+ * Bringing a hermetic world up and down: the registry, the OpenZFS release source, base and
+ * builder images, the recipe git repository, a cosign key pair and a ready `DIR/config.yaml`,
+ * all real and on loopback. A second `worldUp` on the same folder reuses everything and takes seconds.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { appendFile, chmod, cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { execa } from 'execa';
+import { stringify as toYaml } from 'yaml';
+import { parseConfig } from '../client/config-file.ts';
+import { readRecord, writeAtomic, writeRecord } from './daemon.ts';
+import { baseTags, buildAndPushBase, buildAndPushBuilder } from './images.ts';
+import type { PushedBaseVersion } from './images.ts';
+import { manifestDigest } from './registry-client.ts';
+import { ensureRootfsImage, rootfsHash } from './rootfs.ts';
+import { ensureHttpServer, ensureRegistry, ensureTemporal, stopHttpServer, stopRegistry, stopTemporal } from './services.ts';
+import { loadWorldSpec } from './spec.ts';
+import type { WorldSpec, ZfsRelease } from './spec.ts';
+import { makeZfsSourceTarball, renderMeta } from './zfs-source.ts';
+import { REPO_ROOT, containersConfFile, cosignBin, stateDir as defaultStateDir } from './tools.ts';
+
+/** Everything a test or the demo needs to know about a world (written to `DIR/world.json`). */
+export interface WorldInfo {
+  /** Spec name. */
+  name: string;
+  /** Absolute world folder. */
+  dir: string;
+  /** Spec file it was made from, and the hash of its text. */
+  specFile: string;
+  specHash: string;
+  /** The ready config file. */
+  configFile: string;
+  /** CONTAINERS_CONF file for podman/buildah in this world. */
+  containersConf: string;
+  /** The world's OCI registry. */
+  registry: { host: string; logFile: string };
+  /** The OpenZFS release source over HTTP. */
+  releaseSource: {
+    url: string;
+    host: string;
+    root: string;
+    releasesUrl: string;
+    metaUrl: string;
+    tarballUrl: string;
+    releases: { version: string; tag: string; prerelease: boolean; linuxMin: string; linuxMax: string; metaUrl: string; tarballUrl: string; tarballFile: string }[];
+  };
+  /** Temporal the config points at (uiUrl absent when an outside address was given). */
+  temporal: { address: string; namespace: string; uiUrl?: string };
+  /** Base image repository and every pushed version, oldest first. */
+  base: { repository: string; reference: string; versions: PushedBaseVersion[] };
+  /** Builder image. */
+  builder: { repository: string; reference: string; digest: string };
+  /** Recipe git repository. */
+  recipe: { git: string; ref: string; path: string; head: string; commits: { recipes: string; append?: string }; inputsHash: string };
+  /** Cosign key pair (the password only in a 0600 file). */
+  signing: { keyFile: string; publicKeyFile: string; passwordFile: string };
+  /** The stream written to the config. */
+  stream: { name: string; candidate: string; stable: string; akmodsCandidate: string; akmodsStable: string };
+  /** Hash of everything the images depend on; images are rebuilt when it changes. */
+  imagesKey: string;
+  /** When the world was last brought up. */
+  updatedAt: string;
+}
+
+/** What worldUp reused and how long it took (for the progress summary). */
+export interface WorldUpResult {
+  info: WorldInfo;
+  reused: string[];
+  seconds: number;
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Git identity and dates for world commits, fixed so the same inputs give the same commits. */
+const GIT_ENV = {
+  GIT_AUTHOR_NAME: 'kinoite-zfs world',
+  GIT_AUTHOR_EMAIL: 'world@kinoite-zfs.invalid',
+  GIT_AUTHOR_DATE: '2026-01-01T00:00:00Z',
+  GIT_COMMITTER_NAME: 'kinoite-zfs world',
+  GIT_COMMITTER_EMAIL: 'world@kinoite-zfs.invalid',
+  GIT_COMMITTER_DATE: '2026-01-01T00:00:00Z',
+} as const;
+
+/**
+ * Brings the world described by `specFile` up in `dir` (or reuses what is already there) and
+ * writes `dir/config.yaml` and `dir/world.json`. Temporal is the project's dev server unless
+ * `temporalAddress` is given.
+ */
+export async function worldUp(input: { specFile: string; dir: string; temporalAddress?: string; stateDir?: string; log?: (line: string) => void }): Promise<WorldUpResult> {
+  const t0 = Date.now();
+  const log = input.log ?? ((line: string) => console.log(line));
+  const dir = resolve(input.dir);
+  const specFile = resolve(input.specFile);
+  const { spec, text } = await loadWorldSpec(specFile);
+  await mkdir(dir, { recursive: true });
+  const reused: string[] = [];
+  const state = input.stateDir ?? defaultStateDir();
+  const containersConf = await containersConfFile(state);
+  const prev = await readRecord<WorldInfo>(join(dir, 'world.json'));
+
+  const step = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    const value = await fn();
+    log(`${label} ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    return value;
+  };
+
+  const registry = await step('registry…', () => ensureRegistry({ dir }));
+  if (registry.reused) reused.push(`registry ${registry.host}`);
+  const releaseRoot = join(dir, 'release-source');
+  const http = await step('release source…', () => ensureHttpServer({ dir, root: releaseRoot }));
+  if (http.reused) reused.push(`release source ${http.url}`);
+  let temporal: WorldInfo['temporal'];
+  if (input.temporalAddress) {
+    temporal = { address: input.temporalAddress, namespace: 'default' };
+  } else {
+    const t = await step('Temporal dev server…', () => ensureTemporal({ stateDir: state }));
+    if (t.reused) reused.push(`Temporal ${t.address}`);
+    temporal = { address: t.address, namespace: t.namespace, uiUrl: t.uiUrl };
+  }
+
+  const signing = await step('cosign key pair…', () => ensureKeys(join(dir, 'secrets'), reused));
+  const releases = await step('ZFS releases…', () => writeReleaseSource({ root: releaseRoot, url: http.url, releases: spec.zfs.releases, reused }));
+  const recipe = await step('recipe repository…', () => ensureRecipeRepo({ repo: join(dir, 'recipe-repo'), spec, publicKeyFile: signing.publicKeyFile, prev: prev?.recipe, reused }));
+
+  const imagesKey = sha(JSON.stringify({ base: spec.base, builder: spec.builder, rootfs: rootfsHash(), host: registry.host, layout: 1 }));
+  let base: PushedBaseVersion[];
+  let builderDigest: string;
+  if (prev && prev.imagesKey === imagesKey && (await imagesStillThere(registry.host, spec, prev))) {
+    base = prev.base.versions;
+    builderDigest = prev.builder.digest;
+    reused.push(`images (${base.length} base version${base.length === 1 ? '' : 's'}, builder)`);
+    log('images: registry already holds every expected tag at the recorded digest');
+  } else {
+    const rootfsImage = await step('root filesystem image…', () => ensureRootfsImage({ containersConf, log }));
+    base = await buildAndPushBase({ registry: registry.host, repository: spec.base.repository, versions: spec.base.versions, rootfsImage, containersConf, log });
+    builderDigest = (await buildAndPushBuilder({ registry: registry.host, repository: spec.builder.repository, rootfsImage, containersConf, log })).digest;
+  }
+
+  const reg = registry.host;
+  const s = spec.stream;
+  const stream = {
+    name: s.name,
+    candidate: `${reg}/${s.owner}/${s.name}-candidate`,
+    stable: `${reg}/${s.owner}/${s.name}`,
+    akmodsCandidate: `${reg}/${s.owner}/${s.name}-bluebuild-akmods-candidate`,
+    akmodsStable: `${reg}/${s.owner}/${s.name}-bluebuild-akmods`,
+  };
+  const source = {
+    releasesUrl: `${http.url}/repos/openzfs/zfs/releases`,
+    metaUrl: `${http.url}/{tag}/META`,
+    tarballUrl: `${http.url}/{tag}/zfs-{version}.tar.gz`,
+  };
+  const configFile = join(dir, 'config.yaml');
+  const rawConfig = {
+    temporal: { address: temporal.address, namespace: temporal.namespace, ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}) },
+    registries: { insecure: [reg, http.host] },
+    worker: { workDir: join(dir, 'work'), containersConf },
+    streams: {
+      [s.name]: {
+        baseImage: `${reg}/${spec.base.repository}:latest`,
+        builderImage: `${reg}/${spec.builder.repository}:latest`,
+        zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, source },
+        images: { candidate: stream.candidate, stable: stream.stable, akmodsCandidate: stream.akmodsCandidate, akmodsStable: stream.akmodsStable },
+        recipe: { git: recipe.git, ref: recipe.ref, path: recipe.path },
+        promotion: { policy: s.promotion, approvers: s.approvers },
+        signing,
+      },
+    },
+  };
+  parseConfig(rawConfig, configFile);
+  await writeAtomic(
+    configFile,
+    `# Written by \`kinoite-zfs world up --spec ${relative(process.cwd(), specFile) || specFile} --dir ${dir}\`.\n# Every service here runs on loopback; see world.json for digests and paths.\n${toYaml(rawConfig)}`,
+  );
+
+  const info: WorldInfo = {
+    name: spec.name,
+    dir,
+    specFile,
+    specHash: sha(text),
+    configFile,
+    containersConf,
+    registry: { host: reg, logFile: registry.logFile },
+    releaseSource: { url: http.url, host: http.host, root: releaseRoot, ...source, releases },
+    temporal,
+    base: { repository: spec.base.repository, reference: `${reg}/${spec.base.repository}:latest`, versions: base },
+    builder: { repository: spec.builder.repository, reference: `${reg}/${spec.builder.repository}:latest`, digest: builderDigest },
+    recipe,
+    signing,
+    stream,
+    imagesKey,
+    updatedAt: new Date().toISOString(),
+  };
+  await writeRecord(join(dir, 'world.json'), info);
+  const seconds = (Date.now() - t0) / 1000;
+  if (reused.length) log(`reused: ${reused.join('; ')}`);
+  return { info, reused, seconds };
+}
+
+/** Whether every tag the spec implies still points at the digest recorded in world.json. */
+async function imagesStillThere(host: string, spec: WorldSpec, prev: WorldInfo): Promise<boolean> {
+  try {
+    if (prev.base.versions.length !== spec.base.versions.length) return false;
+    const last = prev.base.versions[prev.base.versions.length - 1]!;
+    for (const [i, v] of prev.base.versions.entries()) {
+      const own = baseTags(v.version, false).filter((t) => t.startsWith('latest-') || t.includes('-'));
+      for (const tag of own) if ((await manifestDigest(host, spec.base.repository, tag)) !== v.digest) return false;
+      if (i === prev.base.versions.length - 1 && (await manifestDigest(host, spec.base.repository, 'latest')) !== last.digest) return false;
+    }
+    return (await manifestDigest(host, spec.builder.repository, 'latest')) === prev.builder.digest;
+  } catch {
+    return false;
+  }
+}
+
+/** Makes (once) the world's cosign key pair in `secretsDir` (0700) with a random password kept in a 0600 file. */
+async function ensureKeys(secretsDir: string, reused: string[]): Promise<WorldInfo['signing']> {
+  const keyFile = join(secretsDir, 'cosign.key');
+  const publicKeyFile = join(secretsDir, 'cosign.pub');
+  const passwordFile = join(secretsDir, 'cosign.password');
+  await mkdir(secretsDir, { recursive: true, mode: 0o700 });
+  await chmod(secretsDir, 0o700);
+  if (existsSync(keyFile) && existsSync(publicKeyFile) && existsSync(passwordFile)) {
+    reused.push('cosign key pair');
+    return { keyFile, publicKeyFile, passwordFile };
+  }
+  await rm(keyFile, { force: true });
+  await rm(publicKeyFile, { force: true });
+  const password = randomBytes(24).toString('base64url');
+  await writeFile(passwordFile, password, { mode: 0o600 });
+  // The password goes only into this child's environment, never onto a command line.
+  const r = await execa(cosignBin(), ['generate-key-pair', '--output-key-prefix', join(secretsDir, 'cosign')], {
+    env: { COSIGN_PASSWORD: password },
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+  });
+  if (r.exitCode !== 0) throw new Error(`cosign generate-key-pair failed in ${secretsDir}: ${String(r.all).trim()}`);
+  await chmod(keyFile, 0o600);
+  return { keyFile, publicKeyFile, passwordFile };
+}
+
+/** Splits `2.5.0-rc1` into the META version `2.5.0` and release `rc1`. */
+function metaParts(version: string): { base: string; release?: string } {
+  const i = version.indexOf('-');
+  return i < 0 ? { base: version } : { base: version.slice(0, i), release: version.slice(i + 1) };
+}
+
+/**
+ * Writes the release source tree: a GitHub-API-shaped release list (newest first: the spec lists
+ * releases oldest first), each release's META and source tarball.
+ */
+async function writeReleaseSource(input: { root: string; url: string; releases: ZfsRelease[]; reused: string[] }): Promise<WorldInfo['releaseSource']['releases']> {
+  const out: WorldInfo['releaseSource']['releases'] = [];
+  let fresh = 0;
+  for (const r of input.releases) {
+    const tag = `zfs-${r.version}`;
+    const parts = metaParts(r.version);
+    const values = { version: parts.base, linuxMin: r.linuxMin, linuxMax: r.linuxMax };
+    let meta = renderMeta(values);
+    if (parts.release) meta = meta.replace(/^Release:(\s*).*$/m, `Release:$1${parts.release}`);
+    const tagDir = join(input.root, tag);
+    const metaFile = join(tagDir, 'META');
+    const tarballFile = join(tagDir, `zfs-${r.version}.tar.gz`);
+    const stamp = join(tagDir, '.inputs');
+    const inputs = JSON.stringify(values);
+    if (!existsSync(tarballFile) || (await readFile(stamp, 'utf8').catch(() => '')) !== inputs || (await readFile(metaFile, 'utf8').catch(() => '')) !== meta) {
+      await mkdir(tagDir, { recursive: true });
+      await writeAtomic(metaFile, meta);
+      await makeZfsSourceTarball({ ...values, outFile: tarballFile });
+      await writeFile(stamp, inputs);
+      fresh++;
+    }
+    out.push({
+      version: r.version,
+      tag,
+      prerelease: r.prerelease,
+      linuxMin: r.linuxMin,
+      linuxMax: r.linuxMax,
+      metaUrl: `${input.url}/${tag}/META`,
+      tarballUrl: `${input.url}/${tag}/zfs-${r.version}.tar.gz`,
+      tarballFile,
+    });
+  }
+  const list = [...input.releases].reverse().map((r, i) => ({
+    tag_name: `zfs-${r.version}`,
+    name: `zfs-${r.version}`,
+    prerelease: r.prerelease,
+    draft: r.draft,
+    // Synthetic, strictly ordered publication dates so "newest" is unambiguous.
+    published_at: new Date(Date.UTC(2026, 0, 1) + (input.releases.length - i) * 86_400_000).toISOString(),
+    tarball_url: `${input.url}/zfs-${r.version}/zfs-${r.version}.tar.gz`,
+  }));
+  await writeAtomic(join(input.root, 'repos', 'openzfs', 'zfs', 'releases'), `${JSON.stringify(list, null, 2)}\n`);
+  if (fresh === 0) input.reused.push(`${input.releases.length} ZFS release${input.releases.length === 1 ? '' : 's'}`);
+  return out;
+}
+
+/** Hash of every file under `dir` (paths and contents), to know when the repository's recipes changed. */
+async function treeHash(dir: string): Promise<string> {
+  const h = createHash('sha256');
+  const walk = async (d: string): Promise<void> => {
+    const entries = (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) h.update(`${relative(dir, p)}\0`).update(await readFile(p)).update('\0');
+    }
+  };
+  await walk(dir);
+  return h.digest('hex');
+}
+
+async function git(repo: string, args: string[]): Promise<string> {
+  const r = await execa('git', ['-C', repo, '-c', 'commit.gpgsign=false', '-c', 'core.hooksPath=/dev/null', ...args], { env: GIT_ENV, reject: false, all: true });
+  if (r.exitCode !== 0) throw new Error(`git ${args.join(' ')} failed in ${repo}: ${String(r.all).trim()}`);
+  return String(r.stdout).trim();
+}
+
+/**
+ * The recipe repository: `<repo>/recipes` of this checkout committed as `recipes/` (with the
+ * world's public key as `recipes/os/cosign.pub`), then the spec's `recipe.append` as a second
+ * commit. Reused as is when nothing it is made from changed.
+ */
+async function ensureRecipeRepo(input: { repo: string; spec: WorldSpec; publicKeyFile: string; prev?: WorldInfo['recipe']; reused: string[] }): Promise<WorldInfo['recipe']> {
+  const source = join(REPO_ROOT, 'recipes');
+  if (!existsSync(source)) throw new Error(`${source} does not exist: the world seeds its recipe repository from the checkout's recipes/ folder`);
+  const publicKey = await readFile(input.publicKeyFile, 'utf8');
+  const append = input.spec.recipe.append ?? {};
+  const inputsHash = sha(JSON.stringify({ recipes: await treeHash(source), publicKey, append }));
+  const isRepo = existsSync(join(input.repo, '.git'));
+  if (isRepo && input.prev && input.prev.inputsHash === inputsHash) {
+    const head = await git(input.repo, ['rev-parse', 'HEAD']).catch(() => '');
+    if (head === input.prev.head) {
+      input.reused.push(`recipe repository at ${head.slice(0, 12)}`);
+      return input.prev;
+    }
+  }
+  if (!isRepo) {
+    await mkdir(input.repo, { recursive: true });
+    await git(input.repo, ['init', '--quiet', '-b', 'main']);
+  } else {
+    await git(input.repo, ['checkout', '--quiet', '-f', 'main']);
+  }
+  const target = join(input.repo, 'recipes');
+  await rm(target, { recursive: true, force: true });
+  await cp(source, target, { recursive: true });
+  await mkdir(join(target, 'os'), { recursive: true });
+  await writeFile(join(target, 'os', 'cosign.pub'), publicKey);
+  await git(input.repo, ['add', '-A']);
+  const commitIfChanged = async (message: string): Promise<string> => {
+    const diff = await execa('git', ['-C', input.repo, 'diff', '--cached', '--quiet'], { reject: false });
+    if (diff.exitCode !== 0) await git(input.repo, ['commit', '--quiet', '-m', message]);
+    return git(input.repo, ['rev-parse', 'HEAD']);
+  };
+  const recipes = await commitIfChanged(`kinoite-zfs world: recipes from this checkout (${inputsHash.slice(0, 12)})`);
+  let appendCommit: string | undefined;
+  const files = Object.keys(append);
+  if (files.length) {
+    for (const [path, text] of Object.entries(append)) {
+      const file = join(target, path);
+      await mkdir(resolve(file, '..'), { recursive: true });
+      await appendFile(file, text);
+    }
+    await git(input.repo, ['add', '-A']);
+    appendCommit = await commitIfChanged(`kinoite-zfs world: append to ${files.join(', ')}`);
+  }
+  const head = await git(input.repo, ['rev-parse', 'HEAD']);
+  return { git: input.repo, ref: 'main', path: 'recipes', head, commits: { recipes, ...(appendCommit ? { append: appendCommit } : {}) }, inputsHash };
+}
+
+/** Stops the world's registry and release source (Temporal keeps running; see servicesDown). Data stays in `dir`. */
+export async function worldDown(input: { dir: string }): Promise<{ registry: boolean; releaseSource: boolean }> {
+  const dir = resolve(input.dir);
+  return { registry: await stopRegistry({ dir }), releaseSource: await stopHttpServer({ dir }) };
+}
+
+/** Stops the world's services and the project's Temporal dev server. */
+export async function servicesDown(input: { dir?: string; stateDir?: string } = {}): Promise<{ registry: boolean; releaseSource: boolean; temporal: boolean }> {
+  const world = input.dir ? await worldDown({ dir: input.dir }) : { registry: false, releaseSource: false };
+  return { ...world, temporal: await stopTemporal({ stateDir: input.stateDir ?? defaultStateDir() }) };
+}
+
+/** Reads `dir/world.json` of a world brought up earlier. */
+export async function readWorldInfo(dir: string): Promise<WorldInfo> {
+  const info = await readRecord<WorldInfo>(join(resolve(dir), 'world.json'));
+  if (!info) throw new Error(`${join(resolve(dir), 'world.json')} not found: run \`kinoite-zfs world up --spec FILE --dir ${dir}\` first`);
+  return info;
+}
