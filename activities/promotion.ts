@@ -48,10 +48,10 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       if (!children.length) {
         const blobs: string[] = [manifest.manifest.config.digest, ...manifest.manifest.layers.map((l: { digest: string }) => l.digest)];
         for (const digest of blobs) {
-          if (src.repository !== dst.repository && !(await registry.blobExists(dst.repository, digest))) await registry.mountBlob({ from: src.repository, to: dst.repository, digest });
+          if (src.name !== dst.name && !(await registry.blobExists(dst.name, digest))) await registry.mountBlob({ from: src.name, to: dst.name, digest });
         }
       }
-      const digest = await registry.putManifest(dst.repository, dst.tag ?? dst.digest ?? src.digest, manifest.bytes, manifest.mediaType);
+      const digest = await registry.putManifest(dst.name, dst.tag ?? dst.digest ?? src.digest, manifest.bytes, manifest.mediaType);
       if (digest !== src.digest) throw new PermanentError(FailureType.PolicyViolation, `Copy of ${input.from} to ${input.to} produced digest ${digest}; expected the exact source digest.`);
       return { digest };
     },

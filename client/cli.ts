@@ -10,7 +10,7 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   config: { summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema', load: async () => (await import('./commands/config.ts')).configCommand },
   world: { summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world', load: async () => (await import('../world/commands.ts')).worldCommand },
-  services: { summary: 'services up|down|status   the local Temporal dev server', load: async () => (await import('../world/commands.ts')).servicesCommand },
+  services: { summary: 'services up|down|status [--dir DIR]   the local Temporal dev server (and a world\'s registry)', load: async () => { const { worldCommand } = await import('../world/commands.ts'); return (argv: string[]) => worldCommand(['services', ...argv]); } },
   worker: { summary: 'worker [--config FILE] [--queues control,build]   run a worker', load: async () => (await import('./commands/worker.ts')).workerCommand },
   run: { summary: 'run --stream S [--wait] [--json]   start a pipeline run', load: async () => (await import('./commands/run.ts')).runCommand },
   status: { summary: 'status [--stream S] [--json]   last runs and stable digests', load: async () => (await import('./commands/status.ts')).statusCommand },

@@ -11,13 +11,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 
 /**
- * A free TCP port on 127.0.0.1: `preferred` when it can be bound right now (so addresses stay
- * stable across restarts), else one the kernel picks.
+ * A free TCP port on 127.0.0.1: `preferred` when it can be bound within `waitMs` (so addresses
+ * stay stable across restarts; a just-killed multi-threaded server holds its sockets a moment
+ * after its pid looks dead), else one the kernel picks.
  */
-export async function freePort(preferred?: number): Promise<number> {
+export async function freePort(preferred?: number, waitMs = 5000): Promise<number> {
   if (preferred) {
-    const ok = await tryListen(preferred);
-    if (ok !== undefined) return ok;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const ok = await tryListen(preferred);
+      if (ok !== undefined) return ok;
+      if (Date.now() >= deadline) break;
+      await sleep(200);
+    }
   }
   const port = await tryListen(0);
   if (port === undefined) throw new Error('could not bind any port on 127.0.0.1: check that the loopback interface is up');

@@ -86,7 +86,7 @@ export async function ensureTemporal(input: { stateDir?: string } = {}): Promise
     }
     const port = await freePort(rec?.port);
     let uiPort = await freePort(rec?.uiPort);
-    if (uiPort === port) uiPort = await freePort();
+    if (uiPort === port) uiPort = await freePort(undefined);
     await appendFile(p.log, `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`);
     const pid = await startDetached({
       file: bin,

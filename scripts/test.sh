@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: set-up (idempotent), the project's own services, then every test.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$repo/scripts/setup.sh"
+cd "$repo"
+node bin/kinoite-zfs.js services up
+npm test
