@@ -36,10 +36,11 @@ export function runStamp(now = new Date()): string {
 
 /** Starts one pipeline run; returns its handle. */
 export async function startPipelineRun(client: Client, config: Config, input: Omit<PipelineInput, 'plan' | 'runNumber'> & { runNumber?: number }) {
-  const stamp = runStamp();
+  const now = new Date();
+  const stamp = runStamp(now);
   const runNumber = input.runNumber ?? Number(stamp);
   const plan = streamPlan(config, input.stream);
-  const workflowId = `run/${input.stream}/${stamp}`;
+  const workflowId = `run/${input.stream}/${stamp}-${String(now.getUTCMilliseconds()).padStart(3, '0')}`;
   return client.workflow.start<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
     workflowId,
     taskQueue: config.temporal.taskQueues.control,

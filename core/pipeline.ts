@@ -7,6 +7,8 @@ import type { StreamSettings } from './config.ts';
 import { canonicalJson, inputsHash } from './hash.ts';
 import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPattern } from './tags.ts';
 import type { Outcome, Stage } from './progress.ts';
+import { parseImageRef, assertSafeToken } from './refs.ts';
+import { invalidInput } from './errors.ts';
 
 /** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
 export const PIPELINE_VERSION = '1';
@@ -259,4 +261,20 @@ export function slsaPredicate(input: { ctx: RunContext; inputs: RunInputs; hash:
 /** Stable JSON text for files (2-space indent, trailing newline). */
 export function prettyJson(value: unknown): string {
   return `${JSON.stringify(JSON.parse(canonicalJson(value)), null, 2)}\n`;
+}
+
+/**
+ * Checks every image reference and repository of a plan before any activity runs (a plan can
+ * reach a workflow without passing the config loader, e.g. started from the Web UI).
+ * @throws PermanentError InvalidInput naming the field.
+ */
+export function validatePlan(plan: StreamPlan): void {
+  parseImageRef(plan.baseImage, 'baseImage');
+  parseImageRef(plan.builderImage, 'builderImage');
+  for (const key of ['candidate', 'stable', 'akmodsCandidate', 'akmodsStable'] as const) {
+    const ref = parseImageRef(plan.images[key], `images.${key}`);
+    if (ref.tag || ref.digest) throw invalidInput(`images.${key} must be a repository without tag or digest, got ${JSON.stringify(plan.images[key])}`);
+  }
+  assertSafeToken(plan.recipe.git, 'recipe.git');
+  assertSafeToken(plan.recipe.ref, 'recipe.ref');
 }

@@ -3,7 +3,7 @@
  * the ZFS release and its META, the recipe commit), then the inputs hash.
  */
 import { fedoraVersionFromKernel, primaryKernel } from '../core/kernels.ts';
-import { hashInputs, PIPELINE_VERSION, type RunInputs, type StreamPlan } from '../core/pipeline.ts';
+import { hashInputs, validatePlan, PIPELINE_VERSION, type RunInputs, type StreamPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
 
 /** Pinned inputs, their hash, and notes for the log. */
@@ -15,6 +15,7 @@ export interface Resolved {
 
 /** Resolves the inputs of a run from the stream plan. */
 export async function resolveInputs({ control }: Acts, plan: StreamPlan): Promise<Resolved> {
+  validatePlan(plan);
   const [base, builder, zfs, recipe] = await Promise.all([
     control.inspectBaseImage({ ref: plan.baseImage }),
     control.resolveImageDigest({ ref: plan.builderImage, field: 'builderImage' }),

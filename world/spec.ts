@@ -135,7 +135,7 @@ export class WorldSpecError extends Error {
 /** Validates parsed YAML as a world spec; throws WorldSpecError naming every bad field. */
 export function parseWorldSpec(raw: unknown, file: string): WorldSpec {
   const r = WorldSpec.safeParse(raw);
-  if (!r.success) throw new WorldSpecError(file, formatIssues(r.error));
+  if (!r.success) throw new WorldSpecError(file, formatIssues(r.error).map((m) => m.replace('docs/configuration.md', 'docs/world.md')));
   return r.data;
 }
 

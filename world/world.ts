@@ -10,7 +10,7 @@ import { join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { parseConfig } from '../client/config-file.ts';
-import { readRecord, writeAtomic, writeRecord } from './daemon.ts';
+import { readRecord, withLock, writeAtomic, writeRecord } from './daemon.ts';
 import { baseTags, buildAndPushBase, buildAndPushBuilder } from './images.ts';
 import type { PushedBaseVersion } from './images.ts';
 import { manifestDigest } from './registry-client.ts';
@@ -89,6 +89,14 @@ const GIT_ENV = {
  * `temporalAddress` is given.
  */
 export async function worldUp(input: { specFile: string; dir: string; temporalAddress?: string; stateDir?: string; log?: (line: string) => void }): Promise<WorldUpResult> {
+  const dir = resolve(input.dir);
+  await loadWorldSpec(resolve(input.specFile)); // a bad spec fails before anything is made
+  await mkdir(dir, { recursive: true });
+  // Two `world up` on one folder (two terminals, two test files) must not build and push at once.
+  return withLock(join(dir, 'world.lock'), () => worldUpLocked(input), 20 * 60_000);
+}
+
+async function worldUpLocked(input: { specFile: string; dir: string; temporalAddress?: string; stateDir?: string; log?: (line: string) => void }): Promise<WorldUpResult> {
   const t0 = Date.now();
   const log = input.log ?? ((line: string) => console.log(line));
   const dir = resolve(input.dir);

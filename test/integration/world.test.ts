@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../client/config-file.ts';
 import { worldDown, worldUp } from '../../world/world.ts';
 import type { WorldInfo } from '../../world/world.ts';
 import { cosignBin, REPO_ROOT } from '../../world/tools.ts';
@@ -187,6 +188,16 @@ function worldSuite(specName: string) {
       assert.equal(v.exitCode, 0, v.stderr);
       const tags = JSON.parse((await execa('skopeo', ['list-tags', '--tls-verify=false', `docker://${info.registry.host}/${spec.base.repository}`])).stdout) as { Tags: string[] };
       assert.ok(tags.Tags.includes(`${digest.replace(':', '-')}.sig`));
+    });
+
+    test('the written config passes the config schema and points at the world', async () => {
+      const config = await loadConfig(info.configFile, {});
+      const streams = Object.values(config.streams);
+      assert.equal(streams.length, 1);
+      assert.equal(streams[0]!.baseImage, `${info.registry.host}/${spec.base.repository}:latest`);
+      assert.ok(config.registries.insecure.includes(info.registry.host));
+      assert.equal(streams[0]!.recipe.git, info.recipe.git);
+      assert.equal(config.temporal.address, info.temporal.address);
     });
 
     test('a second world up on the same folder reuses everything and takes seconds', async () => {
