@@ -8,7 +8,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir=${KINOITE_ZFS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinoite-zfs/tools}
 temporal_version=v1.5.1
 cosign_version=v2.6.5
-debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq mmdebstrap kmod cpio git curl ca-certificates uidmap)
+debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium)
 
 say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }

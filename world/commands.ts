@@ -76,7 +76,7 @@ export async function worldCommand(argv: string[]): Promise<number> {
         return 2;
       }
       const r = values.all ? await servicesDown({ dir: values.dir }) : await worldDown({ dir: values.dir });
-      out(`registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` +
+      out(`worker ${r.worker ? 'stopped' : 'was not running'}; registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` +
         ('temporal' in r ? `; Temporal ${r.temporal ? 'stopped' : 'was not running'}` : ''));
       return 0;
     }

@@ -16,6 +16,7 @@ import type { PushedBaseVersion } from './images.ts';
 import { manifestDigest } from './registry-client.ts';
 import { ensureRootfsImage, rootfsHash } from './rootfs.ts';
 import { ensureHttpServer, ensureRegistry, ensureTemporal, stopHttpServer, stopRegistry, stopTemporal } from './services.ts';
+import { stopWorldWorker } from './worker-process.ts';
 import { loadWorldSpec } from './spec.ts';
 import type { WorldSpec, ZfsRelease } from './spec.ts';
 import { makeZfsSourceTarball, renderMeta } from './zfs-source.ts';
@@ -381,14 +382,15 @@ async function ensureRecipeRepo(input: { repo: string; spec: WorldSpec; publicKe
 }
 
 /** Stops the world's registry and release source (Temporal keeps running; see servicesDown). Data stays in `dir`. */
-export async function worldDown(input: { dir: string }): Promise<{ registry: boolean; releaseSource: boolean }> {
+export async function worldDown(input: { dir: string }): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean }> {
   const dir = resolve(input.dir);
-  return { registry: await stopRegistry({ dir }), releaseSource: await stopHttpServer({ dir }) };
+  const worker = await stopWorldWorker(dir);
+  return { registry: await stopRegistry({ dir }), releaseSource: await stopHttpServer({ dir }), worker };
 }
 
 /** Stops the world's services and the project's Temporal dev server. */
-export async function servicesDown(input: { dir?: string; stateDir?: string } = {}): Promise<{ registry: boolean; releaseSource: boolean; temporal: boolean }> {
-  const world = input.dir ? await worldDown({ dir: input.dir }) : { registry: false, releaseSource: false };
+export async function servicesDown(input: { dir?: string; stateDir?: string } = {}): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean; temporal: boolean }> {
+  const world = input.dir ? await worldDown({ dir: input.dir }) : { registry: false, releaseSource: false, worker: false };
   return { ...world, temporal: await stopTemporal({ stateDir: input.stateDir ?? defaultStateDir() }) };
 }
 

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { worldUp } from '../../world/world.ts';
-import { ensureDemoWorker } from '../demo-worker.ts';
+import { ensureWorldWorker } from '../../world/worker-process.ts';
 import { loadConfig } from '../config-file.ts';
 import { runCommand } from './run.ts';
 
@@ -23,7 +23,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const configFile = info.configFile;
   const config = await loadConfig(configFile);
   console.log(`== 2/3 worker for ${configFile}`);
-  const worker = await ensureDemoWorker({ dir, configFile });
+  const worker = await ensureWorldWorker({ dir, configFile });
   console.log(`   worker ${worker.reused ? 'already running' : 'started'} (pid ${worker.pid}, log ${worker.logFile})`);
   console.log(`== 3/3 pipeline run, followed live`);
   const code = await runCommand(['--config', configFile, '--stream', Object.keys(config.streams)[0]!, '--wait']);

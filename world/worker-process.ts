@@ -1,10 +1,10 @@
 /**
- * A background worker for the demo and the tests: started detached, recorded in DIR/worker.json,
+ * A background worker for a world (the demo): started detached, recorded in DIR/worker/worker.json,
  * reused while alive, stopped by `world down`.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isAlive, readRecord, startDetached, stopProcessGroup, writeRecord, waitFor } from '../world/daemon.ts';
+import { isAlive, readRecord, startDetached, stopProcessGroup, writeRecord, waitFor } from './daemon.ts';
 import { readFile } from 'node:fs/promises';
 
 const bin = fileURLToPath(new URL('../bin/kinoite-zfs.js', import.meta.url));
@@ -15,7 +15,7 @@ export function workerRecordFile(dir: string): string {
 }
 
 /** Starts `kinoite-zfs worker --config FILE` in the background unless one is alive for this dir. */
-export async function ensureDemoWorker(input: { dir: string; configFile: string; queues?: string }): Promise<{ pid: number; reused: boolean; logFile: string }> {
+export async function ensureWorldWorker(input: { dir: string; configFile: string; queues?: string }): Promise<{ pid: number; reused: boolean; logFile: string }> {
   const record = workerRecordFile(input.dir);
   const logFile = join(input.dir, 'worker', 'worker.log');
   const prev = await readRecord<{ pid: number; configFile: string }>(record);
@@ -34,7 +34,7 @@ export async function ensureDemoWorker(input: { dir: string; configFile: string;
 }
 
 /** Stops the background worker of a world dir, if any. */
-export async function stopDemoWorker(dir: string): Promise<boolean> {
+export async function stopWorldWorker(dir: string): Promise<boolean> {
   const prev = await readRecord<{ pid: number }>(workerRecordFile(dir));
   if (!prev || !isAlive(prev.pid)) return false;
   await stopProcessGroup(prev.pid, 20_000);
