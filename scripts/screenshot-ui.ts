@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 
@@ -82,7 +83,7 @@ export async function screenshotUi(opts: ScreenshotOptions): Promise<{ png: stri
   return { png, dom };
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { url: { type: 'string' }, out: { type: 'string' }, dom: { type: 'string' }, 'wait-ms': { type: 'string' }, size: { type: 'string' } } });
   if (!values.url || !values.out) {
     console.error('usage: node --import tsx scripts/screenshot-ui.ts --url URL --out FILE.png [--dom FILE.html] [--wait-ms 8000] [--size 1400,900]');
