@@ -57,6 +57,16 @@ function activityContext(): Context | undefined {
   }
 }
 
+/** Names of variables that look like secrets; children get them only when a call passes them explicitly. */
+const SECRET_NAME = /(TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|PRIVATE_KEY|CREDENTIALS?)$/i;
+
+/** The worker's environment without secret-looking variables, plus the call's own variables. */
+export function childEnv(base: NodeJS.ProcessEnv, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(base)) if (!SECRET_NAME.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
 /** Runs a tool to completion; throws PermanentError or a retryable Error with a clear message. */
 export async function runTool(call: ToolCall): Promise<ToolResult> {
   const ctx = activityContext();
@@ -65,7 +75,7 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
   try {
     const child = execa(call.tool, call.args, {
       cwd: call.cwd,
-      env: { ...process.env, ...call.env },
+      env: childEnv(process.env, call.env),
       extendEnv: false,
       input: call.input,
       stdin: call.input === undefined ? 'ignore' : undefined,

@@ -7,13 +7,25 @@ import { ConfigError } from './config-file.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
+const op = (name: string) => async (): Promise<Command> => {
+  const { streamOpCommand } = await import('./commands/stream-ops.ts');
+  return (argv) => streamOpCommand(name, argv);
+};
+
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   config: { summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema', load: async () => (await import('./commands/config.ts')).configCommand },
   world: { summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world', load: async () => (await import('../world/commands.ts')).worldCommand },
   services: { summary: 'services up|down|status [--dir DIR]   the local Temporal dev server (and a world\'s registry)', load: async () => { const { worldCommand } = await import('../world/commands.ts'); return (argv: string[]) => worldCommand(['services', ...argv]); } },
   worker: { summary: 'worker [--config FILE] [--queues control,build]   run a worker', load: async () => (await import('./commands/worker.ts')).workerCommand },
-  run: { summary: 'run --stream S [--wait] [--json]   start a pipeline run', load: async () => (await import('./commands/run.ts')).runCommand },
-  status: { summary: 'status [--stream S] [--json]   last runs and stable digests', load: async () => (await import('./commands/status.ts')).statusCommand },
+  run: { summary: 'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA]   trigger the stream and follow the run', load: async () => (await import('./commands/run.ts')).runCommand },
+  status: { summary: 'status [--config F] [--stream S] [--json] [--limit N]   stream state, pending approval, last runs, stable digests', load: async () => (await import('./commands/status.ts')).statusCommand },
+  approve: { summary: 'approve --stream S --digest D --inputs-hash H [--by NAME]   approve the pending candidate', load: op('approve') },
+  reject: { summary: 'reject --stream S --digest D --inputs-hash H --reason TEXT [--by NAME]', load: op('reject') },
+  rollback: { summary: 'rollback --stream S --to AUDIT_TAG|DIGEST [--reason TEXT]   move stable back; the stream then holds', load: op('rollback') },
+  veto: { summary: 'veto --stream S --kind inputs|kernel|zfs --value V --reason TEXT   never promote it', load: op('veto') },
+  hold: { summary: 'hold --stream S [--reason TEXT]   build and test, but do not promote', load: op('hold') },
+  release: { summary: 'release --stream S   end a hold', load: op('release') },
+  schedule: { summary: 'schedule apply|pause|unpause|trigger|describe [--stream S]   the nightly Temporal Schedule', load: async () => (await import('./commands/schedule.ts')).scheduleCommand },
   demo: { summary: 'demo   the whole pipeline on the hermetic demo world', load: async () => (await import('./commands/demo.ts')).demoCommand },
 };
 

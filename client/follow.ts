@@ -43,16 +43,19 @@ export class ProgressPrinter {
 
   /** Prints whatever changed since the last snapshot. */
   update(p: RunProgress): void {
+    // Facts are printed under the stage that produced them, so lines read in pipeline order.
     for (const s of p.stages) {
       this.once(`start:${s.stage}:${s.startedAt}`, `▶ ${s.stage}`);
-      if (s.status !== 'running') {
-        const mark = s.status === 'done' ? '✔' : s.status === 'failed' ? '✖' : '–';
-        this.once(`end:${s.stage}:${s.startedAt}`, `${mark} ${s.stage} (${secs(s.startedAt, s.endedAt)}s)${s.detail ? ` ${s.detail}` : ''}`);
+      if (s.stage === 'akmods') for (const a of p.akmods) this.once(`akmods:${a.kernel}:${a.status}`, `  akmods ${a.kernel}: ${a.status}`);
+      if (s.stage === 'approval' && s.status === 'running' && p.candidateDigest && p.inputsHash) {
+        this.once(`approval:${p.candidateDigest}`, `  waiting for approval; to approve: kinoite-zfs approve --stream ${p.stream} --digest ${p.candidateDigest} --inputs-hash ${p.inputsHash} --by <you>`);
       }
+      if (s.status === 'running') continue;
+      const mark = s.status === 'done' ? '✔' : s.status === 'failed' ? '✖' : '–';
+      this.once(`end:${s.stage}:${s.startedAt}`, `${mark} ${s.stage} (${secs(s.startedAt, s.endedAt)}s)${s.detail ? ` ${s.detail}` : ''}`);
+      if (s.stage === 'resolve' && p.kernels.length) this.once(`kernels:${p.kernels.join(' ')}`, `  kernels: ${p.kernels.join(', ')}${p.zfsVersion ? ` · ZFS ${p.zfsVersion}` : ''}`);
+      if (s.stage === 'compose' && p.candidateDigest) this.once(`candidate:${p.candidateDigest}`, `  candidate: ${p.candidateDigest}`);
     }
-    if (p.kernels.length) this.once(`kernels:${p.kernels.join(' ')}`, `  kernels: ${p.kernels.join(', ')}${p.zfsVersion ? ` · ZFS ${p.zfsVersion}` : ''}`);
-    for (const a of p.akmods) this.once(`akmods:${a.kernel}:${a.status}`, `  akmods ${a.kernel}: ${a.status}`);
-    if (p.candidateDigest) this.once(`candidate:${p.candidateDigest}`, `  candidate: ${p.candidateDigest}`);
   }
 
   private once(key: string, line: string): void {
@@ -111,7 +114,7 @@ export async function followRun(handle: WorkflowHandle, opts: { quiet: boolean; 
     message: failure?.message ?? (err as Error).message,
     kernels: progress?.kernels ?? [],
     zfsRelease: progress?.zfsVersion,
-    candidate: progress?.candidateDigest ? { repo: '', tag: '', digest: progress.candidateDigest, ref: progress.candidateDigest } : undefined,
+    candidate: details?.candidate ? { ...details.candidate, ref: `${details.candidate.repo}@${details.candidate.digest}` } : undefined,
     stages: details?.stages ?? progress?.stages ?? [],
   };
 }

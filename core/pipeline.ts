@@ -9,6 +9,7 @@ import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPatte
 import type { Outcome, Stage } from './progress.ts';
 import { parseImageRef, assertSafeToken } from './refs.ts';
 import { invalidInput } from './errors.ts';
+import type { StreamContext, Release } from './stream-rules.ts';
 
 /** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
 export const PIPELINE_VERSION = '1';
@@ -41,6 +42,8 @@ export interface PipelineInput {
     /** false: build and test only (candidate-only run). @default true */
     promote?: boolean;
   };
+  /** What the stream knows (last good release, vetoes, hold); absent for a standalone run. */
+  context?: StreamContext;
 }
 
 /** A digest-pinned image. */
@@ -138,6 +141,7 @@ export interface RunProgress {
   kernels: string[];
   zfsVersion?: string;
   candidateDigest?: string;
+  inputsHash?: string;
   akmods: { kernel: string; status: 'cached' | 'building' | 'built' | 'failed' }[];
   outcome?: Outcome;
   message?: string;
@@ -165,6 +169,8 @@ export interface PipelineResult {
   promotion?: PromotionRecord;
   buildInputs?: object;
   provenance?: object;
+  /** The release this run made, when it promoted. */
+  release?: Release;
   stages: StageRecord[];
 }
 
@@ -241,7 +247,7 @@ export function slsaPredicate(input: { ctx: RunContext; inputs: RunInputs; hash:
   const i = input.inputs;
   return {
     buildDefinition: {
-      buildType: 'https://github.com/kinoite-zfs/kinoite-zfs/pipeline-run@v1',
+      buildType: 'urn:kinoite-zfs:buildtype:pipeline-run:v1',
       externalParameters: { baseImage: i.base.ref, builderImage: i.builder.ref, zfsLine: i.zfs.line, recipe: { git: i.recipe.git, ref: i.recipe.ref, path: i.recipe.path } },
       internalParameters: { inputsHash: input.hash, pipelineVersion: i.pipelineVersion, kernels: i.kernels, zfsRelease: i.zfs.version, fedora: i.fedora },
       resolvedDependencies: [

@@ -107,7 +107,8 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     console.log(`worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}`);
     void stop.then(() => {
       console.log('worker shutting down: finishing or cancelling in-flight activities');
-      for (const w of workers) w.shutdown();
+      // NOTE: the SDK also reacts to SIGINT/SIGTERM; shutting down a draining worker again throws.
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     });
     await Promise.all(workers.map((w) => w.run()));
   } finally {

@@ -3,7 +3,7 @@
  * promote → record. Stable moves only at the promote step, only to the digest the smoke test
  * passed, and only after that digest is signed.
  */
-import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation, getExternalWorkflowHandle } from '@temporalio/workflow';
 import { Stage, Outcome } from '../core/progress.ts';
 import { compatVerdict } from '../core/compat.ts';
 import { isPermanentError } from '../core/errors.ts';
@@ -14,7 +14,9 @@ import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
 import { ensureAkmods } from './ensure-akmods.ts';
 import { promotionSaga } from './promotion-saga.ts';
-import type { TaskQueues } from './shared.ts';
+import { awaitApproval, listenForApproval } from './await-approval.ts';
+import { runGate, type Release } from '../core/stream-rules.ts';
+import { runFinishedSignal, type TaskQueues } from './shared.ts';
 
 /** Pipeline run input plus the task queues to use. */
 export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
@@ -26,8 +28,14 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   const { plan } = input;
   const info = workflowInfo();
   const ctx: RunContext = { workflowId: info.workflowId, runId: info.runId, runNumber: input.runNumber, trigger: input.trigger, generatedAt: new Date(info.startTime).toISOString() };
-  const end = (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}): PipelineResult => {
+  const streamId = input.context?.streamWorkflowId;
+  listenForApproval();
+  const tellStream = async (outcome: Outcome, message: string, release?: Release) => {
+    if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release });
+  };
+  const end = async (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}): Promise<PipelineResult> => {
     state.finish(outcome, message);
+    await tellStream(outcome, message, extra.release);
     return { stream: input.stream, outcome, message, stages: state.stages, ...extra };
   };
 
@@ -39,9 +47,11 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const buildInputs = buildInputsRecord(ctx, inputs, hash);
     const known = { inputsHash: hash, inputs, buildInputs };
 
-    // 2. Decide: only a compatible ZFS release spends build time
-    const verdict = await state.stage(Stage.Decide, async () => compatVerdict({ kernels: inputs.kernels, linuxMin: inputs.zfs.linuxMin, linuxMax: inputs.zfs.linuxMax, allowExperimental: plan.zfs.allowExperimental, zfsVersion: inputs.zfs.version }), (v) => v.verdict);
-    if (verdict.verdict === 'blocked') return end(Outcome.Blocked, verdict.message, known);
+    // 2. Decide: skip when unchanged or vetoed; only a compatible ZFS release spends build time
+    const gate = runGate(input.context ?? { vetoes: [], held: false }, inputs, hash);
+    const verdict = await state.stage(Stage.Decide, async () => (gate.go ? compatVerdict({ kernels: inputs.kernels, linuxMin: inputs.zfs.linuxMin, linuxMax: inputs.zfs.linuxMax, allowExperimental: plan.zfs.allowExperimental, zfsVersion: inputs.zfs.version }) : undefined), (v) => (gate.go ? v!.verdict : gate.outcome));
+    if (!gate.go) return end(gate.outcome === 'unchanged' ? Outcome.Unchanged : Outcome.Vetoed, gate.message, known);
+    if (verdict!.verdict === 'blocked') return end(Outcome.Blocked, verdict!.message, known);
 
     // 3. Akmods: reuse or build for exactly these kernels
     const akmods = await state.stage(Stage.Akmods, () => ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods }), (a) => `built ${a.built.length}, reused ${a.reused.length}`);
@@ -68,12 +78,24 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     await state.stage(Stage.SmokeTest, () => acts.control.smokeTestCandidate.executeWithOptions({ summary: `smoke-test ${digestRef(candidate.repo, digest)}` }, [{ candidate: digestRef(candidate.repo, digest), base: inputs.base.pinned, kernels: inputs.kernels }]), (s) => `read ${s.layersRead} layer(s), skipped ${s.layersSkipped}`);
     const akmodsRecord = { repo: akmods.repo, tag: akmods.tag, digest: akmods.digest, built: akmods.built, reused: akmods.reused };
 
-    // 6. Approval policy (human approval is the stream workflow's job)
-    const promoteWanted = input.options?.promote !== false && plan.promotion.policy !== 'never';
-    if (!promoteWanted || plan.promotion.policy === 'approval') {
-      const why = !promoteWanted ? 'promotion not requested (candidate-only run)' : 'policy is approval: promote through the stream workflow';
+    // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
+    const skipWhy =
+      input.options?.promote === false ? 'promotion not requested (candidate-only run)'
+      : plan.promotion.policy === 'never' ? 'policy is never (build and test only)'
+      : input.context?.held ? 'the stream is held (kinoite-zfs release to let it promote again)'
+      : plan.promotion.policy === 'approval' && !streamId ? 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them'
+      : undefined;
+    if (skipWhy) {
       const provenance = provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotionResult: 'skipped' });
-      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${why}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
+      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${skipWhy}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
+    }
+    let approvedBy = `policy:${plan.promotion.policy}`;
+    if (plan.promotion.policy === 'approval') {
+      const decision = await state.stage(Stage.Approval, () => awaitApproval({ streamWorkflowId: streamId!, digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, timeout: plan.promotion.timeout }), (d) => d.kind);
+      if (decision.kind === 'rejected') return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, { ...known, candidate, akmods: akmodsRecord });
+      if (decision.kind === 'superseded') return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, { ...known, candidate, akmods: akmodsRecord });
+      if (decision.kind === 'expired') return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, { ...known, candidate, akmods: akmodsRecord });
+      approvedBy = decision.by;
     }
 
     // 7. Promote exactly the tested digest (saga), then record
@@ -82,12 +104,14 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
       promotionSaga(acts, { stream: input.stream, candidate: { repo: candidate.repo, digest }, stableRepo: plan.images.stable, stableTags: tags.stable, auditTag: tags.audit, akmods: { repo: akmods.repo, digest: akmods.digest, stableRepo: plan.images.akmodsStable, tag: akmods.tag }, predicate }),
     );
     const provenance = await state.stage(Stage.Record, async () => provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotion, promotionResult: 'success' }));
-    return end(Outcome.Promoted, `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`, { ...known, candidate, akmods: akmodsRecord, promotion, provenance });
+    const release: Release = { kind: 'promotion', digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, auditTag: tags.audit, akmodsDigest: akmods.digest, akmodsTag: akmods.tag, stableTags: tags.stable, at: new Date().toISOString(), approvedBy, runWorkflowId: info.workflowId };
+    return end(Outcome.Promoted, `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`, { ...known, candidate, akmods: akmodsRecord, promotion, provenance, release });
   } catch (err) {
     if (isCancellation(err)) throw err;
     const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err instanceof ApplicationFailure ? err : undefined;
     const message = `${state.progress.stage} failed: ${cause?.message ?? (err as Error).message}`;
     state.finish(Outcome.Failed, message);
-    throw ApplicationFailure.create({ type: cause?.type ?? (isPermanentError(err) ? err.type : 'PipelineFailed'), message, nonRetryable: true, details: [{ stream: input.stream, outcome: Outcome.Failed, message, stages: state.stages }] });
+    await tellStream(Outcome.Failed, message);
+    throw ApplicationFailure.create({ type: cause?.type ?? (isPermanentError(err) ? err.type : 'PipelineFailed'), message, nonRetryable: true, details: [{ stream: input.stream, outcome: Outcome.Failed, message, stages: state.stages, candidate: state.progress.candidateDigest ? { repo: plan.images.candidate, tag: '', digest: state.progress.candidateDigest } : undefined }] });
   }
 }

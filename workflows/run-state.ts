@@ -30,7 +30,7 @@ export class RunState {
       return result;
     } catch (err) {
       record.status = 'failed';
-      record.detail = (err as Error).message?.split('\n')[0];
+      record.detail = innermostMessage(err).split('\n')[0];
       throw err;
     } finally {
       record.endedAt = new Date().toISOString();
@@ -52,7 +52,10 @@ export class RunState {
       this.progress.candidateDigest = facts.candidateDigest;
       upsertSearchAttributes([{ key: SearchAttr.candidateDigest, value: facts.candidateDigest }]);
     }
-    if (facts.inputsHash) upsertSearchAttributes([{ key: SearchAttr.inputsHash, value: facts.inputsHash }]);
+    if (facts.inputsHash) {
+      this.progress.inputsHash = facts.inputsHash;
+      upsertSearchAttributes([{ key: SearchAttr.inputsHash, value: facts.inputsHash }]);
+    }
     this.details();
   }
 
@@ -94,4 +97,11 @@ export class RunState {
     ];
     setCurrentDetails(lines.filter((l) => l !== '').join('\n'));
   }
+}
+
+/** The most specific message of an error chain (an ActivityFailure's cause says what went wrong). */
+export function innermostMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e && (e.cause as { message?: string } | undefined)?.message) e = e.cause as typeof e;
+  return e?.message ?? String(err);
 }

@@ -1,9 +1,11 @@
 /**
  * Message and search-attribute definitions shared by workflows, the worker and the client.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { RunProgress } from '../core/pipeline.ts';
+import type { RunProgress, StreamPlan, Trigger } from '../core/pipeline.ts';
+import type { ApprovalRequest, PendingApproval, Release, Veto } from '../core/stream-rules.ts';
+import type { Outcome } from '../core/progress.ts';
 
 /** The live progress of a pipeline run: current stage, stage times, per-kernel akmods status. */
 export const progressQuery = defineQuery<RunProgress>('progress');
@@ -26,3 +28,63 @@ export interface TaskQueues {
   control: string;
   build: string;
 }
+
+
+/** A run's approval decision, sent by the stream to the waiting run. */
+export type ApprovalDecision = { kind: 'approved'; by: string } | { kind: 'rejected'; by: string; reason: string } | { kind: 'superseded'; by: string };
+
+/** Run → stream: a candidate passed its tests and waits for approval. */
+export const candidateReadySignal = defineSignal<[PendingApproval]>('candidateReady');
+/** Run → stream: the run ended (any outcome). */
+export const runFinishedSignal = defineSignal<[RunFinished]>('runFinished');
+/** Stream → run: the approval decision. */
+export const approvalDecisionSignal = defineSignal<[ApprovalDecision]>('approvalDecision');
+
+/** What a run reports to its stream when it ends. */
+export interface RunFinished {
+  runWorkflowId: string;
+  outcome: Outcome;
+  message: string;
+  release?: Release;
+}
+
+/** A request to run the pipeline for a stream. */
+export interface TriggerRequest {
+  trigger: Trigger & { requestId?: string };
+  /** The stream's public settings from the sender's config (the newest wins). */
+  plan?: StreamPlan;
+  options?: { rebuildAkmods?: boolean; promote?: boolean };
+}
+
+/** What the stream answers to a trigger. */
+export interface TriggerReply {
+  status: 'started' | 'queued' | 'coalesced' | 'duplicate';
+  /** The run this trigger started or will start (known at once unless queued). */
+  runWorkflowId?: string;
+  requestId: string;
+}
+
+/** Operator identity and reason on every stream operation. */
+export interface Operator {
+  by: string;
+  reason?: string;
+}
+
+/** Trigger a run (coalesced while one is running; the same source+commit twice yields one run). */
+export const triggerUpdate = defineUpdate<TriggerReply, [TriggerRequest]>('trigger');
+/** Trigger a run from a Schedule or the Web UI (same rules as the Update). */
+export const triggerSignal = defineSignal<[TriggerRequest]>('trigger');
+/** Approve the pending candidate (by exact digest and inputs hash; approver must be allowed). */
+export const approveUpdate = defineUpdate<{ approved: string }, [ApprovalRequest]>('approve');
+/** Reject the pending candidate with a reason. */
+export const rejectUpdate = defineUpdate<{ rejected: string }, [ApprovalRequest]>('reject');
+/** Approve from the Web UI: same checks as the Update; an invalid one is recorded and ignored. */
+export const approveSignal = defineSignal<[ApprovalRequest]>('approve');
+/** Roll stable back to an earlier release (audit tag or digest); the stream then holds. */
+export const rollbackUpdate = defineUpdate<Release, [Operator & { to: string }]>('rollback');
+/** Veto an inputs hash, a kernel release or a ZFS release. */
+export const vetoUpdate = defineUpdate<Veto, [Operator & { kind: Veto['kind']; value: string; reason: string }]>('veto');
+/** Hold the stream: runs build and test but do not promote. */
+export const holdUpdate = defineUpdate<{ held: true }, [Operator]>('hold');
+/** Release a hold. */
+export const releaseUpdate = defineUpdate<{ held: false }, [Operator]>('release');

@@ -164,7 +164,8 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
   };
   const configFile = join(dir, 'config.yaml');
   const rawConfig = {
-    temporal: { address: temporal.address, namespace: temporal.namespace, ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}) },
+    // Task queues per world: two worlds on one Temporal server never serve each other's runs.
+    temporal: { address: temporal.address, namespace: temporal.namespace, ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}), taskQueues: { control: `kinoite-zfs-${spec.name}-control`, build: `kinoite-zfs-${spec.name}-build` } },
     registries: { insecure: [reg, http.host] },
     worker: { workDir: join(dir, 'work'), containersConf },
     streams: {

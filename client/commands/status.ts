@@ -1,57 +1,79 @@
 /**
- * `kinoite-zfs status [--stream S] [--json] [--limit N]`: last runs, their outcomes, the current
- * stable digest, and a running run's stage.
+ * `kinoite-zfs status [--stream S] [--json] [--limit N]`: the stream's state (current run and its
+ * stage, pending approval with the exact command that approves it, last good release, history,
+ * hold, vetoes), the stable digests in the registry, and the last runs with their outcomes.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient, runUrl } from '../temporal.ts';
+import { streamState } from '../stream-client.ts';
 import { RegistryClient } from '../../activities/registry-http.ts';
 import { progressQuery } from '../../workflows/shared.ts';
 import { ExitCode } from '../exit-codes.ts';
+import { UsageError } from '../cli.ts';
 import type { RunProgress } from '../../core/pipeline.ts';
 
 /** Prints the state of each stream. */
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, stream: { type: 'string' }, json: { type: 'boolean', default: false }, limit: { type: 'string', default: '5' } } });
   const config = await loadConfig(values.config ?? defaultConfigPath());
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
   const client = await connectClient(config);
   const registry = new RegistryClient({ insecureHosts: config.registries.insecure, authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE });
-  const out: Record<string, unknown>[] = [];
+  const out: Record<string, any>[] = [];
   for (const stream of values.stream ? [values.stream] : Object.keys(config.streams)) {
     const s = config.streams[stream];
-    if (!s) {
-      console.error(`unknown stream "${stream}"`);
-      return ExitCode.ConfigError;
-    }
+    if (!s) throw new UsageError(`unknown stream "${stream}": the config has ${Object.keys(config.streams).join(', ')}`);
+    const state = await streamState(client, stream);
     const runs: Record<string, unknown>[] = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowType = 'pipelineRunWorkflow' AND KzStream = '${stream}'`, pageSize: Number(values.limit) })) {
-      const sa = wf.typedSearchAttributes;
-      const get = (name: string) => sa.getAll().find((p) => p.key.name === name)?.value;
+    const query = `WorkflowType = 'pipelineRunWorkflow' AND KzStream = '${stream}' AND TaskQueue = '${config.temporal.taskQueues.control}'`;
+    for await (const wf of client.workflow.list({ query, pageSize: limit })) {
+      const get = (name: string) => wf.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value;
       const row: Record<string, unknown> = { workflowId: wf.workflowId, status: wf.status.name, started: wf.startTime.toISOString(), outcome: get('KzOutcome'), stage: get('KzStage'), kernels: get('KzKernels'), zfs: get('KzZfsRelease'), candidateDigest: get('KzCandidateDigest'), url: runUrl(config, wf.workflowId, wf.runId) };
       if (wf.status.name === 'RUNNING') {
         const p = (await client.workflow.getHandle(wf.workflowId).query(progressQuery).catch(() => undefined)) as RunProgress | undefined;
         if (p) row.stage = p.stage;
       }
       runs.push(row);
-      if (runs.length >= Number(values.limit)) break;
+      if (runs.length >= limit) break;
     }
+    const stableTags = state?.lastGood?.stableTags ?? s.images.stableTags.filter((t) => !t.includes('{'));
     const stable: Record<string, string | null> = {};
-    for (const pattern of s.images.stableTags.filter((t) => !t.includes('{'))) {
-      stable[`${s.images.stable}:${pattern}`] = (await registry.resolveDigest(`${s.images.stable}:${pattern}`).catch(() => undefined)) ?? null;
-    }
-    out.push({ stream, stable, runs });
+    for (const tag of stableTags) stable[`${s.images.stable}:${tag}`] = (await registry.resolveDigest(`${s.images.stable}:${tag}`).catch(() => undefined)) ?? null;
+    const pending = state?.parked;
+    out.push({
+      stream,
+      stable,
+      state: state ?? null,
+      approveCommand: pending ? `kinoite-zfs approve --stream ${stream} --digest ${pending.digest} --inputs-hash ${pending.inputsHash} --by <approver>` : undefined,
+      runs,
+    });
   }
   if (values.json) {
     console.log(JSON.stringify(out.length === 1 ? out[0] : out, null, 2));
     return ExitCode.Ok;
   }
   for (const s of out) {
-    console.log(`stream ${s.stream}`);
-    for (const [ref, digest] of Object.entries(s.stable as Record<string, string | null>)) console.log(`  stable ${ref} → ${digest ?? '(not promoted yet)'}`);
-    for (const r of s.runs as Record<string, unknown>[]) {
-      console.log(`  ${r.workflowId}  ${String(r.status).padEnd(10)} ${r.outcome ?? r.stage ?? ''}  ${r.started}${r.kernels ? `  kernels ${(r.kernels as string[]).join(',')}` : ''}`);
+    const st = s.state;
+    console.log(`stream ${s.stream}${st ? ` (runs ${st.runCounter}${st.hold ? `, HELD by ${st.hold.by}: ${st.hold.reason}` : ''})` : ' (not started yet: kinoite-zfs run --stream ' + s.stream + ')'}`);
+    for (const [ref, digest] of Object.entries(s.stable as Record<string, string | null>)) console.log(`  stable   ${ref} → ${digest ?? '(not promoted yet)'}`);
+    if (st?.lastGood) console.log(`  last good ${st.lastGood.digest} (${st.lastGood.kind} ${st.lastGood.auditTag}, ${st.lastGood.at}, approved by ${st.lastGood.approvedBy}; kernels ${st.lastGood.kernels.join(', ')}; ZFS ${st.lastGood.zfsVersion})`);
+    if (st?.current) console.log(`  running  ${st.current.runWorkflowId}${runs(s).find((r) => r.workflowId === st.current.runWorkflowId)?.stage ? ` (stage ${runs(s).find((r) => r.workflowId === st.current.runWorkflowId)!.stage})` : ''}`);
+    if (st?.next) console.log(`  queued   one follow-up run (${st.next.requestIds.length} trigger(s) coalesced)`);
+    if (st?.parked) {
+      console.log(`  PENDING APPROVAL ${st.parked.runWorkflowId}: ${st.parked.digest} (kernels ${st.parked.kernels.join(', ')}; ZFS ${st.parked.zfsVersion}; until ${st.parked.deadline})`);
+      console.log(`    approve: ${s.approveCommand}`);
+      console.log(`    reject:  kinoite-zfs reject --stream ${s.stream} --digest ${st.parked.digest} --inputs-hash ${st.parked.inputsHash} --reason "..." --by <approver>`);
     }
-    if (!(s.runs as unknown[]).length) console.log('  no runs yet: kinoite-zfs run --stream ' + s.stream + ' --wait');
+    for (const v of st?.vetoes ?? []) console.log(`  veto     ${v.kind} ${v.value} by ${v.by}: ${v.reason}`);
+    if (st?.releases?.length) console.log(`  history  ${[...st.releases].reverse().slice(0, 5).map((r: any) => `${r.auditTag} ${r.digest.slice(7, 19)} (${r.kind})`).join('; ')}`);
+    for (const r of s.runs as Record<string, unknown>[]) console.log(`  run      ${r.workflowId}  ${String(r.status).padEnd(10)} ${r.outcome ?? r.stage ?? ''}  ${r.started}`);
+    if (!(s.runs as unknown[]).length) console.log(`  no runs yet: kinoite-zfs run --stream ${s.stream} --wait`);
   }
   return ExitCode.Ok;
+}
+
+function runs(s: Record<string, any>): Record<string, unknown>[] {
+  return s.runs as Record<string, unknown>[];
 }

@@ -44,7 +44,9 @@ export async function bringUpWorld(name: string, spec: object, opts: { fresh?: b
   }
   await mkdir(dir, { recursive: true });
   const specFile = join(dir, 'spec.yaml');
-  await writeFile(specFile, stringify({ name, ...spec }));
+  // The stream is named after the world: stream workflows (stream/<name>) of different test worlds never meet.
+  const s = spec as { stream?: Record<string, unknown> };
+  await writeFile(specFile, stringify({ name, ...spec, stream: { ...s.stream, name } }));
   const { info } = await worldUp({ specFile, dir, log: () => undefined });
   const config = await loadConfig(info.configFile);
   return { dir, info, config, configFile: info.configFile, stream: Object.keys(config.streams)[0]! };

@@ -1,0 +1,114 @@
+/**
+ * Pure rules of a stream: what a run may do given the stream's state (unchanged, vetoed, held),
+ * whether an approval request matches the pending candidate, trigger identity, bounded lists.
+ */
+import type { RunInputs } from './pipeline.ts';
+
+/** A durable "never promote this" mark. */
+export interface Veto {
+  kind: 'inputs' | 'kernel' | 'zfs';
+  /** An inputs hash, a kernel release or a ZFS version. */
+  value: string;
+  by: string;
+  reason: string;
+  at: string;
+}
+
+/** One promoted (or rolled-back-to) stable state. */
+export interface Release {
+  kind: 'promotion' | 'rollback';
+  digest: string;
+  inputsHash: string;
+  kernels: string[];
+  zfsVersion: string;
+  auditTag: string;
+  akmodsDigest: string;
+  /** The stable akmods tag this release moved (e.g. main-43). */
+  akmodsTag: string;
+  stableTags: string[];
+  at: string;
+  approvedBy: string;
+  runWorkflowId: string;
+}
+
+/** A candidate waiting for a human. */
+export interface PendingApproval {
+  runWorkflowId: string;
+  digest: string;
+  inputsHash: string;
+  kernels: string[];
+  zfsVersion: string;
+  since: string;
+  deadline: string;
+}
+
+/** What a stream tells a run before it starts. */
+export interface StreamContext {
+  lastGoodInputsHash?: string;
+  vetoes: Veto[];
+  held: boolean;
+  /** Workflow id of the stream, for signals back. */
+  streamWorkflowId?: string;
+}
+
+/** Verdict of {@link runGate}. */
+export type RunGate = { go: true } | { go: false; outcome: 'unchanged' | 'vetoed'; message: string };
+
+/** Decides, right after inputs are resolved, whether a run builds at all. */
+export function runGate(ctx: StreamContext, inputs: Pick<RunInputs, 'kernels' | 'zfs'>, hash: string): RunGate {
+  if (ctx.lastGoodInputsHash === hash) {
+    return { go: false, outcome: 'unchanged', message: `Inputs are unchanged since the last good release (inputs hash ${hash.slice(0, 12)}); nothing to build.` };
+  }
+  const veto = vetoFor(ctx.vetoes, inputs, hash);
+  if (veto) return { go: false, outcome: 'vetoed', message: `Vetoed ${veto.kind} ${veto.value} by ${veto.by}: ${veto.reason}. Stable stays where it is.` };
+  return { go: true };
+}
+
+/** The first veto that matches these inputs, if any. */
+export function vetoFor(vetoes: readonly Veto[], inputs: Pick<RunInputs, 'kernels' | 'zfs'>, hash: string): Veto | undefined {
+  return vetoes.find((v) => (v.kind === 'inputs' && v.value === hash) || (v.kind === 'kernel' && inputs.kernels.includes(v.value)) || (v.kind === 'zfs' && v.value === inputs.zfs.version));
+}
+
+/** An approve or reject request as an operator sends it. */
+export interface ApprovalRequest {
+  by: string;
+  digest: string;
+  inputsHash: string;
+  reason?: string;
+}
+
+/** Why an approval request cannot be accepted, or undefined when it can. */
+export function approvalProblem(input: { pending?: PendingApproval; approvers: readonly string[]; request: ApprovalRequest; reject?: boolean }): string | undefined {
+  const { pending, request } = input;
+  if (!pending) return 'No candidate is waiting for approval on this stream.';
+  if (!request.by || !input.approvers.includes(request.by)) return `${JSON.stringify(request.by ?? '')} may not approve or reject on this stream; approvers are: ${input.approvers.join(', ') || '(none configured)'}.`;
+  if (request.digest !== pending.digest) return `The pending candidate is ${pending.digest}, not ${request.digest}; approve exactly the candidate that was tested.`;
+  if (request.inputsHash !== pending.inputsHash) return `The pending candidate's inputs hash is ${pending.inputsHash}, not ${request.inputsHash}.`;
+  if (input.reject && !request.reason?.trim()) return 'A rejection needs a reason.';
+  return undefined;
+}
+
+/** Identity of a trigger for de-duplication: the same source and commit is the same trigger. */
+export function triggerKey(t: { source: string; commit?: string; requestId?: string }): string | undefined {
+  if (t.commit) return `${t.source}@${t.commit}`;
+  return t.requestId ? `request:${t.requestId}` : undefined;
+}
+
+/** Appends to a list and keeps only the newest `max` items. */
+export function bounded<T>(list: readonly T[], item: T, max: number): T[] {
+  const out = [...list, item];
+  return out.length > max ? out.slice(out.length - max) : out;
+}
+
+/** Finds a release to roll back to by audit tag or digest (newest first). */
+export function findRelease(releases: readonly Release[], target: string): Release | undefined {
+  return [...releases].reverse().find((r) => r.auditTag === target || r.digest === target);
+}
+
+/** Parses a duration like `30s`, `15m`, `24h`, `7d` into milliseconds. */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
+  if (!m) throw new Error(`invalid duration ${JSON.stringify(d)}`);
+  const n = Number(m[1]);
+  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+}

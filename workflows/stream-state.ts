@@ -1,0 +1,146 @@
+/**
+ * The state of one stream as a plain class: what the stream workflow's handlers change and its
+ * query returns. No Temporal calls here except deterministic time; the workflow wires it.
+ */
+import { approvalProblem, bounded, findRelease, triggerKey, type ApprovalRequest, type PendingApproval, type Release, type Veto } from '../core/stream-rules.ts';
+import type { StreamPlan } from '../core/pipeline.ts';
+import type { RunFinished, TriggerReply, TriggerRequest } from './shared.ts';
+
+/** How many releases, trigger records and notes the state keeps. */
+export const LIMITS = { releases: 20, triggers: 50, notes: 20 } as const;
+
+/** One trigger as the stream recorded it. */
+export interface TriggerRecord {
+  requestId: string;
+  key?: string;
+  source: string;
+  commit?: string;
+  at: string;
+  status: 'started' | 'queued' | 'coalesced' | 'duplicate';
+  runWorkflowId?: string;
+}
+
+/** The serialisable state of a stream (survives continue-as-new). */
+export interface StreamStateData {
+  stream: string;
+  plan?: StreamPlan;
+  runCounter: number;
+  current?: { runWorkflowId: string; requestId: string };
+  parked?: PendingApproval;
+  next?: TriggerRequest & { requestIds: string[] };
+  lastGood?: Release;
+  releases: Release[];
+  vetoes: Veto[];
+  hold?: { by: string; reason: string; at: string };
+  triggers: TriggerRecord[];
+  notes: { at: string; text: string }[];
+  counters: Record<string, number>;
+}
+
+/** The state machine of a stream. */
+export class StreamState {
+  constructor(public data: StreamStateData) {}
+
+  /** A fresh state. */
+  static empty(stream: string, runCounter = 0): StreamState {
+    return new StreamState({ stream, runCounter, releases: [], vetoes: [], triggers: [], notes: [], counters: {} });
+  }
+
+  /** Records a trigger: starts now, coalesces into the follow-up run, or answers a duplicate. */
+  trigger(req: TriggerRequest, now: string, requestId: string): TriggerReply {
+    const key = triggerKey(req.trigger);
+    const dup = key ? this.data.triggers.find((t) => t.key === key && t.status !== 'duplicate') : undefined;
+    if (dup) {
+      this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status: 'duplicate', runWorkflowId: dup.runWorkflowId }, LIMITS.triggers);
+      return { status: 'duplicate', runWorkflowId: dup.runWorkflowId ?? this.pendingRunOf(dup.requestId), requestId: dup.requestId };
+    }
+    if (req.plan) this.data.plan = req.plan;
+    const coalescing = !!this.data.next;
+    const ids = coalescing ? [...this.data.next!.requestIds, requestId] : [requestId];
+    for (const t of this.data.triggers) if (this.data.next?.requestIds.includes(t.requestId)) t.status = 'coalesced';
+    this.data.next = { ...req, requestIds: ids };
+    const busy = !!this.data.current;
+    this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status: busy || coalescing ? 'queued' : 'started' }, LIMITS.triggers);
+    return { status: busy ? (coalescing ? 'coalesced' : 'queued') : 'started', requestId };
+  }
+
+  private pendingRunOf(requestId: string): string | undefined {
+    return this.data.triggers.find((t) => t.requestId === requestId)?.runWorkflowId;
+  }
+
+  /** Takes the next run to start, if the stream is free; returns its workflow id and request. */
+  takeNext(): { runWorkflowId: string; request: TriggerRequest } | undefined {
+    if (this.data.current || !this.data.next || !this.data.plan) return undefined;
+    const next = this.data.next;
+    this.data.next = undefined;
+    this.data.runCounter += 1;
+    const runWorkflowId = `stream/${this.data.stream}/run-${this.data.runCounter}`;
+    this.data.current = { runWorkflowId, requestId: next.requestIds.at(-1)! };
+    for (const t of this.data.triggers) if (next.requestIds.includes(t.requestId)) t.runWorkflowId = runWorkflowId;
+    this.count('runs');
+    return { runWorkflowId, request: next };
+  }
+
+  /** A run announced a candidate waiting for approval; returns a run it supersedes, if any. */
+  candidateReady(p: PendingApproval): string | undefined {
+    const older = this.data.parked && this.data.parked.runWorkflowId !== p.runWorkflowId ? this.data.parked.runWorkflowId : undefined;
+    this.data.parked = p;
+    // A parked run no longer blocks the stream: the next trigger may build a newer candidate.
+    if (this.data.current?.runWorkflowId === p.runWorkflowId) this.data.current = undefined;
+    if (older) this.count('superseded');
+    return older;
+  }
+
+  /** A run ended. */
+  runFinished(r: RunFinished, now: string): void {
+    if (this.data.current?.runWorkflowId === r.runWorkflowId) this.data.current = undefined;
+    if (this.data.parked?.runWorkflowId === r.runWorkflowId) this.data.parked = undefined;
+    this.count(r.outcome);
+    if (r.release) this.recordRelease(r.release);
+    this.note(now, `${r.runWorkflowId}: ${r.outcome}: ${r.message}`);
+  }
+
+  /** Records a release as the last good one; approving a newer release ends a hold. */
+  recordRelease(release: Release): void {
+    this.data.lastGood = release;
+    this.data.releases = bounded(this.data.releases, release, LIMITS.releases);
+    if (release.kind === 'promotion') this.data.hold = undefined;
+  }
+
+  /** Why an approve/reject cannot be accepted (undefined when it can). */
+  approvalProblem(req: ApprovalRequest, approvers: readonly string[], reject = false): string | undefined {
+    return approvalProblem({ pending: this.data.parked, approvers, request: req, reject });
+  }
+
+  /** The release a rollback target names, or a message why there is none. */
+  rollbackTarget(to: string): Release | string {
+    const r = findRelease(this.data.releases, to);
+    if (!r) return `No release with audit tag or digest ${JSON.stringify(to)} in this stream's history (${this.data.releases.map((x) => x.auditTag).join(', ') || 'empty'}).`;
+    if (this.data.lastGood?.digest === r.digest) return `Stable already is ${r.digest} (${r.auditTag}).`;
+    return r;
+  }
+
+  /** Adds a veto. */
+  veto(v: Veto): void {
+    this.data.vetoes = [...this.data.vetoes.filter((x) => !(x.kind === v.kind && x.value === v.value)), v];
+  }
+
+  /** Holds or releases the stream. */
+  setHold(hold: StreamStateData['hold']): void {
+    this.data.hold = hold;
+  }
+
+  /** Adds a line to the bounded notes (invalid signals, run ends). */
+  note(at: string, text: string): void {
+    this.data.notes = bounded(this.data.notes, { at, text }, LIMITS.notes);
+  }
+
+  /** True when nothing is running and nothing is queued. */
+  get idle(): boolean {
+    return !this.data.current && !this.data.next;
+  }
+
+  private count(what: string): void {
+    this.data.counters[what] = (this.data.counters[what] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The stream workflow (id `stream/<name>`): the only writer of a stream's stable tags. It runs
+ * pipeline runs one at a time as child workflows, coalesces triggers, holds the approval gate,
+ * vetoes, hold and release history, performs rollbacks, and continues-as-new before its history
+ * grows large. The workflow only wires handlers; StreamState holds the rules.
+ */
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  getExternalWorkflowHandle,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+  workflowInfo,
+  uuid4,
+  allHandlersFinished,
+  ApplicationFailure,
+} from '@temporalio/workflow';
+import { digestRef, tagRef } from '../core/refs.ts';
+import type { Veto } from '../core/stream-rules.ts';
+import type { StreamPlan } from '../core/pipeline.ts';
+import { activitiesFor } from './activities.ts';
+import { StreamState, type StreamStateData } from './stream-state.ts';
+import {
+  approvalDecisionSignal,
+  approveSignal,
+  approveUpdate,
+  candidateReadySignal,
+  holdUpdate,
+  rejectUpdate,
+  releaseUpdate,
+  rollbackUpdate,
+  runFinishedSignal,
+  triggerSignal,
+  triggerUpdate,
+  vetoUpdate,
+  SearchAttr,
+  type TaskQueues,
+  type TriggerRequest,
+} from './shared.ts';
+import type { pipelineRunWorkflow } from './pipeline-run.ts';
+
+/** The stream's state, as the CLI's `status` shows it. */
+export const streamStateQuery = defineQuery<StreamStateData>('state');
+
+/** Input of the stream workflow (also its continue-as-new argument). */
+export interface StreamInput {
+  stream: string;
+  taskQueues: TaskQueues;
+  /** Who may approve; refreshed by every trigger that carries a plan. */
+  approvers?: string[];
+  state?: StreamStateData;
+  /** Runs this stream had before (e.g. under an earlier stream workflow), so run numbers and audit tags never repeat. @default 0 */
+  previousRuns?: number;
+  /** Continue-as-new after this many history events (tests force it small). @default 2000 */
+  maxHistoryEvents?: number;
+}
+
+/** The stream workflow. */
+export async function streamWorkflow(input: StreamInput): Promise<void> {
+  const state = input.state ? new StreamState(input.state) : StreamState.empty(input.stream, input.previousRuns ?? 0);
+  const approvers = () => state.data.plan?.promotion.approvers ?? input.approvers ?? [];
+  const now = () => new Date().toISOString();
+  const acts = activitiesFor(input.taskQueues);
+  const selfId = workflowInfo().workflowId;
+  const rollbacks: (() => Promise<void>)[] = [];
+
+  setHandler(streamStateQuery, () => state.data);
+
+  const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
+  setHandler(triggerSignal, (req) => void onTrigger(req));
+  setHandler(triggerUpdate, async (req) => {
+    const reply = onTrigger(req);
+    if (reply.status === 'started' || reply.status === 'queued' || reply.status === 'coalesced') {
+      // Answer with the run id as soon as the run this trigger belongs to has one (at once when the stream is free).
+      if (reply.status === 'started') await condition(() => !!state.data.triggers.find((t) => t.requestId === reply.requestId)?.runWorkflowId);
+      reply.runWorkflowId = state.data.triggers.find((t) => t.requestId === reply.requestId)?.runWorkflowId;
+    }
+    return reply;
+  });
+
+  setHandler(candidateReadySignal, (pending) => {
+    const superseded = state.candidateReady(pending);
+    if (superseded) void getExternalWorkflowHandle(superseded).signal(approvalDecisionSignal, { kind: 'superseded', by: pending.runWorkflowId });
+  });
+  setHandler(runFinishedSignal, (r) => state.runFinished(r, now()));
+
+  const decide = async (kind: 'approved' | 'rejected', req: { by: string; reason?: string }) => {
+    const runId = state.data.parked!.runWorkflowId;
+    state.data.parked = undefined;
+    await getExternalWorkflowHandle(runId).signal(approvalDecisionSignal, kind === 'approved' ? { kind, by: req.by } : { kind, by: req.by, reason: req.reason! });
+    return runId;
+  };
+  setHandler(approveUpdate, async (req) => ({ approved: await decide('approved', req) }), {
+    validator: (req) => {
+      const problem = state.approvalProblem(req, approvers());
+      if (problem) throw new Error(problem);
+    },
+  });
+  setHandler(rejectUpdate, async (req) => ({ rejected: await decide('rejected', req) }), {
+    validator: (req) => {
+      const problem = state.approvalProblem(req, approvers(), true);
+      if (problem) throw new Error(problem);
+    },
+  });
+  // The Web UI sends Signals: same checks; an invalid one is recorded and ignored.
+  setHandler(approveSignal, (req) => {
+    const problem = state.approvalProblem(req, approvers());
+    if (problem) return state.note(now(), `ignored approve signal from ${JSON.stringify(req?.by ?? '')}: ${problem}`);
+    void decide('approved', req);
+  });
+
+  setHandler(vetoUpdate, (req) => {
+    const veto: Veto = { kind: req.kind, value: req.value, by: req.by, reason: req.reason, at: now() };
+    state.veto(veto);
+    return veto;
+  }, {
+    validator: (req) => {
+      if (!['inputs', 'kernel', 'zfs'].includes(req.kind)) throw new Error(`veto kind must be inputs, kernel or zfs, not ${JSON.stringify(req.kind)}`);
+      if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim()) throw new Error('a veto needs a value, a reason and who asked');
+    },
+  });
+  setHandler(holdUpdate, (req) => {
+    state.setHold({ by: req.by, reason: req.reason ?? 'held by an operator', at: now() });
+    return { held: true as const };
+  });
+  setHandler(releaseUpdate, () => {
+    state.setHold(undefined);
+    return { held: false as const };
+  });
+
+  setHandler(rollbackUpdate, async (req) => {
+    const target = state.rollbackTarget(req.to) as Exclude<ReturnType<StreamState['rollbackTarget']>, string>;
+    const plan = state.data.plan!;
+    let done: (() => void) | undefined;
+    const finished = new Promise<void>((r) => (done = r));
+    let failure: unknown;
+    rollbacks.push(async () => {
+      try {
+        // Verify first: a rollback never points stable at a digest whose signature does not verify.
+        await acts.control.verifyImageSignature({ stream: input.stream, ref: digestRef(plan.images.stable, target.digest) });
+        for (const tag of target.stableTags) await acts.control.copyImageByDigest({ from: digestRef(plan.images.stable, target.digest), to: tagRef(plan.images.stable, tag) });
+        await acts.control.copyImageByDigest({ from: digestRef(plan.images.akmodsCandidate, target.akmodsDigest), to: tagRef(plan.images.akmodsStable, target.akmodsTag) });
+      } catch (err) {
+        failure = err;
+      } finally {
+        done!();
+      }
+    });
+    await finished;
+    if (failure) throw ApplicationFailure.create({ type: 'RollbackFailed', message: `Rollback to ${req.to} failed: ${(failure as Error).message}`, nonRetryable: true });
+    const release = { ...target, kind: 'rollback' as const, at: now(), approvedBy: req.by };
+    state.recordRelease(release);
+    state.setHold({ by: req.by, reason: `rolled back to ${target.auditTag}${req.reason ? `: ${req.reason}` : ''}`, at: now() });
+    return release;
+  }, {
+    validator: (req) => {
+      if (!state.data.plan) throw new Error('This stream has not run yet; there is nothing to roll back to.');
+      const target = state.rollbackTarget(req.to);
+      if (typeof target === 'string') throw new Error(target);
+      if (!req.by?.trim()) throw new Error('say who asks for the rollback (--by)');
+    },
+  });
+
+  // The loop: start the next run when the stream is free, perform rollbacks between runs.
+  const maxEvents = input.maxHistoryEvents ?? 2000;
+  for (;;) {
+    await condition(() => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || (state.idle && workflowInfo().historyLength > maxEvents));
+    while (rollbacks.length) await rollbacks.shift()!();
+    const next = state.takeNext();
+    if (next) {
+      const child = await startChild<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
+        workflowId: next.runWorkflowId,
+        taskQueue: input.taskQueues.control,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [
+          {
+            stream: input.stream,
+            plan: state.data.plan as StreamPlan,
+            runNumber: state.data.runCounter,
+            trigger: next.request.trigger,
+            options: next.request.options,
+            taskQueues: input.taskQueues,
+            context: { lastGoodInputsHash: state.data.lastGood?.inputsHash, vetoes: state.data.vetoes, held: !!state.data.hold, streamWorkflowId: selfId },
+          },
+        ],
+        staticSummary: `kinoite-zfs ${input.stream}: run ${state.data.runCounter} (${next.request.trigger.source})`,
+        typedSearchAttributes: [
+          { key: SearchAttr.stream, value: input.stream },
+          { key: SearchAttr.trigger, value: next.request.trigger.source },
+          ...(next.request.trigger.commit ? [{ key: SearchAttr.commit, value: next.request.trigger.commit }] : []),
+        ],
+        memo: { stream: input.stream, trigger: next.request.trigger },
+      });
+      // A run normally reports its end by signal; this catches one that was terminated or timed out.
+      void child.result().then(
+        () => undefined,
+        (err) => {
+          if (state.data.current?.runWorkflowId === next.runWorkflowId || state.data.parked?.runWorkflowId === next.runWorkflowId) {
+            state.runFinished({ runWorkflowId: next.runWorkflowId, outcome: 'failed', message: (err as Error).message }, now());
+          }
+        },
+      );
+      continue;
+    }
+    if (state.idle && workflowInfo().historyLength > maxEvents) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof streamWorkflow>({ ...input, state: state.data });
+    }
+  }
+}
+
