@@ -12,7 +12,7 @@ import { parseImageRef } from '../core/refs.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 
 /** Pinned tool versions the set-up builds into the tools cache. */
-export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5' } as const;
+export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5', actionlint: 'v1.7.12' } as const;
 
 /** The per-user tools cache: $KINOITE_ZFS_TOOLS_DIR or ~/.cache/kinoite-zfs/tools. */
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -91,10 +91,11 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
       return { kernels, layersRead, memoised: false };
     },
 
-    /** Picks the newest release of the configured line and reads its META. */
-    async resolveZfsRelease(input: { line: string; source: StreamPlan['zfs']['source'] }) {
+    /** Picks the newest release of the configured line (or exactly `pin`, when replaying a lock) and reads its META. */
+    async resolveZfsRelease(input: { line: string; source: StreamPlan['zfs']['source']; pin?: string }) {
       const releases = await fetchReleases(input.source.releasesUrl);
-      const picked = pickZfsRelease({ line: input.line, releases });
+      const picked = input.pin ? (releases.some((r) => r.tag === `zfs-${input.pin}`) ? { tag: `zfs-${input.pin}`, version: input.pin } : undefined) : pickZfsRelease({ line: input.line, releases });
+      if (!picked && input.pin) throw new PermanentError(FailureType.InvalidInput, `The lock pins OpenZFS ${input.pin}, which ${input.source.releasesUrl} does not list.`);
       if (!picked) throw new PermanentError(FailureType.InvalidInput, `No OpenZFS release in line ${input.line} at ${input.source.releasesUrl} (found: ${releases.map((r) => r.tag).slice(0, 8).join(', ') || 'none'}). Check zfs.line in the config.`);
       const meta = parseMeta(await fetchText(releaseUrl(input.source.metaUrl, picked), `META of ${picked.tag}`));
       return { line: input.line, tag: picked.tag, version: picked.version, linuxMin: meta.linuxMin, linuxMax: meta.linuxMax };

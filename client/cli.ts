@@ -17,7 +17,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   world: { summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world', load: async () => (await import('../world/commands.ts')).worldCommand },
   services: { summary: 'services up|down|status [--dir DIR]   the local Temporal dev server (and a world\'s registry)', load: async () => { const { worldCommand } = await import('../world/commands.ts'); return (argv: string[]) => worldCommand(['services', ...argv]); } },
   worker: { summary: 'worker [--config FILE] [--queues control,build]   run a worker', load: async () => (await import('./commands/worker.ts')).workerCommand },
-  run: { summary: 'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA]   trigger the stream and follow the run', load: async () => (await import('./commands/run.ts')).runCommand },
+  run: { summary: 'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA] [--mode main|branch|pr --branch B --pr N] [--lock FILE [--promote]]   trigger a run and follow it', load: async () => (await import('./commands/run.ts')).runCommand },
   status: { summary: 'status [--config F] [--stream S] [--json] [--limit N]   stream state, pending approval, last runs, stable digests', load: async () => (await import('./commands/status.ts')).statusCommand },
   approve: { summary: 'approve --stream S --digest D --inputs-hash H [--by NAME]   approve the pending candidate', load: op('approve') },
   reject: { summary: 'reject --stream S --digest D --inputs-hash H --reason TEXT [--by NAME]', load: op('reject') },
@@ -26,6 +26,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   hold: { summary: 'hold --stream S [--reason TEXT]   build and test, but do not promote', load: op('hold') },
   release: { summary: 'release --stream S   end a hold', load: op('release') },
   schedule: { summary: 'schedule apply|pause|unpause|trigger|describe [--stream S]   the nightly Temporal Schedule', load: async () => (await import('./commands/schedule.ts')).scheduleCommand },
+  lock: { summary: 'lock export --run WORKFLOW_ID [--out FILE]   the pinned inputs of a finished run, for run --lock', load: async () => (await import('./commands/lock.ts')).lockCommand },
   demo: { summary: 'demo   the whole pipeline on the hermetic demo world', load: async () => (await import('./commands/demo.ts')).demoCommand },
 };
 

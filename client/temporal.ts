@@ -1,7 +1,7 @@
 /**
  * The Temporal client the CLI uses, and the start of pipeline runs.
  */
-import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
+import { Client, Connection, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Config } from '../core/config.ts';
 import type { PipelineInput, StreamPlan } from '../core/pipeline.ts';
 import { SearchAttr } from '../workflows/shared.ts';
@@ -34,24 +34,40 @@ export function runStamp(now = new Date()): string {
   return now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
 
-/** Starts one pipeline run; returns its handle. */
-export async function startPipelineRun(client: Client, config: Config, input: Omit<PipelineInput, 'plan' | 'runNumber'> & { runNumber?: number }) {
+/**
+ * Starts one pipeline run outside the stream (branch and PR builds, tests); returns its handle.
+ * With a `workflowId` (e.g. one derived from the commit), starting the same run twice attaches to
+ * the first instead of starting a second.
+ */
+export async function startPipelineRun(client: Client, config: Config, input: Omit<PipelineInput, 'plan' | 'runNumber'> & { runNumber?: number; workflowId?: string }) {
   const now = new Date();
   const stamp = runStamp(now);
   const runNumber = input.runNumber ?? Number(stamp);
   const plan = streamPlan(config, input.stream);
-  const workflowId = `run/${input.stream}/${stamp}-${String(now.getUTCMilliseconds()).padStart(3, '0')}`;
+  const { workflowId: wanted, ...rest } = input;
+  const workflowId = wanted ?? `run/${input.stream}/${stamp}-${String(now.getUTCMilliseconds()).padStart(3, '0')}`;
+  try {
+    return await startRun(client, config, { ...rest, runNumber, plan, workflowId });
+  } catch (err) {
+    if (wanted && err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<typeof pipelineRunWorkflow>(workflowId);
+    throw err;
+  }
+}
+
+function startRun(client: Client, config: Config, input: Omit<PipelineInput, 'runNumber'> & { runNumber: number; workflowId: string }) {
+  const { plan, runNumber, workflowId } = input;
   return client.workflow.start<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
     workflowId,
     taskQueue: config.temporal.taskQueues.control,
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    args: [{ ...input, plan, runNumber, taskQueues: config.temporal.taskQueues }],
+    args: [{ stream: input.stream, plan, runNumber, trigger: input.trigger, options: input.options, mode: input.mode, branch: input.branch, pr: input.pr, lock: input.lock, taskQueues: config.temporal.taskQueues }],
     typedSearchAttributes: [
       { key: SearchAttr.stream, value: input.stream },
       { key: SearchAttr.trigger, value: input.trigger.source },
       ...(input.trigger.commit ? [{ key: SearchAttr.commit, value: input.trigger.commit }] : []),
+      ...(input.trigger.github ? [{ key: SearchAttr.repository, value: input.trigger.github.repository }] : []),
     ],
-    staticSummary: `kinoite-zfs ${input.stream}: pipeline run #${runNumber} (${input.trigger.source})`,
+    staticSummary: `kinoite-zfs ${input.stream}: ${input.mode && input.mode !== 'main' ? `${input.mode} build${input.branch ? ` of ${input.branch}` : ''}${input.pr ? ` #${input.pr}` : ''}` : `pipeline run #${runNumber}`} (${input.trigger.source})`,
     staticDetails: [
       `**Stream** ${input.stream}`,
       `**Base** \`${plan.baseImage}\` · **ZFS line** ${plan.zfs.line}`,

@@ -10,6 +10,7 @@ import type { Outcome, Stage } from './progress.ts';
 import { parseImageRef, assertSafeToken } from './refs.ts';
 import { invalidInput } from './errors.ts';
 import type { StreamContext, Release } from './stream-rules.ts';
+import type { Lock } from './lock.ts';
 
 /** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
 export const PIPELINE_VERSION = '1';
@@ -25,6 +26,8 @@ export interface Trigger {
   by?: string;
   /** Commit that caused the run (e.g. the pushed recipe commit), if any. */
   commit?: string;
+  /** Where a GitHub Actions job started the run. */
+  github?: { repository: string; ref: string; runId: string; runUrl: string; eventName: string };
 }
 
 /** Input of one pipeline run workflow. */
@@ -44,7 +47,17 @@ export interface PipelineInput {
   };
   /** What the stream knows (last good release, vetoes, hold); absent for a standalone run. */
   context?: StreamContext;
+  /** main (the default), branch (read-only, branch tags only) or pr (validation, nothing user-facing). */
+  mode?: RunMode;
+  /** Branch name for branch mode, PR number for pr mode. */
+  branch?: string;
+  pr?: number;
+  /** Replay exactly these pinned inputs instead of resolving floating ones. */
+  lock?: Lock;
 }
+
+/** How a run publishes. */
+export type RunMode = 'main' | 'branch' | 'pr';
 
 /** A digest-pinned image. */
 export interface PinnedImage {

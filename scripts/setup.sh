@@ -8,6 +8,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir=${KINOITE_ZFS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinoite-zfs/tools}
 temporal_version=v1.5.1
 cosign_version=v2.6.5
+actionlint_version=v1.7.12
 debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium)
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -56,6 +57,7 @@ go_tool() { # name version module binary-name [ldflags]
 }
 go_tool temporal "$temporal_version" github.com/temporalio/cli/cmd/temporal temporal "-X github.com/temporalio/cli/temporalcli.Version=${temporal_version#v}"
 go_tool cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign cosign
+go_tool actionlint "$actionlint_version" github.com/rhysd/actionlint/cmd/actionlint actionlint
 
 # 3. Node dependencies
 command -v node >/dev/null || fail "Node.js is not installed: install Node.js 20 (https://nodejs.org)"

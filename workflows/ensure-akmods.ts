@@ -5,6 +5,7 @@
  */
 import { digestRef } from '../core/refs.ts';
 import { sortKernels } from '../core/kernels.ts';
+import { PermanentError, FailureType } from '../core/errors.ts';
 import type { RunInputs, StreamPlan, TagPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
 import type { RunState } from './run-state.ts';
@@ -76,4 +77,29 @@ export async function ensureAkmods(
   for (const b of built) sources.push({ repo, digest: b.digest });
   const { digest } = await acts.control.publishAkmodsCache({ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources });
   return { repo, tag: tags.akmodsCache, digest, built: toBuild, reused, message: [...cache.message, `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`] };
+}
+
+/**
+ * Branch and PR runs: read-only use of the stream's akmods cache. Never builds; fails closed with
+ * the original's guidance when the cache is missing or misses a kernel. A branch run publishes a
+ * branch-scoped alias of the cache (by digest); a PR run writes nothing.
+ */
+export async function reuseSharedAkmods(acts: Acts, state: RunState, args: { stream: string; plan: StreamPlan; inputs: RunInputs; tags: TagPlan; aliasTag?: string }): Promise<AkmodsResult> {
+  const { plan, inputs, tags } = args;
+  const repo = plan.images.akmodsCandidate;
+  const source = `${repo}:${tags.akmodsCache}`;
+  const cache = await acts.control.checkAkmodsCache({ cacheRef: source, kernelRefs: {}, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora });
+  if (cache.status !== 'reusable' || !cache.digest) {
+    throw new PermanentError(
+      FailureType.PolicyViolation,
+      `Shared akmods source tag ${source} is missing or stale for kernels ${cache.missing.join(' ')}. Run a main build with a fresh akmods cache (kinoite-zfs run --stream ${args.stream} --rebuild-akmods), then rerun this build.`,
+    );
+  }
+  for (const k of inputs.kernels) state.akmods(k, 'cached');
+  const message = [...cache.message, `Read-only validation will reuse ${source} for kernels ${inputs.kernels.join(' ')}.`];
+  if (args.aliasTag) {
+    await acts.control.copyImageByDigest.executeWithOptions({ summary: `branch akmods alias ${args.aliasTag}` }, [{ from: digestRef(repo, cache.digest), to: `${repo}:${args.aliasTag}` }]);
+    message.push(`Published branch akmods alias: ${source} -> ${repo}:${args.aliasTag}`);
+  }
+  return { repo, tag: args.aliasTag ?? tags.akmodsCache, digest: cache.digest, built: [], reused: inputs.kernels, message };
 }

@@ -12,7 +12,8 @@ import { buildInputsRecord, imageLabels, provenanceRecord, slsaPredicate, tagPla
 import { activitiesFor } from './activities.ts';
 import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
-import { ensureAkmods } from './ensure-akmods.ts';
+import { ensureAkmods, reuseSharedAkmods } from './ensure-akmods.ts';
+import { branchTag, prTag } from '../core/tags.ts';
 import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
 import { runGate, type Release } from '../core/stream-rules.ts';
@@ -41,7 +42,8 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
 
   try {
     // 1. Resolve inputs
-    const { inputs, hash, notes } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan), (r) => `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}`);
+    const mode = input.mode ?? 'main';
+    const { inputs, hash, notes } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan, input.lock), (r) => `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`);
     state.know({ kernels: inputs.kernels, zfsVersion: inputs.zfs.version, inputsHash: hash });
     const tags = tagPlan({ plan, inputs, runNumber: input.runNumber });
     const buildInputs = buildInputsRecord(ctx, inputs, hash);
@@ -53,12 +55,18 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     if (!gate.go) return end(gate.outcome === 'unchanged' ? Outcome.Unchanged : Outcome.Vetoed, gate.message, known);
     if (verdict!.verdict === 'blocked') return end(Outcome.Blocked, verdict!.message, known);
 
-    // 3. Akmods: reuse or build for exactly these kernels
-    const akmods = await state.stage(Stage.Akmods, () => ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods }), (a) => `built ${a.built.length}, reused ${a.reused.length}`);
+    // 3. Akmods: reuse or build for exactly these kernels (branch and PR runs only reuse, read-only)
+    const modeTag = mode === 'branch' ? branchTag({ branch: input.branch ?? '', fedora: inputs.fedora }) : mode === 'pr' ? prTag({ number: input.pr ?? 0, fedora: inputs.fedora }) : undefined;
+    const akmods = await state.stage(
+      Stage.Akmods,
+      () => (mode === 'main' ? ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods }) : reuseSharedAkmods(acts, state, { stream: input.stream, plan, inputs, tags, aliasTag: mode === 'branch' ? modeTag : undefined })),
+      (a) => `built ${a.built.length}, reused ${a.reused.length}`,
+    );
+    const candidateTag = modeTag ?? tags.candidate;
 
     // 4. Compose the candidate FROM the base by digest
     const { digest } = await state.stage(Stage.Compose, () =>
-      acts.build.composeCandidate.executeWithOptions({ summary: `compose ${plan.images.candidate}:${tags.candidate}` }, [
+      acts.build.composeCandidate.executeWithOptions({ summary: `compose ${plan.images.candidate}:${candidateTag}` }, [
         {
           stream: input.stream,
           recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
@@ -66,12 +74,12 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
           akmods: digestRef(akmods.repo, akmods.digest),
           candidateRepo: plan.images.candidate,
           stableRepo: plan.images.stable,
-          tag: tags.candidate,
+          tag: candidateTag,
           labels: imageLabels(inputs, hash),
         },
       ]),
     );
-    const candidate = { repo: plan.images.candidate, tag: tags.candidate, digest };
+    const candidate = { repo: plan.images.candidate, tag: candidateTag, digest };
     state.know({ candidateDigest: digest });
 
     // 5. Smoke-test the pushed candidate by digest
@@ -80,7 +88,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
 
     // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
     const skipWhy =
-      input.options?.promote === false ? 'promotion not requested (candidate-only run)'
+      mode === 'branch' ? `branch build: published only ${digestRef(candidate.repo, digest)} as ${candidateTag} and the akmods alias ${akmods.tag}; nothing signed, stable untouched`
+      : mode === 'pr' ? `PR validation: built and smoke-tested as ${candidateTag} in the candidate repository only; not published to any user-facing repository, not signed`
+      : input.options?.promote === false ? 'promotion not requested (candidate-only run)'
       : plan.promotion.policy === 'never' ? 'policy is never (build and test only)'
       : input.context?.held ? 'the stream is held (kinoite-zfs release to let it promote again)'
       : plan.promotion.policy === 'approval' && !streamId ? 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them'

@@ -5,6 +5,7 @@
 import { fedoraVersionFromKernel, primaryKernel } from '../core/kernels.ts';
 import { hashInputs, validatePlan, PIPELINE_VERSION, type RunInputs, type StreamPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
+import type { Lock } from '../core/lock.ts';
 
 /** Pinned inputs, their hash, and notes for the log. */
 export interface Resolved {
@@ -13,13 +14,22 @@ export interface Resolved {
   notes: string[];
 }
 
-/** Resolves the inputs of a run from the stream plan. */
-export async function resolveInputs({ control }: Acts, plan: StreamPlan): Promise<Resolved> {
+/** Resolves the inputs of a run from the stream plan, or replays the pinned inputs of a lock. */
+export async function resolveInputs({ control }: Acts, streamPlan: StreamPlan, lock?: Lock): Promise<Resolved> {
+  const plan: StreamPlan = lock
+    ? {
+        ...streamPlan,
+        baseImage: lock.base_image,
+        builderImage: lock.build_container ?? streamPlan.builderImage,
+        zfs: { ...streamPlan.zfs, line: lock.zfs_minor_version ?? streamPlan.zfs.line },
+        recipe: { ...streamPlan.recipe, ref: lock.recipe_commit ?? lock.akmods_upstream_ref ?? streamPlan.recipe.ref },
+      }
+    : streamPlan;
   validatePlan(plan);
   const [base, builder, zfs, recipe] = await Promise.all([
     control.inspectBaseImage({ ref: plan.baseImage }),
     control.resolveImageDigest({ ref: plan.builderImage, field: 'builderImage' }),
-    control.resolveZfsRelease({ line: plan.zfs.line, source: plan.zfs.source }),
+    control.resolveZfsRelease({ line: plan.zfs.line, source: plan.zfs.source, ...(lock?.zfs_release ? { pin: lock.zfs_release } : {}) }),
     control.resolveRecipeCommit({ git: plan.recipe.git, ref: plan.recipe.ref }),
   ]);
   const { kernels } = await control.listBaseKernels({ pinned: base.pinned, digest: base.digest });

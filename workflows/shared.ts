@@ -6,6 +6,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { RunProgress, StreamPlan, Trigger } from '../core/pipeline.ts';
 import type { ApprovalRequest, PendingApproval, Release, Veto } from '../core/stream-rules.ts';
 import type { Outcome } from '../core/progress.ts';
+import type { Lock } from '../core/lock.ts';
 
 /** The live progress of a pipeline run: current stage, stage times, per-kernel akmods status. */
 export const progressQuery = defineQuery<RunProgress>('progress');
@@ -21,6 +22,7 @@ export const SearchAttr = {
   inputsHash: defineSearchAttributeKey('KzInputsHash', SearchAttributeType.KEYWORD),
   trigger: defineSearchAttributeKey('KzTrigger', SearchAttributeType.KEYWORD),
   commit: defineSearchAttributeKey('KzCommit', SearchAttributeType.KEYWORD),
+  repository: defineSearchAttributeKey('KzRepository', SearchAttributeType.KEYWORD),
 } as const;
 
 /** Task queue names a run uses (from the config at start time). */
@@ -54,6 +56,8 @@ export interface TriggerRequest {
   /** The stream's public settings from the sender's config (the newest wins). */
   plan?: StreamPlan;
   options?: { rebuildAkmods?: boolean; promote?: boolean };
+  /** Replay these pinned inputs instead of resolving the floating ones. */
+  lock?: Lock;
 }
 
 /** What the stream answers to a trigger. */

@@ -60,8 +60,9 @@ export class StreamState {
     for (const t of this.data.triggers) if (this.data.next?.requestIds.includes(t.requestId)) t.status = 'coalesced';
     this.data.next = { ...req, requestIds: ids };
     const busy = !!this.data.current;
-    this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status: busy || coalescing ? 'queued' : 'started' }, LIMITS.triggers);
-    return { status: busy ? (coalescing ? 'coalesced' : 'queued') : 'started', requestId };
+    const status = coalescing ? 'coalesced' : busy ? 'queued' : 'started';
+    this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status }, LIMITS.triggers);
+    return { status, requestId };
   }
 
   private pendingRunOf(requestId: string): string | undefined {

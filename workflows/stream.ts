@@ -72,10 +72,12 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   setHandler(triggerSignal, (req) => void onTrigger(req));
   setHandler(triggerUpdate, async (req) => {
     const reply = onTrigger(req);
-    if (reply.status === 'started' || reply.status === 'queued' || reply.status === 'coalesced') {
-      // Answer with the run id as soon as the run this trigger belongs to has one (at once when the stream is free).
-      if (reply.status === 'started') await condition(() => !!state.data.triggers.find((t) => t.requestId === reply.requestId)?.runWorkflowId);
-      reply.runWorkflowId = state.data.triggers.find((t) => t.requestId === reply.requestId)?.runWorkflowId;
+    if (reply.status !== 'duplicate') {
+      // Answer with the run id as soon as the run this trigger belongs to has one; when another
+      // run is in progress, answer at once (queued or coalesced into the follow-up run).
+      const record = () => state.data.triggers.find((t) => t.requestId === reply.requestId);
+      await condition(() => !!record()?.runWorkflowId || (!!state.data.current && !!state.data.next?.requestIds.includes(reply.requestId)));
+      reply.runWorkflowId = record()?.runWorkflowId;
     }
     return reply;
   });
@@ -181,15 +183,18 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
             runNumber: state.data.runCounter,
             trigger: next.request.trigger,
             options: next.request.options,
+            lock: next.request.lock,
             taskQueues: input.taskQueues,
             context: { lastGoodInputsHash: state.data.lastGood?.inputsHash, vetoes: state.data.vetoes, held: !!state.data.hold, streamWorkflowId: selfId },
           },
         ],
-        staticSummary: `kinoite-zfs ${input.stream}: run ${state.data.runCounter} (${next.request.trigger.source})`,
+        staticSummary: `kinoite-zfs ${input.stream}: run ${state.data.runCounter} (${next.request.lock ? 'REPLAY of a lock, ' : ''}${next.request.trigger.source})`,
+        staticDetails: next.request.trigger.github ? `GitHub: [${next.request.trigger.github.repository} run ${next.request.trigger.github.runId}](${next.request.trigger.github.runUrl}) · ${next.request.trigger.github.ref} · ${next.request.trigger.commit ?? ''} · by ${next.request.trigger.by ?? ''}` : undefined,
         typedSearchAttributes: [
           { key: SearchAttr.stream, value: input.stream },
           { key: SearchAttr.trigger, value: next.request.trigger.source },
           ...(next.request.trigger.commit ? [{ key: SearchAttr.commit, value: next.request.trigger.commit }] : []),
+          ...(next.request.trigger.github ? [{ key: SearchAttr.repository, value: next.request.trigger.github.repository }] : []),
         ],
         memo: { stream: input.stream, trigger: next.request.trigger },
       });

@@ -6,22 +6,17 @@
  */
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { SearchAttr } from '../workflows/shared.ts';
 import { execa } from 'execa';
 import { freePort, isAlive, readRecord, startDetached, stopProcessGroup, waitFor, withLock, writeAtomic, writeRecord } from './daemon.ts';
 import { stateDir as defaultStateDir, temporalBin } from './tools.ts';
 
 /** The project's search attributes (name and Temporal type), registered on every Temporal server it uses. */
-export const SEARCH_ATTRIBUTES = [
-  { name: 'KzStream', type: 'Keyword' },
-  { name: 'KzStage', type: 'Keyword' },
-  { name: 'KzKernels', type: 'KeywordList' },
-  { name: 'KzZfsRelease', type: 'Keyword' },
-  { name: 'KzOutcome', type: 'Keyword' },
-  { name: 'KzCandidateDigest', type: 'Keyword' },
-  { name: 'KzInputsHash', type: 'Keyword' },
-  { name: 'KzTrigger', type: 'Keyword' },
-  { name: 'KzCommit', type: 'Keyword' },
-] as const;
+export const SEARCH_ATTRIBUTES = Object.values(SearchAttr).map((key) => ({
+  name: key.name,
+  // The Temporal CLI spells the types Keyword and KeywordList.
+  type: key.type === 'KEYWORD_LIST' ? 'KeywordList' : 'Keyword',
+}));
 
 /** How long closed runs stay visible in the dev server's `default` namespace (30 days). */
 export const NAMESPACE_RETENTION = '720h';

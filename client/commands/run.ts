@@ -1,17 +1,25 @@
 /**
- * `kinoite-zfs run --stream S [--wait] [--json] [--no-promote] [--rebuild-akmods] [--config FILE]`:
- * triggers the stream workflow (starting it on first use) and, with --wait, follows the run.
+ * `kinoite-zfs run`: main runs trigger the stream workflow (starting it on first use); branch and
+ * PR builds run on their own, never touching stable; `--lock` replays pinned inputs. With --wait
+ * it follows the run and exits 0 only when the run succeeded. In GitHub Actions it records the
+ * repository, commit, ref, actor and run on the run and writes the step summary and outputs.
  */
 import { parseArgs } from 'node:util';
 import { userInfo } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
-import { connectClient, runUrl } from '../temporal.ts';
+import { connectClient, runUrl, startPipelineRun } from '../temporal.ts';
 import { triggerStream, waitForRun } from '../stream-client.ts';
 import { followRun, formatSummary, exitCodeFor } from '../follow.ts';
+import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
+import { readLock } from '../lock-file.ts';
+import { sanitizeBranch } from '../../core/tags.ts';
+import { assertSafeToken } from '../../core/refs.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import type { Config } from '../../core/config.ts';
+import type { Trigger } from '../../core/pipeline.ts';
 
 /** Resolves --stream (optional when the config has exactly one). */
 export function pickStream(config: Config, name: string | undefined): string {
@@ -31,7 +39,7 @@ export function whoami(): string {
   }
 }
 
-/** Triggers a pipeline run and, with --wait, follows it to its end. */
+/** Starts (or attaches to) a run and, with --wait, follows it to its end. */
 export async function runCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -41,32 +49,63 @@ export async function runCommand(argv: string[]): Promise<number> {
       wait: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'no-promote': { type: 'boolean', default: false },
+      promote: { type: 'boolean', default: false },
       'rebuild-akmods': { type: 'boolean', default: false },
       commit: { type: 'string' },
-      source: { type: 'string', default: 'cli' },
+      source: { type: 'string' },
+      mode: { type: 'string', default: 'main' },
+      branch: { type: 'string' },
+      pr: { type: 'string' },
+      lock: { type: 'string' },
     },
   });
+  const mode = values.mode as 'main' | 'branch' | 'pr';
+  if (!['main', 'branch', 'pr'].includes(mode)) throw new UsageError(`--mode must be main, branch or pr, not ${values.mode}`);
+  if (mode === 'branch' && !values.branch) throw new UsageError('--mode branch needs --branch NAME');
+  if (mode === 'pr' && !/^[1-9]\d*$/.test(values.pr ?? '')) throw new UsageError('--mode pr needs --pr NUMBER');
+  if (values.lock && mode !== 'main') throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
+  if (values.commit) assertSafeToken(values.commit, '--commit');
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
-  const client = await connectClient(config);
-  const requestId = randomUUID();
-  const reply = await triggerStream(client, config, stream, {
-    trigger: { source: values.source!, by: whoami(), requestId, ...(values.commit ? { commit: values.commit } : {}) },
-    options: { promote: !values['no-promote'], rebuildAkmods: values['rebuild-akmods'] },
-  });
+  // Replay refuses placeholders, mismatches and digests the registry lost before anything starts.
+  const lock = values.lock ? await readLock(values.lock, config) : undefined;
+  const gh = githubContext(process.env);
+  const trigger: Trigger & { requestId: string } = {
+    ...(gh ? triggerFromGithub(gh) : { source: values.source ?? (lock ? 'replay' : 'cli'), by: whoami() }),
+    ...(values.commit ? { commit: values.commit } : {}),
+    requestId: randomUUID(),
+  };
+  const options = { promote: lock ? values.promote : !values['no-promote'], rebuildAkmods: values['rebuild-akmods'] };
   const say = (line: string) => (values.json ? undefined : process.stderr.write(`${line}\n`));
-  say(`stream/${stream}: ${reply.status}${reply.runWorkflowId ? ` ${reply.runWorkflowId}` : ' (a run is in progress; this trigger runs next)'}`);
-  if (!values.wait) {
-    const url = reply.runWorkflowId ? runUrl(config, reply.runWorkflowId) : undefined;
-    if (values.json) console.log(JSON.stringify({ ...reply, url }));
-    else if (url) console.log(`  Web UI: ${url}\n  follow: kinoite-zfs status --stream ${stream}`);
-    return ExitCode.Ok;
+  const client = await connectClient(config);
+
+  let handle: WorkflowHandle | undefined;
+  let triggerStatus: string;
+  if (mode === 'main') {
+    const reply = await triggerStream(client, config, stream, { trigger, options, ...(lock ? { lock } : {}) });
+    triggerStatus = reply.status;
+    say(`stream/${stream}: ${reply.status}${reply.runWorkflowId ? ` ${reply.runWorkflowId}` : ' (a run is in progress; this trigger runs next)'}`);
+    if (!values.wait) {
+      if (values.json) console.log(JSON.stringify({ ...reply, url: reply.runWorkflowId ? runUrl(config, reply.runWorkflowId) : undefined }));
+      return ExitCode.Ok;
+    }
+    handle = client.workflow.getHandle(reply.runWorkflowId ?? (await waitForRun(client, stream, reply.requestId)));
+  } else {
+    // One run per branch (or PR) and commit: starting the same one twice attaches to the first.
+    const sha7 = (trigger.commit ?? '').slice(0, 12) || `t${Date.now()}`;
+    const workflowId = mode === 'branch' ? `branch/${stream}/${sanitizeBranch(values.branch!)}/${sha7}` : `pr/${stream}/${values.pr}/${sha7}`;
+    handle = await startPipelineRun(client, config, { stream, trigger, options: { ...options, promote: false }, mode, branch: values.branch, pr: values.pr ? Number(values.pr) : undefined, workflowId });
+    triggerStatus = 'started';
+    say(`${mode} build ${handle.workflowId}`);
+    if (!values.wait) {
+      if (values.json) console.log(JSON.stringify({ status: 'started', runWorkflowId: handle.workflowId, url: runUrl(config, handle.workflowId) }));
+      return ExitCode.Ok;
+    }
   }
-  const runId = reply.runWorkflowId ?? (await waitForRun(client, stream, reply.requestId));
-  const handle = client.workflow.getHandle(runId);
-  const url = runUrl(config, runId, (await handle.describe()).runId);
-  say(`following ${runId}${url ? ` (${url})` : ''}`);
-  const summary = await followRun(handle, { quiet: values.json, tty: !!process.stderr.isTTY, url, verifyKey: config.streams[stream]!.signing.publicKeyFile });
-  console.log(values.json ? JSON.stringify({ ...summary, trigger: reply.status }) : formatSummary(summary));
+  const url = runUrl(config, handle.workflowId, (await handle.describe()).runId);
+  say(`following ${handle.workflowId}${url ? ` (${url})` : ''}`);
+  const summary = { ...(await followRun(handle, { quiet: values.json, tty: !!process.stderr.isTTY, url, verifyKey: config.streams[stream]!.signing.publicKeyFile })), trigger: triggerStatus };
+  console.log(values.json ? JSON.stringify(summary) : formatSummary(summary));
+  if (gh) await writeGithubFiles(summary, process.env);
   return exitCodeFor(summary.outcome);
 }

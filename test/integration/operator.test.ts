@@ -110,6 +110,8 @@ test('run --wait without a terminal prints plain stage lines to stderr in pipeli
 });
 
 test('run --wait --json on a passing world exits 0 and prints one JSON object whose digests match the registry and whose verify command verifies', async () => {
+  // A new base version: the inputs change, so the stream builds and promotes instead of answering "unchanged".
+  world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1], [K1]] }));
   const r = await cli(['run', '--config', configFile, '--wait', '--json']);
   assert.equal(r.exitCode, ExitCode.Ok, `exit code; stderr:\n${r.stderr}`);
   const s = oneJsonObject(r.stdout);

@@ -41,6 +41,9 @@ export async function bringUpWorld(name: string, spec: object, opts: { fresh?: b
   if (opts.fresh) {
     await worldDown({ dir }).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
+    // The stream workflow of an earlier run of this world lives in Temporal, not in the folder.
+    const temporal = await ensureTemporal();
+    await terminateStream(temporal.address, name);
   }
   await mkdir(dir, { recursive: true });
   const specFile = join(dir, 'spec.yaml');
@@ -64,6 +67,20 @@ export function worldSpec(opts: { versions: string[][]; append?: Record<string, 
     ...(opts.append ? { recipe: { append: opts.append } } : {}),
     stream: { name: 'kinoite-zfs', zfsLine: '2.4', owner: 'kinoite', promotion: opts.promotion ?? 'auto' },
   };
+}
+
+/** Terminates `stream/<name>` (and its parked runs) left by an earlier run of a test world. */
+async function terminateStream(address: string, name: string): Promise<void> {
+  const { Connection } = await import('@temporalio/client');
+  const connection = await Connection.connect({ address });
+  try {
+    const c = new Client({ connection });
+    for await (const wf of c.workflow.list({ query: `ExecutionStatus = 'Running' AND (WorkflowId = 'stream/${name}' OR WorkflowId STARTS_WITH 'stream/${name}/')` })) {
+      await c.workflow.getHandle(wf.workflowId).terminate('fresh test world').catch(() => undefined);
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Stops a test world's processes (registry, release source, background worker). */

@@ -1,0 +1,104 @@
+/**
+ * Pure pipeline records: inputs identity and hash, the tag plan, build-inputs and provenance
+ * documents, the SLSA predicate, and plan validation.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildInputsRecord, hashInputs, imageLabels, provenanceRecord, slsaPredicate, tagPlan, validatePlan, type RunInputs, type StreamPlan } from '../../core/pipeline.ts';
+import { PermanentError } from '../../core/errors.ts';
+
+const D = (c: string) => `sha256:${c.repeat(64)}`;
+const inputs: RunInputs = {
+  base: { ref: 'r.io/u/base:latest', name: 'r.io/u/base', digest: D('a'), pinned: `r.io/u/base@${D('a')}`, tag: 'latest-20261101.0', ostreeLinux: 'k2', version: '43.20261101.0' },
+  builder: { ref: 'r.io/u/dev:latest', name: 'r.io/u/dev', digest: D('b'), pinned: `r.io/u/dev@${D('b')}` },
+  kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'],
+  kernel: '6.18.5-200.fc43.x86_64',
+  fedora: '43',
+  zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4', linuxMin: '4.18', linuxMax: '7.2' },
+  recipe: { git: '/srv/recipe', path: 'recipes', ref: 'main', commit: '0123456789abcdef0123456789abcdef01234567' },
+  pipelineVersion: '1',
+};
+const plan = {
+  baseImage: 'r.io/u/base:latest',
+  builderImage: 'r.io/u/dev:latest',
+  zfs: { line: '2.4', allowExperimental: false, source: { releasesUrl: 'https://x/r', metaUrl: 'https://x/{tag}/META', tarballUrl: 'https://x/{tag}.tgz' } },
+  images: { candidate: 'r.io/o/c', stable: 'r.io/o/s', akmodsCandidate: 'r.io/o/ac', akmodsStable: 'r.io/o/as', stableTags: ['latest', '{fedora}'], akmodsTagPrefix: 'main' },
+  recipe: { git: '/srv/recipe', ref: 'main', path: 'recipes' },
+  promotion: { policy: 'auto', approvers: [], timeout: '72h' },
+} as StreamPlan;
+const ctx = { workflowId: 'stream/s/run-7', runId: 'rid', runNumber: 7, trigger: { source: 'cli' }, generatedAt: '2026-11-25T00:00:00.000Z' };
+
+test('the inputs hash changes with each digest-pinned input and ignores floating refs and tags', () => {
+  const h = hashInputs(inputs);
+  assert.match(h, /^[0-9a-f]{64}$/);
+  assert.equal(hashInputs({ ...inputs, base: { ...inputs.base, ref: 'r.io/u/base:43', tag: 'other' } }), h);
+  for (const changed of [
+    { ...inputs, base: { ...inputs.base, digest: D('c') } },
+    { ...inputs, builder: { ...inputs.builder, digest: D('c') } },
+    { ...inputs, kernels: [inputs.kernels[1]!] },
+    { ...inputs, zfs: { ...inputs.zfs, version: '2.4.3' } },
+    { ...inputs, recipe: { ...inputs.recipe, commit: 'f'.repeat(40) } },
+    { ...inputs, pipelineVersion: '2' },
+  ]) assert.notEqual(hashInputs(changed), h);
+});
+
+test('the tag plan names every tag a run writes, with the original forms', () => {
+  const t = tagPlan({ plan, inputs, runNumber: 7 });
+  assert.equal(t.candidate, '0123456-43');
+  assert.equal(t.akmodsCache, 'main-43');
+  assert.equal(t.akmodsKernel['6.18.5-200.fc43.x86_64'], 'main-43-6.18.5-200.fc43.x86_64');
+  assert.equal(t.audit, 'stable-7-0123456');
+  assert.deepEqual(t.stable, ['latest', '43']);
+});
+
+test('image labels record the inputs for anyone with skopeo inspect', () => {
+  const l = imageLabels(inputs, 'h');
+  assert.equal(l['io.github.kinoite-zfs.inputs-hash'], 'h');
+  assert.equal(l['io.github.kinoite-zfs.kernel-releases'], '6.17.7-300.fc43.x86_64 6.18.5-200.fc43.x86_64');
+  assert.equal(l['org.opencontainers.image.base.digest'], D('a'));
+});
+
+test('build-inputs keeps the original field names plus the inputs hash and ZFS release', () => {
+  const b = buildInputsRecord(ctx, inputs, 'h') as any;
+  assert.equal(b.schema_version, 1);
+  assert.equal(b.inputs_hash, 'h');
+  assert.deepEqual(b.inputs.kernel_releases, inputs.kernels);
+  assert.equal(b.inputs.kernel_release, inputs.kernel);
+  assert.equal(b.inputs.base_image_pinned, inputs.base.pinned);
+  assert.equal(b.inputs.base_image_tag, 'latest-20261101.0');
+  assert.equal(b.inputs.zfs_release, '2.4.4');
+  assert.equal(b.workflow.id, 'stream/s/run-7');
+});
+
+test('provenance records the promoted digests, or promoted false with the reason', () => {
+  const candidate = { repo: 'r.io/o/c', tag: '0123456-43', digest: D('d') };
+  const akmods = { repo: 'r.io/o/ac', tag: 'main-43', digest: D('e') };
+  const promotion = { stableRepo: 'r.io/o/s', digest: D('d'), auditTag: 'stable-7-0123456', stableTags: ['latest', '43'], akmodsStable: { repo: 'r.io/o/as', tag: 'main-43', digest: D('e') } };
+  const p = provenanceRecord({ ctx, inputs, hash: 'h', candidate, akmods, promotion, promotionResult: 'success' }) as any;
+  assert.equal(p.stable.promoted, true);
+  assert.equal(p.stable.image.digest_ref, `r.io/o/s@${D('d')}`);
+  assert.equal(p.candidate.image.tag_ref, 'r.io/o/c:0123456-43');
+  assert.equal(p.stable.akmods.digest, D('e'));
+  const skipped = provenanceRecord({ ctx, inputs, hash: 'h', candidate, akmods, promotionResult: 'skipped' }) as any;
+  assert.deepEqual(skipped.stable, { promotion_result: 'skipped', promoted: false });
+});
+
+test('the SLSA predicate pins the base, builder and recipe by digest and commit', () => {
+  const p = slsaPredicate({ ctx, inputs, hash: 'h', builderId: 'kinoite-zfs/build' }) as any;
+  const deps = p.buildDefinition.resolvedDependencies;
+  assert.equal(deps[0].digest.sha256, 'a'.repeat(64));
+  assert.equal(deps[1].digest.sha256, 'b'.repeat(64));
+  assert.equal(deps[2].digest.gitCommit, inputs.recipe.commit);
+  assert.equal(p.buildDefinition.internalParameters.inputsHash, 'h');
+  assert.equal(p.runDetails.metadata.invocationId, 'stream/s/run-7/rid');
+});
+
+test('validatePlan refuses hostile or malformed references before any activity runs', () => {
+  validatePlan(plan);
+  for (const bad of [
+    { ...plan, baseImage: 'r.io/u/base:latest;rm -rf /' },
+    { ...plan, builderImage: 'r.io/u/$(id)' },
+    { ...plan, images: { ...plan.images, stable: 'r.io/o/s:latest' } },
+    { ...plan, recipe: { ...plan.recipe, ref: 'main; curl x' } },
+  ]) assert.throws(() => validatePlan(bad as StreamPlan), (e: PermanentError) => e.type === 'InvalidInput');
+});

@@ -1,0 +1,124 @@
+/**
+ * Pure stream rules and the stream state machine: gate (unchanged, vetoed), approval checks,
+ * trigger coalescing and de-duplication, rollback targets, bounded lists.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { approvalProblem, bounded, durationMs, findRelease, runGate, triggerKey, vetoFor, type PendingApproval, type Release, type Veto } from '../../core/stream-rules.ts';
+import { StreamState, LIMITS } from '../../workflows/stream-state.ts';
+
+const inputs = { kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'], zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4' } };
+const veto = (kind: Veto['kind'], value: string): Veto => ({ kind, value, by: 'alice', reason: 'bad', at: 't' });
+const pending: PendingApproval = { runWorkflowId: 'stream/s/run-1', digest: `sha256:${'a'.repeat(64)}`, inputsHash: 'h1', kernels: [], zfsVersion: '2.4.4', since: 't', deadline: 't2' };
+const release = (n: number, digest = `sha256:${String(n).repeat(64)}`): Release => ({ kind: 'promotion', digest, inputsHash: `h${n}`, kernels: [], zfsVersion: '2.4.4', auditTag: `stable-${n}-abcdef0`, akmodsDigest: 'sha256:x', akmodsTag: 'main-43', stableTags: ['latest'], at: 't', approvedBy: 'a', runWorkflowId: `r${n}` });
+
+test('runGate says unchanged when the inputs hash equals the last good release', () => {
+  assert.deepEqual(runGate({ lastGoodInputsHash: 'h', vetoes: [], held: false }, inputs, 'h').go, false);
+  assert.equal((runGate({ lastGoodInputsHash: 'h', vetoes: [], held: false }, inputs, 'h') as { outcome: string }).outcome, 'unchanged');
+  assert.deepEqual(runGate({ lastGoodInputsHash: 'other', vetoes: [], held: false }, inputs, 'h'), { go: true });
+});
+
+test('runGate says vetoed for a vetoed inputs hash, kernel or ZFS release, and names the veto', () => {
+  for (const v of [veto('inputs', 'h'), veto('kernel', '6.18.5-200.fc43.x86_64'), veto('zfs', '2.4.4')]) {
+    const g = runGate({ vetoes: [v], held: false }, inputs, 'h');
+    assert.equal(g.go, false);
+    assert.match((g as { message: string }).message, new RegExp(`Vetoed ${v.kind} ${v.value.replace(/\./g, '\\.')} by alice`));
+  }
+  assert.equal(vetoFor([veto('kernel', '6.18.5'), veto('zfs', '2.4.3')], inputs, 'h'), undefined, 'partial kernel names and other releases do not match');
+});
+
+test('approvalProblem refuses no pending candidate, an unlisted approver, a wrong digest or hash, and a reject without reason', () => {
+  const req = { by: 'alice', digest: pending.digest, inputsHash: 'h1' };
+  assert.equal(approvalProblem({ pending, approvers: ['alice'], request: req }), undefined);
+  assert.match(approvalProblem({ approvers: ['alice'], request: req })!, /No candidate is waiting/);
+  assert.match(approvalProblem({ pending, approvers: ['bob'], request: req })!, /"alice" may not approve/);
+  assert.match(approvalProblem({ pending, approvers: ['alice'], request: { ...req, digest: 'sha256:b' } })!, /not sha256:b/);
+  assert.match(approvalProblem({ pending, approvers: ['alice'], request: { ...req, inputsHash: 'h2' } })!, /not h2/);
+  assert.match(approvalProblem({ pending, approvers: ['alice'], request: req, reject: true })!, /needs a reason/);
+  assert.equal(approvalProblem({ pending, approvers: ['alice'], request: { ...req, reason: 'no' }, reject: true }), undefined);
+});
+
+test('triggerKey identifies a trigger by source and commit, else by request id', () => {
+  assert.equal(triggerKey({ source: 'github', commit: 'abc' }), 'github@abc');
+  assert.equal(triggerKey({ source: 'cli', requestId: 'r1' }), 'request:r1');
+  assert.equal(triggerKey({ source: 'schedule' }), undefined);
+});
+
+test('a stream state coalesces triggers during a run into one follow-up run, newest plan winning', () => {
+  const s = StreamState.empty('s');
+  const plan = (tag: string) => ({ baseImage: `r/base:${tag}` }) as never;
+  assert.equal(s.trigger({ trigger: { source: 'cli' }, plan: plan('a') }, 't', 'r1').status, 'started');
+  const first = s.takeNext()!;
+  assert.equal(first.runWorkflowId, 'stream/s/run-1');
+  assert.equal(s.trigger({ trigger: { source: 'cli' }, plan: plan('b') }, 't', 'r2').status, 'queued');
+  assert.equal(s.trigger({ trigger: { source: 'cli' }, plan: plan('c') }, 't', 'r3').status, 'coalesced');
+  assert.equal(s.trigger({ trigger: { source: 'cli' }, plan: plan('d') }, 't', 'r4').status, 'coalesced');
+  assert.equal(s.takeNext(), undefined, 'one run at a time');
+  s.runFinished({ runWorkflowId: first.runWorkflowId, outcome: 'failed', message: 'x' }, 't');
+  const next = s.takeNext()!;
+  assert.equal(next.runWorkflowId, 'stream/s/run-2');
+  assert.deepEqual(s.data.triggers.filter((t) => t.runWorkflowId === 'stream/s/run-2').map((t) => t.requestId), ['r2', 'r3', 'r4']);
+  assert.equal((s.data.plan as { baseImage: string }).baseImage, 'r/base:d');
+  assert.equal(s.takeNext(), undefined);
+  assert.equal(s.trigger({ trigger: { source: 'cli' } }, 't', 'r5').status, 'queued');
+});
+
+test('triggers that arrive together while the stream is free all join the one run about to start', () => {
+  const s = StreamState.empty('s');
+  assert.equal(s.trigger({ trigger: { source: 'cli' }, plan: {} as never }, 't', 'r1').status, 'started');
+  assert.equal(s.trigger({ trigger: { source: 'cli' } }, 't', 'r2').status, 'coalesced');
+  const run = s.takeNext()!;
+  assert.deepEqual(s.data.triggers.map((t) => t.runWorkflowId), [run.runWorkflowId, run.runWorkflowId]);
+});
+
+test('a stream state answers the same source and commit with the first run', () => {
+  const s = StreamState.empty('s', 41);
+  s.trigger({ trigger: { source: 'github', commit: 'c1' }, plan: {} as never }, 't', 'r1');
+  const run = s.takeNext()!;
+  assert.equal(run.runWorkflowId, 'stream/s/run-42', 'run numbers continue from earlier runs');
+  const dup = s.trigger({ trigger: { source: 'github', commit: 'c1' } }, 't', 'r2');
+  assert.deepEqual(dup, { status: 'duplicate', runWorkflowId: run.runWorkflowId, requestId: 'r1' });
+  assert.equal(s.data.next, undefined);
+});
+
+test('a parked candidate frees the stream, and a newer one supersedes it', () => {
+  const s = StreamState.empty('s');
+  s.trigger({ trigger: { source: 'cli' }, plan: {} as never }, 't', 'r1');
+  const a = s.takeNext()!;
+  assert.equal(s.candidateReady({ ...pending, runWorkflowId: a.runWorkflowId }), undefined);
+  assert.equal(s.data.current, undefined);
+  s.trigger({ trigger: { source: 'cli' } }, 't', 'r2');
+  const b = s.takeNext()!;
+  assert.equal(s.candidateReady({ ...pending, runWorkflowId: b.runWorkflowId }), a.runWorkflowId);
+  assert.equal(s.data.counters.superseded, 1);
+});
+
+test('a promotion becomes the last good release and ends a hold; a rollback target must be a known, different release', () => {
+  const s = StreamState.empty('s');
+  s.setHold({ by: 'a', reason: 'r', at: 't' });
+  s.recordRelease(release(1));
+  s.recordRelease(release(2));
+  assert.equal(s.data.hold, undefined);
+  assert.equal(s.data.lastGood?.auditTag, 'stable-2-abcdef0');
+  assert.equal((s.rollbackTarget('stable-1-abcdef0') as Release).inputsHash, 'h1');
+  assert.equal((s.rollbackTarget(release(1).digest) as Release).inputsHash, 'h1');
+  assert.match(s.rollbackTarget('stable-2-abcdef0') as string, /already is/);
+  assert.match(s.rollbackTarget('nope') as string, /No release with audit tag or digest "nope"/);
+});
+
+test('lists stay bounded', () => {
+  let l: number[] = [];
+  for (let i = 0; i < 100; i++) l = bounded(l, i, 5);
+  assert.deepEqual(l, [95, 96, 97, 98, 99]);
+  const s = StreamState.empty('s');
+  for (let i = 0; i < 200; i++) s.note('t', `n${i}`);
+  assert.equal(s.data.notes.length, LIMITS.notes);
+  assert.equal(findRelease([release(1), release(2, release(1).digest)], release(1).digest)?.inputsHash, 'h2', 'newest release wins');
+});
+
+test('durationMs parses the config durations', () => {
+  assert.equal(durationMs('3s'), 3000);
+  assert.equal(durationMs('72h'), 259_200_000);
+  assert.equal(durationMs('7d'), 604_800_000);
+  assert.throws(() => durationMs('3 hours'));
+});
