@@ -598,6 +598,10 @@ export class RegistryClient {
       if (opts.signal?.aborted) throw opts.signal.reason ?? err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+      if (/^ERR_SSL_WRONG_VERSION_NUMBER$|^EPROTO$/.test(cause?.code ?? '')) {
+        // HTTPS to a registry that speaks plain HTTP: a configuration problem, not worth retrying.
+        throw new PermanentError(FailureType.InvalidInput, `Registry ${new URL(url).host} does not speak HTTPS (${detail}) while trying to ${opts.what}. If it is a local plain-HTTP registry, list "${new URL(url).host}" in registries.insecure of this worker's config.`);
+      }
       throw new Error(`Registry request ${method} ${url} failed (${detail}) while trying to ${opts.what}; check that the registry is reachable (retrying)`);
     }
   }

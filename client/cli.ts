@@ -64,6 +64,11 @@ export function reportError(err: unknown): number {
     console.error(`kinoite-zfs: ${err.message}`);
     return ExitCode.ConfigError;
   }
+  if ((err as Error)?.name === 'WorkflowUpdateFailedError') {
+    // A stream's validator refused the request before it reached history.
+    console.error(`kinoite-zfs: refused: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+    return ExitCode.ConfigError;
+  }
   if (isConnectionError(err)) {
     console.error(`kinoite-zfs: cannot reach Temporal: ${(err as Error).message}\nStart it with "kinoite-zfs services up" or check temporal.address / TEMPORAL_ADDRESS.`);
     return ExitCode.ConnectionError;

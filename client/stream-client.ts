@@ -32,7 +32,7 @@ export async function triggerStream(client: Client, config: Config, stream: stri
     args: [{ stream, taskQueues: config.temporal.taskQueues, approvers: plan.promotion.approvers, previousRuns, ...extra }],
     staticSummary: `kinoite-zfs stream ${stream}: the only writer of its stable tags`,
   });
-  return client.workflow.executeUpdateWithStart(triggerUpdate, { args: [{ ...req, plan }], startWorkflowOperation: op });
+  return client.workflow.executeUpdateWithStart(triggerUpdate, { args: [{ ...req, plan, taskQueues: config.temporal.taskQueues }], startWorkflowOperation: op });
 }
 
 /** The stream's state, or undefined when the stream has never run. */

@@ -58,6 +58,8 @@ export interface TriggerRequest {
   options?: { rebuildAkmods?: boolean; promote?: boolean };
   /** Replay these pinned inputs instead of resolving the floating ones. */
   lock?: Lock;
+  /** The sender's task queues; a stream refuses triggers meant for other workers. */
+  taskQueues?: TaskQueues;
 }
 
 /** What the stream answers to a trigger. */

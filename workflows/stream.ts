@@ -69,7 +69,15 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   setHandler(streamStateQuery, () => state.data);
 
   const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
-  setHandler(triggerSignal, (req) => void onTrigger(req));
+  const queueProblem = (req: TriggerRequest) =>
+    req.taskQueues && (req.taskQueues.control !== input.taskQueues.control || req.taskQueues.build !== input.taskQueues.build)
+      ? `stream/${input.stream} runs its pipeline on task queues ${input.taskQueues.control}/${input.taskQueues.build}, but this trigger's config uses ${req.taskQueues.control}/${req.taskQueues.build}. Two configs share the stream name "${input.stream}" on this Temporal namespace: give one of them another stream name or namespace.`
+      : undefined;
+  setHandler(triggerSignal, (req) => {
+    const problem = queueProblem(req);
+    if (problem) return state.note(now(), `ignored trigger signal: ${problem}`);
+    void onTrigger(req);
+  });
   setHandler(triggerUpdate, async (req) => {
     const reply = onTrigger(req);
     if (reply.status !== 'duplicate') {
@@ -80,6 +88,11 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       reply.runWorkflowId = record()?.runWorkflowId;
     }
     return reply;
+  }, {
+    validator: (req) => {
+      const problem = queueProblem(req);
+      if (problem) throw new Error(problem);
+    },
   });
 
   setHandler(candidateReadySignal, (pending) => {

@@ -305,7 +305,7 @@ test('the run script builds the right CLI arguments for each mode and refuses a 
     await writeFile(join(dir, 'bin', 'kinoite-zfs.js'), 'console.log(JSON.stringify({ args: process.argv.slice(2), cert: process.env.TEMPORAL_TLS_CERT ?? null, key: process.env.TEMPORAL_TLS_KEY ?? null, api: process.env.TEMPORAL_API_KEY ?? null, pem: process.env.KZ_TLS_KEY_PEM ?? null, mode: process.env.TEMPORAL_TLS_KEY ? (require("fs").statSync(process.env.TEMPORAL_TLS_KEY).mode & 0o777).toString(8) : null }));\n');
     await writeFile(join(dir, 'package.json'), '{"type":"commonjs"}');
     const base = { KZ_HOME: dir, KZ_CONFIG: 'kinoite-zfs.yaml', KZ_STREAM: '', KZ_MODE: 'main', KZ_BRANCH: '', KZ_PR: '', KZ_LOCK: '', KZ_REBUILD_AKMODS: 'false', KZ_PROMOTE: 'true', KZ_WAIT: 'true', KZ_ADDRESS: '', KZ_NAMESPACE: '', KZ_WEB_URL: '', KZ_API_KEY: '', KZ_TLS_CERT_PEM: '', KZ_TLS_KEY_PEM: '', KZ_TLS_CA_PEM: '', RUNNER_TEMP: dir, PATH: process.env.PATH };
-    const runScript = (env: Record<string, string>) => execa('bash', ['-c', script], { env: { ...base, ...env }, extendEnv: false, reject: false });
+    const runScript = (env: Record<string, string>) => execa('bash', ['-c', script], { cwd: dir, env: { ...base, ...env }, extendEnv: false, reject: false });
     const parsed = async (env: Record<string, string>) => {
       const r = await runScript(env);
       assert.equal(r.exitCode, 0, r.stderr + r.stdout);
