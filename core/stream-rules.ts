@@ -88,9 +88,13 @@ export function approvalProblem(input: { pending?: PendingApproval; approvers: r
   return undefined;
 }
 
-/** Identity of a trigger for de-duplication: the same source and commit is the same trigger. */
-export function triggerKey(t: { source: string; commit?: string; requestId?: string }): string | undefined {
-  if (t.commit) return `${t.source}@${t.commit}`;
+/**
+ * Identity of a trigger for de-duplication: the same source and commit with the same options is
+ * the same trigger (a manual run on an already-built commit with other options is a new one).
+ */
+export function triggerKey(t: { source: string; commit?: string; requestId?: string }, extra: { options?: { rebuildAkmods?: boolean; promote?: boolean }; lockHash?: string } = {}): string | undefined {
+  const opts = [extra.options?.rebuildAkmods ? 'rebuild' : '', extra.options?.promote === false ? 'no-promote' : '', extra.lockHash ? `lock=${extra.lockHash}` : ''].filter(Boolean).join(',');
+  if (t.commit) return `${t.source}@${t.commit}${opts ? `+${opts}` : ''}`;
   return t.requestId ? `request:${t.requestId}` : undefined;
 }
 
@@ -111,4 +115,23 @@ export function durationMs(d: string): number {
   if (!m) throw new Error(`invalid duration ${JSON.stringify(d)}`);
   const n = Number(m[1]);
   return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+}
+
+/** Whether a tested candidate may be promoted now, and if not, why (said in the run's message). */
+export function promotionGate(input: {
+  mode: 'main' | 'branch' | 'pr';
+  promoteRequested: boolean;
+  policy: 'auto' | 'approval' | 'never';
+  held: boolean;
+  throughStream: boolean;
+  candidate: string;
+  akmodsTag: string;
+}): { promote: true; needsApproval: boolean } | { promote: false; why: string } {
+  if (input.mode === 'branch') return { promote: false, why: `branch build: published only ${input.candidate} and the akmods alias ${input.akmodsTag}; nothing signed, stable untouched` };
+  if (input.mode === 'pr') return { promote: false, why: `PR validation: built and smoke-tested as ${input.candidate} in the candidate repository only; not published to any user-facing repository, not signed` };
+  if (!input.promoteRequested) return { promote: false, why: 'promotion not requested (candidate-only run)' };
+  if (input.policy === 'never') return { promote: false, why: 'policy is never (build and test only)' };
+  if (input.held) return { promote: false, why: 'the stream is held (kinoite-zfs release to let it promote again)' };
+  if (input.policy === 'approval' && !input.throughStream) return { promote: false, why: 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them' };
+  return { promote: true, needsApproval: input.policy === 'approval' };
 }

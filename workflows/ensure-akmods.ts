@@ -29,7 +29,7 @@ export async function ensureAkmods(
   const { plan, inputs, tags } = args;
   const repo = plan.images.akmodsCandidate;
   const kernelRefs = Object.fromEntries(inputs.kernels.map((k) => [k, `${repo}:${tags.akmodsKernel[k]}`]));
-  const cache = await acts.control.checkAkmodsCache({ cacheRef: `${repo}:${tags.akmodsCache}`, kernelRefs, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora });
+  const cache = await acts.control.checkAkmodsCache.executeWithOptions({ summary: `check akmods cache ${repo}:${tags.akmodsCache}` }, [{ cacheRef: `${repo}:${tags.akmodsCache}`, kernelRefs, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora }]);
   if (cache.status === 'reusable' && !args.rebuild && cache.digest) {
     for (const k of inputs.kernels) state.akmods(k, 'cached');
     return { repo, tag: tags.akmodsCache, digest: cache.digest, built: [], reused: inputs.kernels, message: cache.message };
@@ -75,7 +75,7 @@ export async function ensureAkmods(
   for (const k of reused) if (cache.perKernel[k]) sources.push({ repo, digest: cache.perKernel[k]! });
   holds = holds.concat(reused);
   for (const b of built) sources.push({ repo, digest: b.digest });
-  const { digest } = await acts.control.publishAkmodsCache({ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources });
+  const { digest } = await acts.control.publishAkmodsCache.executeWithOptions({ summary: `publish merged akmods ${repo}:${tags.akmodsCache}` }, [{ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources }]);
   return { repo, tag: tags.akmodsCache, digest, built: toBuild, reused, message: [...cache.message, `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`] };
 }
 
@@ -88,7 +88,7 @@ export async function reuseSharedAkmods(acts: Acts, state: RunState, args: { str
   const { plan, inputs, tags } = args;
   const repo = plan.images.akmodsCandidate;
   const source = `${repo}:${tags.akmodsCache}`;
-  const cache = await acts.control.checkAkmodsCache({ cacheRef: source, kernelRefs: {}, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora });
+  const cache = await acts.control.checkAkmodsCache.executeWithOptions({ summary: `check shared akmods ${source} (read-only)` }, [{ cacheRef: source, kernelRefs: {}, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora }]);
   if (cache.status !== 'reusable' || !cache.digest) {
     throw new PermanentError(
       FailureType.PolicyViolation,

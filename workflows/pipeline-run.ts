@@ -16,7 +16,7 @@ import { ensureAkmods, reuseSharedAkmods } from './ensure-akmods.ts';
 import { branchTag, prTag } from '../core/tags.ts';
 import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
-import { runGate, type Release } from '../core/stream-rules.ts';
+import { promotionGate, runGate, type Release } from '../core/stream-rules.ts';
 import { runFinishedSignal, type TaskQueues } from './shared.ts';
 
 /** Pipeline run input plus the task queues to use. */
@@ -43,7 +43,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   try {
     // 1. Resolve inputs
     const mode = input.mode ?? 'main';
-    const { inputs, hash, notes } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan, input.lock), (r) => `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`);
+    const { inputs, hash } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan, input.lock), (r) => [`${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`, ...r.notes].join('; '));
     state.know({ kernels: inputs.kernels, zfsVersion: inputs.zfs.version, inputsHash: hash });
     const tags = tagPlan({ plan, inputs, runNumber: input.runNumber });
     const buildInputs = buildInputsRecord(ctx, inputs, hash);
@@ -87,24 +87,18 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const akmodsRecord = { repo: akmods.repo, tag: akmods.tag, digest: akmods.digest, built: akmods.built, reused: akmods.reused };
 
     // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
-    const skipWhy =
-      mode === 'branch' ? `branch build: published only ${digestRef(candidate.repo, digest)} as ${candidateTag} and the akmods alias ${akmods.tag}; nothing signed, stable untouched`
-      : mode === 'pr' ? `PR validation: built and smoke-tested as ${candidateTag} in the candidate repository only; not published to any user-facing repository, not signed`
-      : input.options?.promote === false ? 'promotion not requested (candidate-only run)'
-      : plan.promotion.policy === 'never' ? 'policy is never (build and test only)'
-      : input.context?.held ? 'the stream is held (kinoite-zfs release to let it promote again)'
-      : plan.promotion.policy === 'approval' && !streamId ? 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them'
-      : undefined;
-    if (skipWhy) {
+    const allowed = promotionGate({ mode, promoteRequested: input.options?.promote !== false, policy: plan.promotion.policy, held: !!input.context?.held, throughStream: !!streamId, candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`, akmodsTag: akmods.tag });
+    if (!allowed.promote) {
       const provenance = provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotionResult: 'skipped' });
-      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${skipWhy}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
+      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${allowed.why}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
     }
     let approvedBy = `policy:${plan.promotion.policy}`;
-    if (plan.promotion.policy === 'approval') {
+    if (allowed.needsApproval) {
       const decision = await state.stage(Stage.Approval, () => awaitApproval({ streamWorkflowId: streamId!, digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, timeout: plan.promotion.timeout }), (d) => d.kind);
-      if (decision.kind === 'rejected') return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, { ...known, candidate, akmods: akmodsRecord });
-      if (decision.kind === 'superseded') return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, { ...known, candidate, akmods: akmodsRecord });
-      if (decision.kind === 'expired') return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, { ...known, candidate, akmods: akmodsRecord });
+      const stays = { ...known, candidate, akmods: akmodsRecord };
+      if (decision.kind === 'rejected') return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, stays);
+      if (decision.kind === 'superseded') return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, stays);
+      if (decision.kind === 'expired') return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, stays);
       approvedBy = decision.by;
     }
 

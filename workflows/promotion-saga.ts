@@ -28,7 +28,7 @@ export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<P
   return CancellationScope.nonCancellable(async () => {
     const stableRefs = plan.stableTags.map((t) => tagRef(plan.stableRepo, t));
     const akmodsRef = tagRef(plan.akmods.stableRepo, plan.akmods.tag);
-    const previous = await control.readTagDigests({ refs: [...stableRefs, akmodsRef] });
+    const previous = await control.readTagDigests.executeWithOptions({ summary: 'read the current stable digests (for restore)' }, [{ refs: [...stableRefs, akmodsRef] }]);
     const target = digestRef(plan.stableRepo, plan.candidate.digest);
 
     await control.copyImageByDigest.executeWithOptions({ summary: `copy ${plan.candidate.digest.slice(0, 19)} into ${plan.stableRepo}` }, [{ from: digestRef(plan.candidate.repo, plan.candidate.digest), to: target }]);

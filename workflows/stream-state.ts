@@ -48,7 +48,7 @@ export class StreamState {
 
   /** Records a trigger: starts now, coalesces into the follow-up run, or answers a duplicate. */
   trigger(req: TriggerRequest, now: string, requestId: string): TriggerReply {
-    const key = triggerKey(req.trigger);
+    const key = triggerKey(req.trigger, { options: req.options, lockHash: req.lock ? `${req.lock.base_image}|${req.lock.recipe_commit ?? req.lock.akmods_upstream_ref ?? ''}|${req.lock.zfs_release ?? ''}` : undefined });
     const dup = key ? this.data.triggers.find((t) => t.key === key && t.status !== 'duplicate') : undefined;
     if (dup) {
       this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status: 'duplicate', runWorkflowId: dup.runWorkflowId }, LIMITS.triggers);

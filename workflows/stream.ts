@@ -17,8 +17,8 @@ import {
   allHandlersFinished,
   ApplicationFailure,
 } from '@temporalio/workflow';
-import { digestRef, tagRef } from '../core/refs.ts';
-import type { Veto } from '../core/stream-rules.ts';
+import type { Release, Veto } from '../core/stream-rules.ts';
+import { rollbackSaga } from './rollback-saga.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
 import { StreamState, type StreamStateData } from './stream-state.ts';
@@ -146,26 +146,12 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   });
 
   setHandler(rollbackUpdate, async (req) => {
-    const target = state.rollbackTarget(req.to) as Exclude<ReturnType<StreamState['rollbackTarget']>, string>;
-    const plan = state.data.plan!;
-    let done: (() => void) | undefined;
-    const finished = new Promise<void>((r) => (done = r));
-    let failure: unknown;
-    rollbacks.push(async () => {
-      try {
-        // Verify first: a rollback never points stable at a digest whose signature does not verify.
-        await acts.control.verifyImageSignature({ stream: input.stream, ref: digestRef(plan.images.stable, target.digest) });
-        for (const tag of target.stableTags) await acts.control.copyImageByDigest({ from: digestRef(plan.images.stable, target.digest), to: tagRef(plan.images.stable, tag) });
-        await acts.control.copyImageByDigest({ from: digestRef(plan.images.akmodsCandidate, target.akmodsDigest), to: tagRef(plan.images.akmodsStable, target.akmodsTag) });
-      } catch (err) {
-        failure = err;
-      } finally {
-        done!();
-      }
-    });
-    await finished;
+    const target = state.rollbackTarget(req.to) as Release;
+    // Rollbacks run between pipeline runs (the loop below), never while one is promoting.
+    const done = new Promise<unknown>((resolve) => rollbacks.push(() => rollbackSaga(acts, { stream: input.stream, plan: state.data.plan!, target }).then(() => resolve(undefined), resolve)));
+    const failure = await done;
     if (failure) throw ApplicationFailure.create({ type: 'RollbackFailed', message: `Rollback to ${req.to} failed: ${(failure as Error).message}`, nonRetryable: true });
-    const release = { ...target, kind: 'rollback' as const, at: now(), approvedBy: req.by };
+    const release: Release = { ...target, kind: 'rollback', at: now(), approvedBy: req.by };
     state.recordRelease(release);
     state.setHold({ by: req.by, reason: `rolled back to ${target.auditTag}${req.reason ? `: ${req.reason}` : ''}`, at: now() });
     return release;

@@ -212,14 +212,19 @@ test('a push whose recipe fails the smoke test exits non-zero and reports the fa
   assert.notEqual(job.json?.workflowId, first?.json?.workflowId, 'a different commit is a new run');
 });
 
-/** JSON of a value with every byte buffer decoded as UTF-8 (payloads in histories are bytes). */
-function decodedJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
-    const b = v as { type?: string; data?: unknown };
-    if (b && typeof b === 'object' && b.type === 'Buffer' && Array.isArray(b.data)) return Buffer.from(b.data as number[]).toString('utf8');
-    return v;
-  });
+/**
+ * All text in a value, with every byte buffer decoded as UTF-8 (history payloads are bytes). Walks
+ * the object itself: JSON.stringify would call the protobuf messages' toJSON, which base64s them.
+ */
+function decodedJson(value: unknown, seen = new Set<unknown>()): string {
+  if (value === null || value === undefined) return '';
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+  if (typeof value !== 'object') return String(value);
+  if (seen.has(value)) return '';
+  seen.add(value);
+  if (value instanceof Map) return [...value.entries()].map(([k, v]) => `${decodedJson(k, seen)}=${decodedJson(v, seen)}`).join('\n');
+  if (Array.isArray(value)) return value.map((v) => decodedJson(v, seen)).join('\n');
+  return Object.entries(value).map(([k, v]) => `${k}: ${decodedJson(v, seen)}`).join('\n');
 }
 
 test('no planted credential or the cosign password reaches the histories, memos, search attributes, step summaries or outputs', async (t) => {
@@ -233,7 +238,7 @@ test('no planted credential or the cosign password reaches the histories, memos,
     const d = await handle.describe();
     texts.push([`${id} history`, decodedJson(await handle.fetchHistory())]);
     texts.push([`${id} memo`, decodedJson(d.memo ?? {})]);
-    texts.push([`${id} search attributes`, decodedJson({ raw: d.searchAttributes, typed: d.typedSearchAttributes })]);
+    texts.push([`${id} search attributes`, decodedJson({ raw: d.searchAttributes, typed: d.typedSearchAttributes.getAll() })]);
   }
   for (const [i, j] of jobs.entries()) {
     texts.push([`job ${i} step summary`, j.summaryMd], [`job ${i} outputs`, j.outputText], [`job ${i} stdout`, j.stdout], [`job ${i} stderr`, j.stderr]);

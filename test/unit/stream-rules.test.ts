@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { approvalProblem, bounded, durationMs, findRelease, runGate, triggerKey, vetoFor, type PendingApproval, type Release, type Veto } from '../../core/stream-rules.ts';
+import { approvalProblem, bounded, durationMs, findRelease, promotionGate, runGate, triggerKey, vetoFor, type PendingApproval, type Release, type Veto } from '../../core/stream-rules.ts';
 import { StreamState, LIMITS } from '../../workflows/stream-state.ts';
 
 const inputs = { kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'], zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4' } };
@@ -42,6 +42,8 @@ test('triggerKey identifies a trigger by source and commit, else by request id',
   assert.equal(triggerKey({ source: 'github', commit: 'abc' }), 'github@abc');
   assert.equal(triggerKey({ source: 'cli', requestId: 'r1' }), 'request:r1');
   assert.equal(triggerKey({ source: 'schedule' }), undefined);
+  assert.equal(triggerKey({ source: 'github', commit: 'abc' }, { options: { rebuildAkmods: true, promote: false } }), 'github@abc+rebuild,no-promote', 'other options make another trigger');
+  assert.notEqual(triggerKey({ source: 'github', commit: 'abc' }, { lockHash: 'x' }), triggerKey({ source: 'github', commit: 'abc' }));
 });
 
 test('a stream state coalesces triggers during a run into one follow-up run, newest plan winning', () => {
@@ -121,4 +123,22 @@ test('durationMs parses the config durations', () => {
   assert.equal(durationMs('72h'), 259_200_000);
   assert.equal(durationMs('7d'), 604_800_000);
   assert.throws(() => durationMs('3 hours'));
+});
+
+test('promotionGate promotes only main runs that asked, under auto or approval policy, when not held', () => {
+  const base = { mode: 'main' as const, promoteRequested: true, policy: 'auto' as const, held: false, throughStream: true, candidate: 'r/c@sha256:1 (t)', akmodsTag: 'main-43' };
+  assert.deepEqual(promotionGate(base), { promote: true, needsApproval: false });
+  assert.deepEqual(promotionGate({ ...base, policy: 'approval' }), { promote: true, needsApproval: true });
+  for (const [change, why] of [
+    [{ mode: 'branch' }, /branch build: published only r\/c@sha256:1 \(t\) and the akmods alias main-43/],
+    [{ mode: 'pr' }, /PR validation: .*not signed/],
+    [{ promoteRequested: false }, /promotion not requested/],
+    [{ policy: 'never' }, /policy is never/],
+    [{ held: true }, /the stream is held/],
+    [{ policy: 'approval', throughStream: false }, /start runs through the stream/],
+  ] as const) {
+    const g = promotionGate({ ...base, ...(change as object) });
+    assert.equal(g.promote, false, JSON.stringify(change));
+    assert.match((g as { why: string }).why, why);
+  }
 });
