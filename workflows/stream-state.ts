@@ -69,17 +69,21 @@ export class StreamState {
     return this.data.triggers.find((t) => t.requestId === requestId)?.runWorkflowId;
   }
 
-  /** Takes the next run to start, if the stream is free; returns its workflow id and request. */
-  takeNext(): { runWorkflowId: string; request: TriggerRequest } | undefined {
+  /** Takes the next run to start, if the stream is free; returns its workflow id, request and trigger ids. */
+  takeNext(): { runWorkflowId: string; request: TriggerRequest; requestIds: string[] } | undefined {
     if (this.data.current || !this.data.next || !this.data.plan) return undefined;
     const next = this.data.next;
     this.data.next = undefined;
     this.data.runCounter += 1;
     const runWorkflowId = `stream/${this.data.stream}/run-${this.data.runCounter}`;
     this.data.current = { runWorkflowId, requestId: next.requestIds.at(-1)! };
-    for (const t of this.data.triggers) if (next.requestIds.includes(t.requestId)) t.runWorkflowId = runWorkflowId;
     this.count('runs');
-    return { runWorkflowId, request: next };
+    return { runWorkflowId, request: next, requestIds: next.requestIds };
+  }
+
+  /** The run exists on the server now: its triggers learn its id (so a caller can follow it at once). */
+  runStarted(runWorkflowId: string, requestIds: string[]): void {
+    for (const t of this.data.triggers) if (requestIds.includes(t.requestId)) t.runWorkflowId = runWorkflowId;
   }
 
   /** A run announced a candidate waiting for approval; returns a run it supersedes, if any. */

@@ -197,6 +197,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
         ],
         memo: { stream: input.stream, trigger: next.request.trigger },
       });
+      state.runStarted(next.runWorkflowId, next.requestIds);
       // A run normally reports its end by signal; this catches one that was terminated or timed out.
       void child.result().then(
         () => undefined,

@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Client } from '@temporalio/client';
@@ -16,6 +17,8 @@ import { ExitCode } from '../../client/exit-codes.ts';
 const K1 = '6.17.7-300.fc43.x86_64';
 const K2 = '6.18.5-200.fc43.x86_64';
 const CLI = join(repoRoot, 'bin', 'kinoite-zfs.js');
+/** A commit id unique to this test run: branch and PR runs are identified by commit, and Temporal remembers closed runs. */
+const sha = () => randomBytes(20).toString('hex');
 
 let world: TestWorld;
 let c: Client;
@@ -54,7 +57,7 @@ after(async () => {
 test('a branch build whose shared akmods cache misses a kernel fails closed with guidance and writes nothing to the registry', async () => {
   world = await bringUpWorld('modes', worldSpec({ versions: [[K1], [K1, K2]] }));
   const mark = await registryLogMark(world);
-  const r = await cli(['run', '--mode', 'branch', '--branch', 'Feature/New Kernel!', '--commit', 'b'.repeat(40), '--wait', '--json']);
+  const r = await cli(['run', '--mode', 'branch', '--branch', 'Feature/New Kernel!', '--commit', sha(), '--wait', '--json']);
   assert.equal(r.exitCode, ExitCode.RunFailed, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.match(s.message, new RegExp(`Shared akmods source tag .*main-43 is missing or stale for kernels ${K2.replace(/\./g, '\\.')}\\. Run a main build`));
@@ -65,7 +68,7 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
   const main = await cli(['run', '--wait', '--json']);
   assert.equal(main.exitCode, 0, main.stderr);
   const before = await allTags();
-  const r = await cli(['run', '--mode', 'branch', '--branch', 'Feature/New Kernel!', '--commit', 'c'.repeat(40), '--wait', '--json']);
+  const r = await cli(['run', '--mode', 'branch', '--branch', 'Feature/New Kernel!', '--commit', sha(), '--wait', '--json']);
   assert.equal(r.exitCode, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.equal(s.outcome, 'candidate-only');
@@ -77,8 +80,9 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
 });
 
 test('the same branch build started twice attaches to one run', async () => {
-  const a = JSON.parse((await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', 'd'.repeat(40), '--wait', '--json'])).stdout);
-  const b = JSON.parse((await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', 'd'.repeat(40), '--wait', '--json'])).stdout);
+  const commit = sha();
+  const a = JSON.parse((await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout);
+  const b = JSON.parse((await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout);
   assert.equal(a.workflowId, b.workflowId);
   assert.equal(a.runId, b.runId);
 });
@@ -86,7 +90,7 @@ test('the same branch build started twice attaches to one run', async () => {
 test('a PR build is smoke-tested but writes nothing to user-facing repositories and signs nothing', async () => {
   const s = world.info.stream;
   const mark = await registryLogMark(world);
-  const r = await cli(['run', '--mode', 'pr', '--pr', '42', '--commit', 'e'.repeat(40), '--wait', '--json']);
+  const r = await cli(['run', '--mode', 'pr', '--pr', '42', '--commit', sha(), '--wait', '--json']);
   assert.equal(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.match(out.message, /PR validation: .*not published to any user-facing repository, not signed/);

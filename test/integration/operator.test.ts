@@ -20,6 +20,7 @@ import { ExitCode } from '../../client/exit-codes.ts';
 import { toolPath } from '../../activities/host.ts';
 import { SearchAttr } from '../../workflows/shared.ts';
 import type { Config } from '../../core/config.ts';
+import type { RunSummary } from '../../client/follow.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
 const K2 = '6.18.5-200.fc43.x86_64';
@@ -33,19 +34,8 @@ let config: Config;
 let c: Client;
 let worker: { stop: () => Promise<void> } | undefined;
 
-/** The `run --json` summary fields these tests read. */
-interface Summary {
-  workflowId: string;
-  runId: string;
-  outcome: string;
-  message: string;
-  kernels: string[];
-  zfsRelease?: string;
-  candidate?: { repo: string; tag: string; digest: string; ref: string };
-  stable?: { repo: string; digest: string; ref: string; tags: string[] };
-  verify?: string;
-  url?: string;
-}
+/** The `run --json` summary. */
+type Summary = RunSummary;
 
 /** Writes a copy of the world config whose task queues are unique to this file. */
 async function isolatedConfig(w: TestWorld): Promise<string> {

@@ -58,6 +58,8 @@ test('a stream state coalesces triggers during a run into one follow-up run, new
   assert.equal(s.takeNext(), undefined, 'one run at a time');
   s.runFinished({ runWorkflowId: first.runWorkflowId, outcome: 'failed', message: 'x' }, 't');
   const next = s.takeNext()!;
+  assert.ok(s.data.triggers.every((t) => t.requestId === 'r1' || !t.runWorkflowId), 'no trigger names a run before it exists');
+  s.runStarted(next.runWorkflowId, next.requestIds);
   assert.equal(next.runWorkflowId, 'stream/s/run-2');
   assert.deepEqual(s.data.triggers.filter((t) => t.runWorkflowId === 'stream/s/run-2').map((t) => t.requestId), ['r2', 'r3', 'r4']);
   assert.equal((s.data.plan as { baseImage: string }).baseImage, 'r/base:d');
@@ -70,6 +72,7 @@ test('triggers that arrive together while the stream is free all join the one ru
   assert.equal(s.trigger({ trigger: { source: 'cli' }, plan: {} as never }, 't', 'r1').status, 'started');
   assert.equal(s.trigger({ trigger: { source: 'cli' } }, 't', 'r2').status, 'coalesced');
   const run = s.takeNext()!;
+  s.runStarted(run.runWorkflowId, run.requestIds);
   assert.deepEqual(s.data.triggers.map((t) => t.runWorkflowId), [run.runWorkflowId, run.runWorkflowId]);
 });
 
@@ -77,6 +80,7 @@ test('a stream state answers the same source and commit with the first run', () 
   const s = StreamState.empty('s', 41);
   s.trigger({ trigger: { source: 'github', commit: 'c1' }, plan: {} as never }, 't', 'r1');
   const run = s.takeNext()!;
+  s.runStarted(run.runWorkflowId, run.requestIds);
   assert.equal(run.runWorkflowId, 'stream/s/run-42', 'run numbers continue from earlier runs');
   const dup = s.trigger({ trigger: { source: 'github', commit: 'c1' } }, 't', 'r2');
   assert.deepEqual(dup, { status: 'duplicate', runWorkflowId: run.runWorkflowId, requestId: 'r1' });
