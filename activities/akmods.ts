@@ -41,6 +41,8 @@ export interface BuildKernelAkmodsInput {
   recipe: { git: string; commit: string; path: string };
   /** Per-kernel image destination, repo:tag. */
   dest: string;
+  /** Build a kernel newer than the release supports (only when the stream allows it). */
+  experimental?: boolean;
 }
 
 /** Activities of the akmods stage. */
@@ -116,6 +118,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
             kernel: input.kernel,
             zfsVersion: input.zfs.version,
             fedora: input.fedora,
+            experimental: input.experimental,
             name: `kz-akmods-${process.pid}-${Date.now()}`,
           }),
           env,

@@ -11,7 +11,7 @@ export function pullArgs(ref: string, tls: string[]): string[] {
 }
 
 /** Arguments of the akmods builder container run (the contract of recipes/akmods/build-akmods.sh). */
-export function builderRunArgs(input: { image: string; recipeDir: string; srcDir: string; outDir: string; kernel: string; zfsVersion: string; fedora: string; name: string }): string[] {
+export function builderRunArgs(input: { image: string; recipeDir: string; srcDir: string; outDir: string; kernel: string; zfsVersion: string; fedora: string; name: string; experimental?: boolean }): string[] {
   return [
     'run', '--rm', '--network=none', '--pull=never', '--name', input.name,
     '-v', `${input.recipeDir}:/recipe:ro`,
@@ -20,6 +20,7 @@ export function builderRunArgs(input: { image: string; recipeDir: string; srcDir
     '-e', `KERNEL_RELEASE=${input.kernel}`,
     '-e', `ZFS_VERSION=${input.zfsVersion}`,
     '-e', `FEDORA_VERSION=${input.fedora}`,
+    ...(input.experimental ? ['-e', 'ZFS_LINUX_EXPERIMENTAL=1'] : []),
     input.image, '/bin/sh', '/recipe/build-akmods.sh',
   ];
 }

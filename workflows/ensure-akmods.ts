@@ -24,7 +24,7 @@ export interface AkmodsResult {
 export async function ensureAkmods(
   acts: Acts,
   state: RunState,
-  args: { stream: string; plan: StreamPlan; inputs: RunInputs; tags: TagPlan; rebuild: boolean },
+  args: { stream: string; plan: StreamPlan; inputs: RunInputs; tags: TagPlan; rebuild: boolean; experimental?: boolean },
 ): Promise<AkmodsResult> {
   const { plan, inputs, tags } = args;
   const repo = plan.images.akmodsCandidate;
@@ -53,6 +53,7 @@ export async function ensureAkmods(
               tarballUrl: plan.zfs.source.tarballUrl,
               recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
               dest: kernelRefs[kernel]!,
+              experimental: args.experimental,
             },
           ],
         );

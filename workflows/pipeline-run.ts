@@ -3,7 +3,7 @@
  * promote → record. Stable moves only at the promote step, only to the digest the smoke test
  * passed, and only after that digest is signed.
  */
-import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation, getExternalWorkflowHandle } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
 import { Stage, Outcome } from '../core/progress.ts';
 import { compatVerdict } from '../core/compat.ts';
 import { isPermanentError } from '../core/errors.ts';
@@ -17,7 +17,7 @@ import { branchTag, prTag } from '../core/tags.ts';
 import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
 import { promotionGate, runGate, type Release } from '../core/stream-rules.ts';
-import { runFinishedSignal, type TaskQueues } from './shared.ts';
+import { holdChangedSignal, runFinishedSignal, type TaskQueues } from './shared.ts';
 
 /** Pipeline run input plus the task queues to use. */
 export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
@@ -31,6 +31,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   const ctx: RunContext = { workflowId: info.workflowId, runId: info.runId, runNumber: input.runNumber, trigger: input.trigger, generatedAt: new Date(info.startTime).toISOString() };
   const streamId = input.context?.streamWorkflowId;
   listenForApproval();
+  // A hold set while this run is in flight still stops its promotion.
+  let held = !!input.context?.held;
+  setHandler(holdChangedSignal, (h) => void (held = h));
   const tellStream = async (outcome: Outcome, message: string, release?: Release) => {
     if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release });
   };
@@ -59,7 +62,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const modeTag = mode === 'branch' ? branchTag({ branch: input.branch ?? '', fedora: inputs.fedora }) : mode === 'pr' ? prTag({ number: input.pr ?? 0, fedora: inputs.fedora }) : undefined;
     const akmods = await state.stage(
       Stage.Akmods,
-      () => (mode === 'main' ? ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods }) : reuseSharedAkmods(acts, state, { stream: input.stream, plan, inputs, tags, aliasTag: mode === 'branch' ? modeTag : undefined })),
+      () => (mode === 'main' ? ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods, experimental: verdict!.verdict === 'experimental' }) : reuseSharedAkmods(acts, state, { stream: input.stream, plan, inputs, tags, aliasTag: mode === 'branch' ? modeTag : undefined })),
       (a) => `built ${a.built.length}, reused ${a.reused.length}`,
     );
     const candidateTag = modeTag ?? tags.candidate;
@@ -87,7 +90,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const akmodsRecord = { repo: akmods.repo, tag: akmods.tag, digest: akmods.digest, built: akmods.built, reused: akmods.reused };
 
     // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
-    const allowed = promotionGate({ mode, promoteRequested: input.options?.promote !== false, policy: plan.promotion.policy, held: !!input.context?.held, throughStream: !!streamId, candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`, akmodsTag: akmods.tag });
+    const allowed = promotionGate({ mode, promoteRequested: input.options?.promote !== false, policy: plan.promotion.policy, held, throughStream: !!streamId, candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`, akmodsTag: akmods.tag });
     if (!allowed.promote) {
       const provenance = provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotionResult: 'skipped' });
       return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${allowed.why}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
@@ -100,6 +103,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
       if (decision.kind === 'superseded') return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, stays);
       if (decision.kind === 'expired') return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, stays);
       approvedBy = decision.by;
+      if (held) return end(Outcome.CandidateOnly, `Approved by ${decision.by}, but the stream was held meanwhile; stable did not move.`, stays);
     }
 
     // 7. Promote exactly the tested digest (saga), then record

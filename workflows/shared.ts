@@ -39,6 +39,8 @@ export type ApprovalDecision = { kind: 'approved'; by: string } | { kind: 'rejec
 export const candidateReadySignal = defineSignal<[PendingApproval]>('candidateReady');
 /** Run → stream: the run ended (any outcome). */
 export const runFinishedSignal = defineSignal<[RunFinished]>('runFinished');
+/** Stream → run: the stream was held (true) or released (false) while the run was in flight. */
+export const holdChangedSignal = defineSignal<[boolean]>('holdChanged');
 /** Stream → run: the approval decision. */
 export const approvalDecisionSignal = defineSignal<[ApprovalDecision]>('approvalDecision');
 

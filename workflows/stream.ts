@@ -27,6 +27,7 @@ import {
   approveSignal,
   approveUpdate,
   candidateReadySignal,
+  holdChangedSignal,
   holdUpdate,
   rejectUpdate,
   releaseUpdate,
@@ -107,9 +108,10 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     await getExternalWorkflowHandle(runId).signal(approvalDecisionSignal, kind === 'approved' ? { kind, by: req.by } : { kind, by: req.by, reason: req.reason! });
     return runId;
   };
+  const heldProblem = () => (state.data.hold ? `The stream is held (${state.data.hold.reason}, by ${state.data.hold.by}); release it first: kinoite-zfs release --stream ${input.stream}.` : undefined);
   setHandler(approveUpdate, async (req) => ({ approved: await decide('approved', req) }), {
     validator: (req) => {
-      const problem = state.approvalProblem(req, approvers());
+      const problem = heldProblem() ?? state.approvalProblem(req, approvers());
       if (problem) throw new Error(problem);
     },
   });
@@ -121,7 +123,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   });
   // The Web UI sends Signals: same checks; an invalid one is recorded and ignored.
   setHandler(approveSignal, (req) => {
-    const problem = state.approvalProblem(req, approvers());
+    const problem = heldProblem() ?? state.approvalProblem(req, approvers());
     if (problem) return state.note(now(), `ignored approve signal from ${JSON.stringify(req?.by ?? '')}: ${problem}`);
     void decide('approved', req);
   });
@@ -136,12 +138,18 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim()) throw new Error('a veto needs a value, a reason and who asked');
     },
   });
-  setHandler(holdUpdate, (req) => {
+  // Runs in flight learn about a hold too, so none promotes after it.
+  const tellRuns = async (held: boolean) => {
+    for (const id of [state.data.current?.runWorkflowId, state.data.parked?.runWorkflowId]) if (id) await getExternalWorkflowHandle(id).signal(holdChangedSignal, held).catch(() => undefined);
+  };
+  setHandler(holdUpdate, async (req) => {
     state.setHold({ by: req.by, reason: req.reason ?? 'held by an operator', at: now() });
+    await tellRuns(true);
     return { held: true as const };
   });
-  setHandler(releaseUpdate, () => {
+  setHandler(releaseUpdate, async () => {
     state.setHold(undefined);
+    await tellRuns(false);
     return { held: false as const };
   });
 

@@ -41,7 +41,8 @@ export async function applySchedule(client: Client, config: Config, stream: stri
   const opts = scheduleOptions(config, stream);
   const handle = client.schedule.getHandle(opts.scheduleId);
   try {
-    await handle.update((prev) => ({ ...prev, spec: opts.spec, action: opts.action as never, policies: { ...prev.policies, ...opts.policies }, state: { ...prev.state, paused: opts.state!.paused!, note: opts.state!.note } }));
+    // A schedule an operator paused by hand stays paused unless the config itself says paused.
+    await handle.update((prev) => ({ ...prev, spec: opts.spec, action: opts.action as never, policies: { ...prev.policies, ...opts.policies }, state: { ...prev.state, paused: prev.state.paused || !!opts.state!.paused, note: opts.state!.note } }));
     return 'updated';
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;

@@ -67,6 +67,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       console.log(`    reject:  kinoite-zfs reject --stream ${s.stream} --digest ${st.parked.digest} --inputs-hash ${st.parked.inputsHash} --reason "..." --by <approver>`);
     }
     for (const v of st?.vetoes ?? []) console.log(`  veto     ${v.kind} ${v.value} by ${v.by}: ${v.reason}`);
+    for (const n of (st?.notes ?? []).slice(-3)) console.log(`  note     ${n.at} ${n.text}`);
     if (st?.releases?.length) console.log(`  history  ${[...st.releases].reverse().slice(0, 5).map((r: any) => `${r.auditTag} ${r.digest.slice(7, 19)} (${r.kind})`).join('; ')}`);
     for (const r of s.runs as Record<string, unknown>[]) console.log(`  run      ${r.workflowId}  ${String(r.status).padEnd(10)} ${r.outcome ?? r.stage ?? ''}  ${r.started}`);
     if (!(s.runs as unknown[]).length) console.log(`  no runs yet: kinoite-zfs run --stream ${s.stream} --wait`);

@@ -4,8 +4,12 @@
 # Contract (the pipeline runs exactly this):
 #   podman run --rm --network=none \
 #     -v <recipe-dir>/akmods:/recipe:ro -v <dir-with-tarball>:/src:ro -v <outdir>:/out \
-#     -e KERNEL_RELEASE=<k> -e ZFS_VERSION=<v> -e FEDORA_VERSION=<f> \
+#     -e KERNEL_RELEASE=<k> -e ZFS_VERSION=<v> -e FEDORA_VERSION=<f> [-e ZFS_LINUX_EXPERIMENTAL=1] \
 #     <builder-image@digest> /bin/sh /recipe/build-akmods.sh
+#
+# ZFS_LINUX_EXPERIMENTAL=1 is set only when the stream allows experimental kernels (zfs.allowExperimental)
+# and the kernel is newer than the release's Linux-Maximum; it becomes the rpmbuild macro
+# `linux_experimental 1` (configure's --enable-linux-experimental for the real OpenZFS specs).
 #
 # Inputs:  /src/zfs-<v>.tar.gz, the OpenZFS release source tarball (fetched by the pipeline on the host;
 #          the container has no network).
@@ -90,6 +94,7 @@ build() {
     --define "kernel_release $K" \
     --define "zfs_version $V" \
     --define "dist .fc$F" \
+    --define "linux_experimental ${ZFS_LINUX_EXPERIMENTAL:-0}" \
     --define "debug_package %{nil}" \
     --define "_build_id_links none" \
     "$SRCDIR/rpm/$spec.spec" > "$WORK/rpmbuild-$spec.log" 2>&1 || {

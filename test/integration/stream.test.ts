@@ -171,6 +171,21 @@ test('an approval that nobody gives in time expires and stable does not move', a
   assert.deepEqual(await stable(), before);
 });
 
+test('a hold stops a candidate that waits for approval: approve is refused until the stream is released', async () => {
+  await newBaseVersion();
+  const reply = await trigger();
+  const p = (await waitState('a pending candidate', (x) => x.parked?.runWorkflowId === reply.runWorkflowId)).parked!;
+  const h = streamHandle(c, world.stream);
+  const before = await stable();
+  await h.executeUpdate(holdUpdate, { args: [{ by: 'alice', reason: 'release freeze' }] });
+  await refused(h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: p.digest, inputsHash: p.inputsHash }] }), /The stream is held \(release freeze/);
+  assert.deepEqual(await stable(), before);
+  await h.executeUpdate(releaseUpdate, { args: [{ by: 'alice' }] });
+  await h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: p.digest, inputsHash: p.inputsHash }] });
+  assert.equal((await runResult(reply.runWorkflowId!)).outcome, 'promoted');
+  assert.equal((await stable()).latest, p.digest);
+});
+
 test('three triggers during a running run produce exactly one follow-up run; the same source and commit twice yields one run', async () => {
   const s0 = (await streamState(c, world.stream))!;
   // Build-and-test only, so the runs end on their own instead of waiting for approval.
