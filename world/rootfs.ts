@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from './tools.ts';
@@ -28,9 +28,6 @@ export function rootfsImage(): string {
   return `localhost/kinoite-zfs-world/rootfs:${rootfsHash()}`;
 }
 
-/** A tarball made earlier on this machine with exactly ROOTFS_RECIPE (bootstrap only; used when present). */
-const PREBUILT = '/tmp/boot/rootfs/rootfs.tar';
-
 /**
  * Path of the cached root filesystem tarball, made with mmdebstrap on first use
  * (`<cache>/rootfs/bookworm-<hash>.tar`).
@@ -42,10 +39,7 @@ export async function ensureRootfs(log: (line: string) => void = () => undefined
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    if (existsSync(PREBUILT) && existsSync('/tmp/boot/rootfs/mm.log')) {
-      log(`copying the prebuilt root filesystem ${PREBUILT} into the cache`);
-      await copyFile(PREBUILT, tmp);
-    } else {
+    {
       log(`making a ${ROOTFS_RECIPE.suite} root filesystem with mmdebstrap (${ROOTFS_RECIPE.packages.join(', ')}); takes about 2 minutes the first time`);
       const r = await execa(
         'mmdebstrap',

@@ -5,19 +5,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { makeZfsSourceTarball, renderMeta } from '../../world/zfs-source.ts';
+import { containersConfFile } from '../../world/tools.ts';
+import { ensureRootfsImage } from '../../world/rootfs.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RECIPES = join(ROOT, 'recipes');
-const ROOTFS_TAR = process.env.KZ_ROOTFS_TAR ?? '/tmp/boot/rootfs/rootfs.tar';
-const CONTAINERS_CONF = process.env.CONTAINERS_CONF ?? '/tmp/kz/containers.conf';
-const ENV = { CONTAINERS_CONF };
+// The world's containers.conf (runc, ulimits) and its cached Debian root filesystem image.
+const ENV = { CONTAINERS_CONF: await containersConfFile() };
 
 const ZFS_VERSION = '2.4.4';
 const FEDORA = '43';
@@ -27,9 +27,7 @@ const K_UNCACHED = '6.18.4-200.fc43.x86_64';
 const STABLE_REPO = 'registry.example.test/kz/kinoite-zfs';
 const CANDIDATE_REPO = 'registry.example.test/kz/kinoite-zfs-candidate';
 
-const skip = existsSync(ROOTFS_TAR)
-  ? false
-  : `rootfs tarball ${ROOTFS_TAR} is missing: build it (see CONTRACT.md) or set KZ_ROOTFS_TAR`;
+const skip = false;
 
 // Unique per run so parallel runs and other users of the same podman storage do not collide.
 const RUN = `${process.pid}`;
@@ -46,13 +44,9 @@ async function buildah(args: string[]) {
   return execa('buildah', args, { env: ENV });
 }
 
-/** Imports the rootfs once per tarball version (size + mtime), reused across test runs. */
+/** The world's root filesystem image (made and imported once per machine). */
 async function rootfsImage(): Promise<string> {
-  const st = statSync(ROOTFS_TAR);
-  const ref = `localhost/kz-recipes-test-rootfs:${st.size}-${Math.floor(st.mtimeMs)}`;
-  const exists = await execa('podman', ['image', 'exists', ref], { env: ENV, reject: false });
-  if (exists.exitCode !== 0) await podman(['import', ROOTFS_TAR, ref]);
-  return ref;
+  return ensureRootfsImage({ containersConf: ENV.CONTAINERS_CONF });
 }
 
 /** Returns `<name>@sha256:…` for a local image, the form the pipeline passes as build args. */
