@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { parse, stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
 import { bringUpWorld, worldSpec, startWorker, digestOf, tearDownWorld, repoRoot, type TestWorld } from '../support/harness.ts';
 import { loadConfig } from '../../client/config-file.ts';
@@ -79,15 +78,6 @@ function parseGithubOutput(text: string): Record<string, string> {
   return out;
 }
 
-/** A copy of the world config with task queues of its own, so other worlds' workers never take these runs. */
-async function isolatedConfig(w: TestWorld): Promise<string> {
-  const raw = parse(await readFile(w.configFile, 'utf8')) as { temporal: Record<string, unknown> };
-  raw.temporal.taskQueues = { control: `${WORLD}-control`, build: `${WORLD}-build` };
-  const file = join(w.dir, 'gh-config.yaml');
-  await writeFile(file, stringify(raw));
-  return file;
-}
-
 /** Runs `kinoite-zfs run --config … --wait --json` as a GitHub Actions job for a push of `sha` to main. */
 async function actionsJob(sha: string, runId: number): Promise<Job> {
   const summaryFile = join(scratch, `summary-${runId}.md`);
@@ -131,7 +121,7 @@ async function actionsJob(sha: string, runId: number): Promise<Job> {
 before(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'gh-actions-'));
   world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1]] }), { fresh: true });
-  configFile = await isolatedConfig(world);
+  configFile = world.configFile;
   const config = await loadConfig(configFile);
   c = await connectClient(config);
   worker = await startWorker(config);
@@ -201,7 +191,7 @@ test('the same simulated push sent twice yields one run', async (t) => {
 
 test('a push whose recipe fails the smoke test exits non-zero and reports the failure in the summary and outputs', async () => {
   world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1]], append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K1}/extra/zfs/zfs.ko\n` } }));
-  configFile = await isolatedConfig(world);
+  configFile = world.configFile;
   const job = await actionsJob(SHA_FAIL, 7000000003);
   assert.notEqual(job.exitCode, ExitCode.Ok, `exit code; stdout:\n${job.stdout}`);
   assert.equal(job.exitCode, ExitCode.RunFailed, `exit code 1 (run did not succeed); stderr:\n${job.stderr}`);

@@ -6,12 +6,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { parse, stringify } from 'yaml';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { bringUpWorld, worldSpec, startWorker, digestOf, tearDownWorld, repoRoot, type TestWorld } from '../support/harness.ts';
 import { loadConfig } from '../../client/config-file.ts';
@@ -37,15 +36,6 @@ let worker: { stop: () => Promise<void> } | undefined;
 /** The `run --json` summary. */
 type Summary = RunSummary;
 
-/** Writes a copy of the world config whose task queues are unique to this file. */
-async function isolatedConfig(w: TestWorld): Promise<string> {
-  const raw = parse(await readFile(w.configFile, 'utf8')) as { temporal: Record<string, unknown> };
-  raw.temporal.taskQueues = { control: `${WORLD}-control`, build: `${WORLD}-build` };
-  const file = join(w.dir, 'operator-config.yaml');
-  await writeFile(file, stringify(raw));
-  return file;
-}
-
 /** `kinoite-zfs <args>` as a child process with piped stdio (so no terminal). */
 function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; extendEnv?: boolean; timeout?: number } = {}) {
   return execa(process.execPath, [CLI, ...args], { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: opts.timeout ?? 300_000, env: opts.env, extendEnv: opts.extendEnv ?? true });
@@ -66,7 +56,7 @@ let passing: Summary | undefined;
 
 before(async () => {
   world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1]] }), { fresh: true });
-  configFile = await isolatedConfig(world);
+  configFile = world.configFile;
   config = await loadConfig(configFile);
   c = await connectClient(config);
   worker = await startWorker(config);
@@ -219,7 +209,7 @@ test('a worker with every tool does connect to the Temporal address (so the two 
 
 test('run --wait --json on a world whose recipe drops one kernel module exits 1 with outcome failed naming that kernel', async () => {
   world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1, K2]], append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K2}/extra/zfs/zfs.ko\n` } }));
-  configFile = await isolatedConfig(world);
+  configFile = world.configFile;
   const r = await cli(['run', '--config', configFile, '--wait', '--json']);
   assert.equal(r.exitCode, ExitCode.RunFailed, `exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
   const s = oneJsonObject(r.stdout);

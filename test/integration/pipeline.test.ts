@@ -11,7 +11,6 @@ import type { PipelineResult } from '../../core/pipeline.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
 const K2 = '6.18.5-200.fc43.x86_64';
-const K3 = '6.18.9-200.fc43.x86_64';
 
 let world: TestWorld;
 let c: Client;
