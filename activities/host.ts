@@ -6,17 +6,17 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.ts';
 import { parseImageRef } from '../core/refs.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 
-/** Pinned tool versions the set-up builds into the tools cache. */
+/** Pinned tool versions the set-up builds into the tools cache; bump here and in scripts/setup.sh together. */
 export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5', actionlint: 'v1.7.12' } as const;
 
-/** The per-user tools cache: $KINOITE_ZFS_TOOLS_DIR or ~/.cache/kinoite-zfs/tools. */
+/** The per-user tools cache: $KINOITE_ZFS_TOOLS_DIR, else ${XDG_CACHE_HOME:-~/.cache}/kinoite-zfs/tools (scripts/setup.sh agrees). */
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KINOITE_ZFS_TOOLS_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kinoite-zfs', 'tools');
+  return env.KINOITE_ZFS_TOOLS_DIR ? resolve(env.KINOITE_ZFS_TOOLS_DIR) : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kinoite-zfs', 'tools');
 }
 
 /** Path of a pinned Go tool: env override, then the tools cache, then PATH. */

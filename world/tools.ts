@@ -5,26 +5,16 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { toolPath, toolsDir } from '../activities/host.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-/** Pinned tool versions; bump here and in scripts/setup.sh together. */
-export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5' } as const;
 
 /** The repository root (the folder holding world/, core/, recipes/). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The tools cache folder: $KINOITE_ZFS_TOOLS_DIR, else ${XDG_CACHE_HOME:-~/.cache}/kinoite-zfs/tools. */
-export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.KINOITE_ZFS_TOOLS_DIR) return resolve(env.KINOITE_ZFS_TOOLS_DIR);
-  return join(cacheRoot(env), 'tools');
-}
-
 /** The per-user kinoite-zfs cache folder (parent of tools/ and rootfs/). */
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.KINOITE_ZFS_TOOLS_DIR) return dirname(resolve(env.KINOITE_ZFS_TOOLS_DIR));
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kinoite-zfs');
+  return dirname(toolsDir(env));
 }
 
 /** The project's state folder: $KINOITE_ZFS_STATE, else `<repo>/.state` (git-ignored). */
@@ -34,12 +24,12 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Path of the Temporal CLI ($KINOITE_ZFS_TEMPORAL overrides); throws a clear error when it is missing. */
 export function temporalBin(env: NodeJS.ProcessEnv = process.env): string {
-  return locate('Temporal CLI', env.KINOITE_ZFS_TEMPORAL, join(toolsDir(env), `temporal-${TOOL_VERSIONS.temporal}`, 'temporal'), 'KINOITE_ZFS_TEMPORAL');
+  return locate('Temporal CLI', env.KINOITE_ZFS_TEMPORAL, toolPath('temporal', { ...env, KINOITE_ZFS_TEMPORAL: undefined }), 'KINOITE_ZFS_TEMPORAL');
 }
 
 /** Path of cosign ($KINOITE_ZFS_COSIGN overrides); throws a clear error when it is missing. */
 export function cosignBin(env: NodeJS.ProcessEnv = process.env): string {
-  return locate('cosign', env.KINOITE_ZFS_COSIGN, join(toolsDir(env), `cosign-${TOOL_VERSIONS.cosign}`, 'cosign'), 'KINOITE_ZFS_COSIGN');
+  return locate('cosign', env.KINOITE_ZFS_COSIGN, toolPath('cosign', { ...env, KINOITE_ZFS_COSIGN: undefined }), 'KINOITE_ZFS_COSIGN');
 }
 
 function locate(name: string, override: string | undefined, defaultPath: string, envName: string): string {
