@@ -37,13 +37,14 @@ export async function ensureRootfs(log: (line: string) => void = () => undefined
   const file = join(dir, `${ROOTFS_RECIPE.suite}-${rootfsHash()}.tar`);
   if (existsSync(file)) return file;
   await mkdir(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  // NOTE: mmdebstrap picks its output format from the file name; keep .tar and say --format=tar too.
+  const tmp = join(dir, `.partial-${process.pid}-${ROOTFS_RECIPE.suite}-${rootfsHash()}.tar`);
   try {
     {
       log(`making a ${ROOTFS_RECIPE.suite} root filesystem with mmdebstrap (${ROOTFS_RECIPE.packages.join(', ')}); takes about 2 minutes the first time`);
       const r = await execa(
         'mmdebstrap',
-        [`--variant=${ROOTFS_RECIPE.variant}`, `--include=${ROOTFS_RECIPE.packages.join(',')}`, ROOTFS_RECIPE.suite, tmp],
+        ['--format=tar', `--variant=${ROOTFS_RECIPE.variant}`, `--include=${ROOTFS_RECIPE.packages.join(',')}`, ROOTFS_RECIPE.suite, tmp],
         { reject: false, all: true },
       );
       if (r.exitCode !== 0) {
@@ -52,7 +53,7 @@ export async function ensureRootfs(log: (line: string) => void = () => undefined
     }
     await rename(tmp, file);
   } finally {
-    await rm(tmp, { force: true });
+    await rm(tmp, { recursive: true, force: true });
   }
   return file;
 }
