@@ -23,6 +23,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   reject: { summary: 'reject --stream S --digest D --inputs-hash H --reason TEXT [--by NAME]', load: op('reject') },
   rollback: { summary: 'rollback --stream S --to AUDIT_TAG|DIGEST [--reason TEXT]   move stable back; the stream then holds', load: op('rollback') },
   veto: { summary: 'veto --stream S --kind inputs|kernel|zfs --value V --reason TEXT   never promote it', load: op('veto') },
+  unveto: { summary: 'unveto --stream S --kind inputs|kernel|zfs --value V   lift a veto', load: op('unveto') },
   hold: { summary: 'hold --stream S [--reason TEXT]   build and test, but do not promote', load: op('hold') },
   release: { summary: 'release --stream S   end a hold', load: op('release') },
   schedule: { summary: 'schedule apply|pause|unpause|trigger|describe [--stream S]   the nightly Temporal Schedule', load: async () => (await import('./commands/schedule.ts')).scheduleCommand },

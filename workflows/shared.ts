@@ -92,6 +92,8 @@ export const approveSignal = defineSignal<[ApprovalRequest]>('approve');
 export const rollbackUpdate = defineUpdate<Release, [Operator & { to: string }]>('rollback');
 /** Veto an inputs hash, a kernel release or a ZFS release. */
 export const vetoUpdate = defineUpdate<Veto, [Operator & { kind: Veto['kind']; value: string; reason: string }]>('veto');
+/** Lift a veto (same kind and value). */
+export const unvetoUpdate = defineUpdate<Veto, [Operator & { kind: Veto['kind']; value: string }]>('unveto');
 /** Hold the stream: runs build and test but do not promote. */
 export const holdUpdate = defineUpdate<{ held: true }, [Operator]>('hold');
 /** Release a hold. */

@@ -130,6 +130,13 @@ export class StreamState {
     this.data.vetoes = [...this.data.vetoes.filter((x) => !(x.kind === v.kind && x.value === v.value)), v];
   }
 
+  /** Removes a veto; returns it, or undefined when there was none. */
+  unveto(kind: Veto['kind'], value: string): Veto | undefined {
+    const found = this.data.vetoes.find((v) => v.kind === kind && v.value === value);
+    this.data.vetoes = this.data.vetoes.filter((v) => v !== found);
+    return found;
+  }
+
   /** Holds or releases the stream. */
   setHold(hold: StreamStateData['hold']): void {
     this.data.hold = hold;

@@ -36,6 +36,7 @@ import {
   triggerSignal,
   triggerUpdate,
   vetoUpdate,
+  unvetoUpdate,
   SearchAttr,
   type TaskQueues,
   type TriggerRequest,
@@ -136,6 +137,13 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     validator: (req) => {
       if (!['inputs', 'kernel', 'zfs'].includes(req.kind)) throw new Error(`veto kind must be inputs, kernel or zfs, not ${JSON.stringify(req.kind)}`);
       if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim()) throw new Error('a veto needs a value, a reason and who asked');
+    },
+  });
+  setHandler(unvetoUpdate, (req) => state.unveto(req.kind, req.value)!, {
+    validator: (req) => {
+      if (!state.data.vetoes.some((v) => v.kind === req.kind && v.value === req.value)) {
+        throw new Error(`No ${req.kind} veto for ${JSON.stringify(req.value)}; vetoes: ${state.data.vetoes.map((v) => `${v.kind} ${v.value}`).join(', ') || 'none'}.`);
+      }
     },
   });
   // Runs in flight learn about a hold too, so none promotes after it.

@@ -86,7 +86,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     triggerStatus = reply.status;
     say(`stream/${stream}: ${reply.status}${reply.runWorkflowId ? ` ${reply.runWorkflowId}` : ' (a run is in progress; this trigger runs next)'}`);
     if (!values.wait) {
-      if (values.json) console.log(JSON.stringify({ ...reply, url: reply.runWorkflowId ? runUrl(config, reply.runWorkflowId) : undefined }));
+      const url = reply.runWorkflowId ? runUrl(config, reply.runWorkflowId) : undefined;
+      if (values.json) console.log(JSON.stringify({ ...reply, url }));
+      if (gh) await writeGithubFiles({ workflowId: reply.runWorkflowId ?? '', runId: '', outcome: reply.status, message: `trigger ${reply.status}`, kernels: [], stages: [], url }, process.env);
       return ExitCode.Ok;
     }
     handle = client.workflow.getHandle(reply.runWorkflowId ?? (await waitForRun(client, stream, reply.requestId)));
@@ -98,7 +100,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     triggerStatus = 'started';
     say(`${mode} build ${handle.workflowId}`);
     if (!values.wait) {
-      if (values.json) console.log(JSON.stringify({ status: 'started', runWorkflowId: handle.workflowId, url: runUrl(config, handle.workflowId) }));
+      const url = runUrl(config, handle.workflowId);
+      if (values.json) console.log(JSON.stringify({ status: 'started', runWorkflowId: handle.workflowId, url }));
+      if (gh) await writeGithubFiles({ workflowId: handle.workflowId, runId: '', outcome: 'started', message: `${mode} build started`, kernels: [], stages: [], url }, process.env);
       return ExitCode.Ok;
     }
   }

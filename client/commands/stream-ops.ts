@@ -1,5 +1,5 @@
 /**
- * Operator commands on a stream: approve, reject, rollback, veto, hold, release. Each is a
+ * Operator commands on a stream: approve, reject, rollback, veto, unveto, hold, release. Each is a
  * Temporal Update whose validator refuses bad requests before they reach history; the refusal's
  * message is printed as is (exit code 2).
  */
@@ -8,7 +8,7 @@ import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } f
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient } from '../temporal.ts';
 import { streamHandle } from '../stream-client.ts';
-import { approveUpdate, holdUpdate, rejectUpdate, releaseUpdate, rollbackUpdate, vetoUpdate } from '../../workflows/shared.ts';
+import { approveUpdate, holdUpdate, rejectUpdate, releaseUpdate, rollbackUpdate, unvetoUpdate, vetoUpdate } from '../../workflows/shared.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import { pickStream, whoami } from './run.ts';
@@ -44,6 +44,12 @@ export async function streamOpCommand(op: string, argv: string[]): Promise<numbe
         const kind = need(values.kind, 'kind');
         if (kind !== 'inputs' && kind !== 'kernel' && kind !== 'zfs') throw new UsageError('--kind must be inputs, kernel or zfs');
         result = await handle.executeUpdate(vetoUpdate, { args: [{ by, kind, value: need(values.value, 'value'), reason: need(values.reason, 'reason') }] });
+        break;
+      }
+      case 'unveto': {
+        const kind = need(values.kind, 'kind');
+        if (kind !== 'inputs' && kind !== 'kernel' && kind !== 'zfs') throw new UsageError('--kind must be inputs, kernel or zfs');
+        result = await handle.executeUpdate(unvetoUpdate, { args: [{ by, kind, value: need(values.value, 'value') }] });
         break;
       }
       case 'hold':

@@ -10,7 +10,7 @@ import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { bringUpWorld, worldSpec, startWorker, client, digestOf, cosignVerifies, registryRequests, registryLogMark, writes, tearDownWorld, type TestWorld } from '../support/harness.ts';
 import { triggerStream, streamHandle, streamState } from '../../client/stream-client.ts';
 import { streamWorkflow, streamStateQuery } from '../../workflows/stream.ts';
-import { approveSignal, approveUpdate, rejectUpdate, rollbackUpdate, vetoUpdate, holdUpdate, releaseUpdate, triggerUpdate } from '../../workflows/shared.ts';
+import { approveSignal, approveUpdate, rejectUpdate, rollbackUpdate, vetoUpdate, unvetoUpdate, holdUpdate, releaseUpdate, triggerUpdate } from '../../workflows/shared.ts';
 import { applySchedule, scheduleId } from '../../client/commands/schedule.ts';
 import { streamPlan } from '../../client/temporal.ts';
 import type { StreamStateData } from '../../workflows/stream-state.ts';
@@ -158,6 +158,9 @@ test('rollback restores the previous digest on every stable tag, its signature v
   assert.equal(r.inputsHash, newer.inputsHash, 'the world still resolves to the vetoed inputs');
   assert.equal(r.outcome, 'vetoed', r.message);
   assert.equal((await stable()).latest, older.digest, 'stable stays rolled back');
+  await refused(h.executeUpdate(unvetoUpdate, { args: [{ by: 'alice', kind: 'inputs', value: 'not-vetoed' }] }), /No inputs veto for "not-vetoed"/);
+  await h.executeUpdate(unvetoUpdate, { args: [{ by: 'alice', kind: 'inputs', value: newer.inputsHash }] });
+  assert.ok(!(await streamState(c, world.stream))!.vetoes.some((v) => v.value === newer.inputsHash), 'the veto is lifted');
 });
 
 test('an approval that nobody gives in time expires and stable does not move', async () => {

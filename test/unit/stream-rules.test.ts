@@ -146,3 +146,12 @@ test('promotionGate promotes only main runs that asked, under auto or approval p
     assert.match((g as { why: string }).why, why);
   }
 });
+
+test('a veto can be lifted by kind and value, and only an existing one', () => {
+  const s = StreamState.empty('s');
+  s.veto(veto('kernel', 'k1'));
+  s.veto(veto('zfs', '2.4.4'));
+  assert.equal(s.unveto('kernel', 'nope'), undefined);
+  assert.equal(s.unveto('kernel', 'k1')?.value, 'k1');
+  assert.deepEqual(s.data.vetoes.map((v) => v.kind), ['zfs']);
+});
