@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { sortKernels, primaryKernel } from '../core/kernels.ts';
-import { putTag } from './registry-client.ts';
+import { RegistryClient } from '../activities/registry-http.ts';
 import { localImageExists, rootfsHash } from './rootfs.ts';
 import { splitVersion } from './spec.ts';
 import type { BaseVersion, KernelSpec } from './spec.ts';
@@ -149,7 +149,11 @@ export async function pushImage(input: { localImage: string; registry: string; r
       `pushing ${input.localImage} to ${input.registry}/${input.repository}:${first}`,
     );
     const digest = (await readFile(digestFile, 'utf8')).trim();
-    for (const tag of rest) await putTag(input.registry, input.repository, digest, tag);
+    // Extra tags point at the same manifest bytes, so every tag has exactly this digest.
+    const registry = new RegistryClient({ insecureHosts: [input.registry] });
+    const name = `${input.registry}/${input.repository}`;
+    const manifest = await registry.getManifest(`${name}@${digest}`);
+    for (const tag of rest) await registry.putManifest(name, tag, manifest.bytes, manifest.mediaType);
     return digest;
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import { parseConfig } from '../client/config-file.ts';
 import { readRecord, withLock, writeAtomic, writeRecord } from './daemon.ts';
 import { baseTags, buildAndPushBase, buildAndPushBuilder } from './images.ts';
 import type { PushedBaseVersion } from './images.ts';
-import { manifestDigest } from './registry-client.ts';
+import { RegistryClient } from '../activities/registry-http.ts';
 import { ensureRootfsImage, rootfsHash } from './rootfs.ts';
 import { ensureHttpServer, ensureRegistry, ensureTemporal, stopHttpServer, stopRegistry, stopTemporal } from './services.ts';
 import { stopWorldWorker } from './worker-process.ts';
@@ -212,6 +212,8 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
 
 /** Whether every tag the spec implies still points at the digest recorded in world.json. */
 async function imagesStillThere(host: string, spec: WorldSpec, prev: WorldInfo): Promise<boolean> {
+  const registry = new RegistryClient({ insecureHosts: [host] });
+  const manifestDigest = (h: string, repository: string, reference: string) => registry.resolveDigest(`${h}/${repository}:${reference}`);
   try {
     if (prev.base.versions.length !== spec.base.versions.length) return false;
     const last = prev.base.versions[prev.base.versions.length - 1]!;

@@ -19,8 +19,10 @@ import { RegistryClient } from '../../activities/registry-http.ts';
 import { scanLayers } from '../../activities/layer-reader.ts';
 import type { LayerEntry } from '../../activities/layer-reader.ts';
 import { FailureType, PermanentError } from '../../core/errors.ts';
+import { containersConfFile } from '../../world/tools.ts';
 
-const CONTAINERS_CONF = '/tmp/kz/containers.conf';
+// The project's own containers.conf (runc, ulimits), written into the state folder, never a session path.
+const CONTAINERS_CONF = await containersConfFile();
 const USER = 'kzuser';
 const PASSWORD = 'kz-secret-Pa55';
 
