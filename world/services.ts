@@ -4,7 +4,8 @@
  * HTTP server (`busybox httpd`). Each `ensure*` reuses a running server and otherwise starts one
  * detached, on the port it had last time, so addresses stay stable and data survives restarts.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SearchAttr } from '../workflows/shared.ts';
 import { execa } from 'execa';
@@ -79,38 +80,20 @@ export async function ensureTemporal(input: { stateDir?: string } = {}): Promise
       }
       await stopProcessGroup(rec.pid, 10_000, 'start-dev');
     }
-    const port = await freePort(rec?.port);
-    let uiPort = await freePort(rec?.uiPort);
-    if (uiPort === port) uiPort = await freePort(undefined);
-    await appendFile(p.log, `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`);
-    const pid = await startDetached({
-      file: bin,
-      args: [
-        'server', 'start-dev',
-        '--ip', '127.0.0.1',
-        '--port', String(port),
-        '--ui-port', String(uiPort),
-        '--db-filename', p.db,
-        '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
-        '--log-level', 'warn',
-      ],
-      logFile: p.log,
-      cwd: p.dir,
-    });
-    await writeRecord(p.record, { pid, port, uiPort, dbFile: p.db, logFile: p.log, startedAt: new Date().toISOString() } satisfies TemporalRecord);
-    const address = `127.0.0.1:${port}`;
-    const ok = await waitFor(async () => {
-      if (!isAlive(pid)) throw new Error('exited');
-      return (await temporalHealthy(address)) ? true : undefined;
-    }, TEMPORAL_START_TIMEOUT_MS, 500);
-    if (!ok) {
-      const alive = isAlive(pid);
-      if (alive) await stopProcessGroup(pid, 5000);
-      throw new Error(
-        `Temporal dev server on ${address} ${alive ? `did not report SERVING within ${TEMPORAL_START_TIMEOUT_MS / 1000}s` : 'exited while starting'}: ` +
-          `see ${p.log} (a port clash or a damaged ${p.db} are the usual causes; delete the database to start empty)`,
-      );
+    // A brand-new SQLite database that fails while the server creates its schema (seen once as
+    // "disk I/O error") holds no data yet: start over once with a clean file.
+    const freshDb = !existsSync(p.db);
+    let started: { pid: number; address: string; uiPort: number } | undefined;
+    for (let attempt = 1; !started; attempt++) {
+      try {
+        started = await startTemporal(p, bin, rec);
+      } catch (err) {
+        if (attempt > 1 || !freshDb) throw err;
+        await appendFile(p.log, `--- retrying with a new database after: ${(err as Error).message.split(':')[0]}\n`);
+        for (const suffix of ['', '-wal', '-shm', '-journal']) await rm(`${p.db}${suffix}`, { force: true });
+      }
     }
+    const { pid, address, uiPort } = started;
     await configureTemporal(address);
     return { address, uiUrl: `http://127.0.0.1:${uiPort}`, namespace: 'default', pid, reused: false, logFile: p.log };
   });
@@ -202,7 +185,7 @@ export async function ensureRegistry(input: { dir: string }): Promise<RegistrySe
       if (await waitFor(async () => ((await registryHealthy(host)) ? true : undefined), 10_000)) return { host, pid: rec.pid, reused: true, logFile: p.log };
       await stopProcessGroup(rec.pid, 5000, 'docker-registry');
     }
-    const port = await freePort(rec?.port);
+  const port = await freePort(rec?.port);
     const host = `127.0.0.1:${port}`;
     await writeAtomic(
       p.config,
@@ -279,7 +262,7 @@ export async function ensureHttpServer(input: { dir: string; root: string }): Pr
       if (await waitFor(async () => ((await httpAnswers(host)) ? true : undefined), 5000)) return { host, url: `http://${host}`, pid: rec.pid, reused: true };
     }
     if (rec && isAlive(rec.pid, 'httpd')) await stopProcessGroup(rec.pid, 5000, 'httpd');
-    const port = await freePort(rec?.port);
+  const port = await freePort(rec?.port);
     const host = `127.0.0.1:${port}`;
     // -f: stay in the foreground so the recorded pid is the server itself.
     const pid = await startDetached({ file: 'busybox', args: ['httpd', '-f', '-v', '-p', host, '-h', root], logFile: p.log, cwd: root });
@@ -310,4 +293,41 @@ export async function stopHttpServer(input: { dir: string }): Promise<boolean> {
   if (!rec || !isAlive(rec.pid, 'httpd')) return false;
   await stopProcessGroup(rec.pid, 5000, 'httpd');
   return true;
+}
+
+/** Starts the dev server once; throws when it exits or does not serve in time. */
+async function startTemporal(p: ReturnType<typeof temporalPaths>, bin: string, rec: TemporalRecord | undefined): Promise<{ pid: number; address: string; uiPort: number }> {
+  const port = await freePort(rec?.port);
+  let uiPort = await freePort(rec?.uiPort);
+  if (uiPort === port) uiPort = await freePort(undefined);
+  await appendFile(p.log, `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`);
+  const pid = await startDetached({
+    file: bin,
+    args: [
+      'server', 'start-dev',
+      '--ip', '127.0.0.1',
+      '--port', String(port),
+      '--ui-port', String(uiPort),
+      '--db-filename', p.db,
+      '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
+      '--log-level', 'warn',
+    ],
+    logFile: p.log,
+    cwd: p.dir,
+  });
+  await writeRecord(p.record, { pid, port, uiPort, dbFile: p.db, logFile: p.log, startedAt: new Date().toISOString() } satisfies TemporalRecord);
+  const address = `127.0.0.1:${port}`;
+  const ok = await waitFor(async () => {
+    if (!isAlive(pid)) throw new Error('exited');
+    return (await temporalHealthy(address)) ? true : undefined;
+  }, TEMPORAL_START_TIMEOUT_MS, 500);
+  if (!ok) {
+    const alive = isAlive(pid);
+    if (alive) await stopProcessGroup(pid, 5000);
+    throw new Error(
+      `Temporal dev server on ${address} ${alive ? `did not report SERVING within ${TEMPORAL_START_TIMEOUT_MS / 1000}s` : 'exited while starting'}: ` +
+        `see ${p.log} (a port clash or a damaged ${p.db} are the usual causes; delete the database to start empty)`,
+    );
+  }
+  return { pid, address, uiPort };
 }
