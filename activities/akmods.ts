@@ -3,7 +3,10 @@
  * publish one merged cache image whose layers are the per-kernel images' layers (assembled in the
  * registry: nothing is downloaded or re-uploaded).
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { cacheCoverage, cacheLabels, kernelsFromCacheLabels, kernelsCoveredByRpmFiles, cacheCheckMessage, AKMODS_LABELS } from '../core/cache.ts';
@@ -14,6 +17,7 @@ import { scanLayers } from './layer-reader.ts';
 import { builderRunArgs, podman, pullArgs, pushImage, scratchImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import { downloadOnce, releaseUrl } from './release-source.ts';
+import { treeHash } from './tree-hash.ts';
 import type { ActivityDeps } from './deps.ts';
 
 /** Result of the cache check. */
@@ -43,6 +47,28 @@ export interface BuildKernelAkmodsInput {
   dest: string;
   /** Build a kernel newer than the release supports (only when the stream allows it). */
   experimental?: boolean;
+  /** Also build the release's userspace RPMs (the first kernel of a run's builds does). */
+  userspace?: boolean;
+  /** The builder container's network (the stream's builderNetwork). @default 'default' */
+  network?: 'default' | 'none';
+}
+
+/** Result of one kernel's akmods build. */
+export interface BuildKernelAkmodsResult {
+  kernel: string;
+  /** Digest of the pushed per-kernel image. */
+  digest: string;
+  /** True when this host had already built exactly these inputs (no builder ran). */
+  reusedBuild: boolean;
+  /** Seconds per recipe step (autogen, kmod-configure, kmod-build, user-configure, user-build, package) of the build that made the RPMs. */
+  timings: Record<string, number>;
+}
+
+/** Seconds per step from the recipe's `build-akmods: time <step> <N>s` lines. */
+export function recipeTimings(output: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of output.matchAll(/^build-akmods: time ([a-z-]+) (\d+)s$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
 }
 
 /** Activities of the akmods stage. */
@@ -93,8 +119,13 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       };
     },
 
-    /** Builds one kernel's kmod RPMs in the builder image and pushes them as a per-kernel image; returns its digest. */
-    async buildKernelAkmods(input: BuildKernelAkmodsInput): Promise<{ kernel: string; digest: string }> {
+    /**
+     * Builds one kernel's kmod RPMs (and, when asked, the release's userspace RPMs) in the builder
+     * image and pushes them as a per-kernel image. A build whose inputs this host has built before
+     * (same tarball bytes, builder image, recipe folder, kernel and options) is reused from the
+     * host's build cache instead of run again.
+     */
+    async buildKernelAkmods(input: BuildKernelAkmodsInput): Promise<BuildKernelAkmodsResult> {
       if (!isValidKernelRelease(input.kernel)) throw new PermanentError(FailureType.InvalidInput, `Refusing to build akmods for kernel release ${JSON.stringify(input.kernel)}: not a kernel release.`);
       parseImageRef(input.builder, 'builderImage');
       parseImageRef(input.dest, 'akmods destination');
@@ -102,27 +133,44 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       const env = host.containersEnv();
       ctx.heartbeat({ kernel: input.kernel, step: 'recipe' });
       const checkout = await checkoutCommit({ url: input.recipe.git, commit: input.recipe.commit, cacheDir: join(host.workDir, 'recipes') });
+      const recipeDir = join(checkout, input.recipe.path, 'akmods');
       const tarball = await downloadOnce(releaseUrl(input.tarballUrl, input.zfs), join(host.workDir, 'zfs-src', input.zfs.tag, `zfs-${input.zfs.version}.tar.gz`), `source tarball of ${input.zfs.tag}`);
       ctx.heartbeat({ kernel: input.kernel, step: 'pull builder' });
       await podman(pullArgs(input.builder, host.tlsArgs(input.builder)), env);
+      const { stdout: builderId } = await podman(['image', 'inspect', '--format', '{{.Id}}', input.builder], env);
+      const key = buildKey({ tarball: await fileSha256(tarball), builderId: builderId.trim(), recipe: await treeHash(recipeDir), kernel: input.kernel, version: input.zfs.version, fedora: input.fedora, experimental: !!input.experimental, userspace: !!input.userspace });
+      const cached = join(host.config.worker.buildCacheDir, key);
       const outDir = await mkdtemp(join(host.workDir, 'akmods-out-'));
       const local = `localhost/kinoite-zfs-akmods-build:${ctx.info.activityId.replace(/[^a-zA-Z0-9_.-]/g, '-')}-${ctx.info.attempt}`;
       try {
-        ctx.heartbeat({ kernel: input.kernel, step: 'build' });
-        await podman(
-          builderRunArgs({
+        const reusedBuild = existsSync(join(cached, 'rpms'));
+        let timings: Record<string, number>;
+        if (reusedBuild) {
+          await cp(join(cached, 'rpms'), join(outDir, 'rpms'), { recursive: true });
+          timings = JSON.parse(await readFile(join(cached, 'timings.json'), 'utf8').catch(() => '{}'));
+        } else {
+          ctx.heartbeat({ kernel: input.kernel, step: 'build' });
+          await mkdir(host.config.worker.ccacheDir, { recursive: true });
+          const args = builderRunArgs({
             image: input.builder,
-            recipeDir: join(checkout, input.recipe.path, 'akmods'),
+            recipeDir,
             srcDir: join(tarball, '..'),
             outDir,
             kernel: input.kernel,
             zfsVersion: input.zfs.version,
             fedora: input.fedora,
             experimental: input.experimental,
+            userspace: input.userspace,
+            network: input.network,
+            ccacheDir: host.config.worker.ccacheDir,
             name: `kz-akmods-${process.pid}-${Date.now()}`,
-          }),
-          env,
-        );
+          });
+          const run = await podman(args, env, { onLine: (line) => line.startsWith('build-akmods: ') && ctx.heartbeat({ kernel: input.kernel, step: 'build', log: line }) }).catch((err: Error) => {
+            throw recipeFailure(err, input);
+          });
+          timings = recipeTimings(run.stdout);
+          await saveBuild(cached, outDir, timings);
+        }
         const built = await readdir(join(outDir, 'rpms', 'kmods', 'zfs')).catch(() => [] as string[]);
         if (kernelsCoveredByRpmFiles([input.kernel], built.map((f) => `rpms/kmods/zfs/${f}`)).length === 0) {
           throw new PermanentError(FailureType.MissingModulePayload, `The akmods builder produced no kmod-zfs RPM for kernel ${input.kernel} (found: ${built.join(', ') || 'nothing'}). Check recipes/akmods/build-akmods.sh and the builder image.`);
@@ -130,7 +178,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
         ctx.heartbeat({ kernel: input.kernel, step: 'push' });
         await scratchImage({ dir: outDir, labels: { ...cacheLabels({ kernels: [input.kernel], zfsVersion: input.zfs.version }), 'ostree.linux': input.kernel }, tag: local, env });
         const digest = await pushImage({ local, dest: input.dest, digestFile: join(outDir, '.digest'), tls: host.tlsArgs(input.dest), env }, 'podman');
-        return { kernel: input.kernel, digest };
+        return { kernel: input.kernel, digest, reusedBuild, timings };
       } finally {
         await rm(outDir, { recursive: true, force: true });
         await podman(['rmi', '--force', local], env).catch(() => undefined);
@@ -143,4 +191,40 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       return registry.assembleImage({ repo: input.repo, tag: input.tag, layersFrom: input.sources, labels: cacheLabels({ kernels: input.kernels, zfsVersion: input.zfsVersion }) });
     },
   };
+}
+
+/** The host build cache key of one akmods build: every input that can change its RPMs. */
+export function buildKey(inputs: { tarball: string; builderId: string; recipe: string; kernel: string; version: string; fedora: string; experimental: boolean; userspace: boolean }): string {
+  return createHash('sha256').update(JSON.stringify({ ...inputs, layout: 1 })).digest('hex');
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const h = createHash('sha256');
+  await pipeline(createReadStream(file), h);
+  return h.digest('hex');
+}
+
+/** Copies a finished build into the host cache; a concurrent or half-written copy is never visible. */
+async function saveBuild(cached: string, outDir: string, timings: Record<string, number>): Promise<void> {
+  if (existsSync(join(cached, 'rpms'))) return;
+  const tmp = `${cached}.partial-${process.pid}-${Date.now()}`;
+  try {
+    await cp(join(outDir, 'rpms'), join(tmp, 'rpms'), { recursive: true });
+    await writeFile(join(tmp, 'timings.json'), JSON.stringify(timings));
+    await rename(tmp, cached);
+  } catch {
+    // Another worker on this host saved the same build first, or the disk is full: the cache is an optimisation.
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The recipe's own `build-akmods: ERROR:` line, as a permanent BuildFailed naming the kernel; a
+ * failure to install kernel-devel (the network) and failures outside the recipe stay retryable.
+ */
+function recipeFailure(err: Error, input: BuildKernelAkmodsInput): Error {
+  const line = err.message.split('\n').find((l) => l.startsWith('build-akmods: ERROR:'));
+  if (!line || /dnf install/.test(line)) return err;
+  return new PermanentError(FailureType.BuildFailed, `Building kmod-zfs ${input.zfs.version} for kernel ${input.kernel} failed: ${line}`);
 }

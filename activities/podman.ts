@@ -10,16 +10,38 @@ export function pullArgs(ref: string, tls: string[]): string[] {
   return ['pull', '--quiet', ...tls, ref];
 }
 
-/** Arguments of the akmods builder container run (the contract of recipes/akmods/build-akmods.sh). */
-export function builderRunArgs(input: { image: string; recipeDir: string; srcDir: string; outDir: string; kernel: string; zfsVersion: string; fedora: string; name: string; experimental?: boolean }): string[] {
+/** What one akmods builder container run needs (the contract of recipes/akmods/build-akmods.sh). */
+export interface BuilderRun {
+  image: string;
+  recipeDir: string;
+  srcDir: string;
+  outDir: string;
+  kernel: string;
+  zfsVersion: string;
+  fedora: string;
+  name: string;
+  /** Container network: `none` when the builder image carries every kernel's build tree. @default 'default' */
+  network?: 'default' | 'none';
+  /** Host compiler cache, mounted at /ccache. */
+  ccacheDir?: string;
+  /** Also build the userspace RPMs (once per release). */
+  userspace?: boolean;
+  /** configure --enable-linux-experimental. */
+  experimental?: boolean;
+}
+
+/** Arguments of the akmods builder container run. */
+export function builderRunArgs(input: BuilderRun): string[] {
   return [
-    'run', '--rm', '--network=none', '--pull=never', '--name', input.name,
+    'run', '--rm', ...(input.network === 'none' ? ['--network=none'] : []), '--pull=never', '--name', input.name,
     '-v', `${input.recipeDir}:/recipe:ro`,
     '-v', `${input.srcDir}:/src:ro`,
     '-v', `${input.outDir}:/out`,
+    ...(input.ccacheDir ? ['-v', `${input.ccacheDir}:/ccache`] : []),
     '-e', `KERNEL_RELEASE=${input.kernel}`,
     '-e', `ZFS_VERSION=${input.zfsVersion}`,
     '-e', `FEDORA_VERSION=${input.fedora}`,
+    ...(input.userspace ? ['-e', 'ZFS_BUILD_USERSPACE=1'] : []),
     ...(input.experimental ? ['-e', 'ZFS_LINUX_EXPERIMENTAL=1'] : []),
     input.image, '/bin/sh', '/recipe/build-akmods.sh',
   ];

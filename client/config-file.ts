@@ -101,7 +101,7 @@ function normalise(config: Config, baseDir: string): Config {
   return {
     ...config,
     registries: { ...config.registries, authFile: p(config.registries.authFile) },
-    worker: { ...config.worker, workDir: p(config.worker.workDir)!, containersConf: p(config.worker.containersConf) },
+    worker: { ...config.worker, workDir: p(config.worker.workDir)!, containersConf: p(config.worker.containersConf), buildCacheDir: p(config.worker.buildCacheDir)!, ccacheDir: p(config.worker.ccacheDir)! },
     temporal: config.temporal.tls
       ? { ...config.temporal, tls: { ...config.temporal.tls, certFile: p(config.temporal.tls.certFile), keyFile: p(config.temporal.tls.keyFile), caFile: p(config.temporal.tls.caFile) } }
       : config.temporal,

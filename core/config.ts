@@ -166,7 +166,11 @@ export const ScheduleSettings = z
 export const StreamSettings = z
   .strictObject({
     baseImage: imageRef.describe('Base image to follow, usually a floating tag (ghcr.io/ublue-os/kinoite-main:latest).'),
-    builderImage: imageRef.describe('Image the akmods builder runs in (ghcr.io/ublue-os/devcontainer:latest).'),
+    builderImage: imageRef.describe('Image the akmods builder runs in: a Fedora image of the base\'s release with the OpenZFS build dependencies and dnf (docs/operations.md, "Builder image").'),
+    builderNetwork: z
+      .enum(['default', 'none'])
+      .default('default')
+      .describe('Network of the akmods builder container: default (the recipe installs kernel-devel-<kernel> with dnf) or none (the builder image already carries every kernel\'s build tree, as in the test world).'),
     zfs: z
       .strictObject({
         line: z.string().regex(/^\d+\.\d+$/, { message: 'must be a major.minor release line such as 2.4' }).describe('OpenZFS release line; the newest release in it is built.'),
@@ -187,6 +191,10 @@ export const WorkerSettings = z
   .strictObject({
     workDir: filePath.default('~/.cache/kinoite-zfs/work').describe('Scratch space for builds, checkouts and the kernel memo.'),
     containersConf: filePath.optional().describe('CONTAINERS_CONF file for podman/buildah on this host (only where the host needs one).'),
+    buildCacheDir: filePath
+      .default('~/.cache/kinoite-zfs/builds')
+      .describe('Finished akmods builds on this host, keyed by their content (source tarball, builder image, recipe, kernel): the same build is never run twice.'),
+    ccacheDir: filePath.default('~/.cache/kinoite-zfs/ccache').describe('Compiler cache mounted into akmods builders (used when the builder image has ccache).'),
   })
   .prefault({})
   .describe('Settings of the worker host.');

@@ -15,6 +15,7 @@ export const FailureType = {
   PolicyViolation: 'PolicyViolation',
   ToolMissing: 'ToolMissing',
   CompatibilityBlocked: 'CompatibilityBlocked',
+  BuildFailed: 'BuildFailed',
 } as const;
 
 /** One of the permanent failure type names in {@link FailureType}. */

@@ -54,6 +54,9 @@ export async function ensureAkmods(
               recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
               dest: kernelRefs[kernel]!,
               experimental: args.experimental,
+              // The userspace RPMs are the same for every kernel: one build carries them into the merged cache.
+              userspace: kernel === toBuild[0],
+              network: plan.builderNetwork,
             },
           ],
         );
@@ -77,7 +80,8 @@ export async function ensureAkmods(
   holds = holds.concat(reused);
   for (const b of built) sources.push({ repo, digest: b.digest });
   const { digest } = await acts.control.publishAkmodsCache.executeWithOptions({ summary: `publish merged akmods ${repo}:${tags.akmodsCache}` }, [{ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources }]);
-  return { repo, tag: tags.akmodsCache, digest, built: toBuild, reused, message: [...cache.message, `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`] };
+  const builds = built.map((b) => `${b.kernel}: ${b.reusedBuild ? 'same inputs built before on this host, reused' : buildTimes(b.timings)}`);
+  return { repo, tag: tags.akmodsCache, digest, built: toBuild, reused, message: [...cache.message, ...builds, `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`] };
 }
 
 /**
@@ -103,4 +107,11 @@ export async function reuseSharedAkmods(acts: Acts, state: RunState, args: { str
     message.push(`Published branch akmods alias: ${source} -> ${repo}:${args.aliasTag}`);
   }
   return { repo, tag: args.aliasTag ?? tags.akmodsCache, digest: cache.digest, built: [], reused: inputs.kernels, message };
+}
+
+/** `configure 189s, build 312s, …` from a build's step timings. */
+function buildTimes(t: Record<string, number> | undefined): string {
+  // Results recorded before builds reported timings have none.
+  const parts = Object.entries(t ?? {}).map(([step, sec]) => `${step} ${sec}s`);
+  return parts.length ? `built (${parts.join(', ')})` : 'built';
 }

@@ -5,13 +5,14 @@
  * root filesystem with buildah and pushed to the world registry.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { sortKernels, primaryKernel } from '../core/kernels.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
-import { localImageExists, rootfsHash } from './rootfs.ts';
+import { BUILDER_ROOTFS_RECIPE, ROOTFS_RECIPE, ensureRootfsImage, localImageExists, rootfsHash } from './rootfs.ts';
+import { ensureDebianKernel, modulesDirOf } from './debian-kernels.ts';
 import { splitVersion } from './spec.ts';
 import type { BaseVersion, KernelSpec } from './spec.ts';
 
@@ -49,10 +50,11 @@ async function buildah(args: string[], env: NodeJS.ProcessEnv, what: string): Pr
 }
 
 /**
- * Files of a synthetic kernel directory: what tools look at (module indexes, a placeholder
- * vmlinuz), not a real kernel. A `debian` kind (real kernel package with headers) plugs in here.
+ * Files of one kernel directory (`/usr/lib/modules/<release>/`). Synthetic: what tools look at
+ * (module indexes, a placeholder vmlinuz), not a real kernel. Debian: the real modules tree of the
+ * kernel package, with its `vmlinuz`, `config` and `System.map` beside it as Fedora Atomic keeps them.
  */
-async function stageKernel(kernel: KernelSpec, into: string): Promise<void> {
+async function stageKernel(kernel: KernelSpec, into: string, log: (line: string) => void): Promise<void> {
   switch (kernel.kind) {
     case 'synthetic': {
       await mkdir(join(into, 'kernel'), { recursive: true });
@@ -61,6 +63,17 @@ async function stageKernel(kernel: KernelSpec, into: string): Promise<void> {
       await writeFile(join(into, 'modules.order'), '');
       await writeFile(join(into, 'vmlinuz'), `kinoite-zfs world placeholder: not a kernel image (${kernel.release})\n`);
       await writeFile(join(into, 'config'), `# synthetic kernel ${kernel.release} (kinoite-zfs world)\nCONFIG_MODULES=y\n`);
+      return;
+    }
+    case 'debian': {
+      const files = await ensureDebianKernel(kernel.release, log);
+      await cp(modulesDirOf(files), into, { recursive: true, verbatimSymlinks: true });
+      // The headers package's build/source links point into the builder; the base has no headers.
+      await rm(join(into, 'build'), { force: true });
+      await rm(join(into, 'source'), { force: true });
+      for (const [from, to] of [[`vmlinuz-${kernel.release}`, 'vmlinuz'], [`config-${kernel.release}`, 'config'], [`System.map-${kernel.release}`, 'System.map']]) {
+        await copyFile(join(files.imageRoot, 'boot', from!), join(into, to!));
+      }
       return;
     }
   }
@@ -111,7 +124,7 @@ export async function buildAndPushBase(input: {
         }
         for (const kernel of v.kernels.filter((k) => !prevKernels.includes(k.release))) {
           const dir = join(stage, kernel.release);
-          await stageKernel(kernel, dir);
+          await stageKernel(kernel, dir, input.log);
           await buildah(['copy', '--quiet', ctr, dir, `/usr/lib/modules/${kernel.release}/`], env, `adding kernel ${kernel.release}`);
           // Real module indexes, made by the real depmod inside the image.
           await buildah(['run', '--network', 'none', ctr, '--', 'depmod', '-a', kernel.release], env, `running depmod for ${kernel.release}`);
@@ -161,17 +174,35 @@ export async function pushImage(input: { localImage: string; registry: string; r
 }
 
 /**
- * The akmods builder image: the root filesystem with rpm/rpmbuild (the recipe script does the
- * work), pushed as `<registry>/<repository>:latest`. Returns its digest.
+ * The akmods builder image, pushed as `<registry>/<repository>:latest`; returns its digest. For
+ * synthetic releases on synthetic kernels it is the base root filesystem (rpm, make: the recipe
+ * writes stand-in modules). With `toolchain` it is the builder root filesystem (OpenZFS's build
+ * dependencies) plus the real build tree (`linux-headers-*` and kbuild) of every Debian kernel given,
+ * as a production builder has kernel-devel for each kernel.
  */
-export async function buildAndPushBuilder(input: { registry: string; repository: string; rootfsImage: string; containersConf: string; log: (line: string) => void }): Promise<{ digest: string; localImage: string }> {
+export async function buildAndPushBuilder(input: {
+  registry: string;
+  repository: string;
+  toolchain: boolean;
+  debianKernels: string[];
+  containersConf: string;
+  log: (line: string) => void;
+}): Promise<{ digest: string; localImage: string }> {
   const env = { CONTAINERS_CONF: input.containersConf };
   const started = Date.now();
-  const localImage = `localhost/kinoite-zfs-world/builder:${rootfsHash()}`;
+  const recipe = input.toolchain ? BUILDER_ROOTFS_RECIPE : ROOTFS_RECIPE;
+  const kernels = sortKernels(input.debianKernels);
+  const key = createHash('sha256').update(JSON.stringify({ rootfs: rootfsHash(recipe), kernels, layout: 2 })).digest('hex').slice(0, 16);
+  const localImage = `localhost/kinoite-zfs-world/builder:${key}`;
   if (!(await localImageExists(localImage, env))) {
-    input.log('building builder image…');
-    const ctr = await buildah(['from', '--pull=never', '--quiet', input.rootfsImage], env, 'starting the builder image');
+    input.log(`building builder image${input.toolchain ? ` (OpenZFS build dependencies${kernels.length ? `, headers for ${kernels.join(', ')}` : ''})` : ''}…`);
+    const from = await ensureRootfsImage({ containersConf: input.containersConf, log: input.log, recipe });
+    const ctr = await buildah(['from', '--pull=never', '--quiet', from], env, 'starting the builder image');
     try {
+      for (const release of kernels) {
+        const files = await ensureDebianKernel(release, input.log);
+        await buildah(['copy', '--quiet', ctr, `${files.headersRoot}/`, '/'], env, `adding the build tree of ${release}`);
+      }
       await buildah(['config', '--label', 'io.github.danathar.kinoite-zfs.world=builder', '--workingdir', '/', ctr], env, 'labelling the builder image');
       await buildah(['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage], env, 'committing the builder image');
     } finally {

@@ -10,41 +10,68 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from './tools.ts';
 
-/** What the root filesystem is made of; its hash names the cached tarball and the image tag. */
-export const ROOTFS_RECIPE = {
+/** One root filesystem recipe: a Debian suite, an mmdebstrap variant and the packages to include. */
+export interface RootfsRecipe {
+  suite: string;
+  variant: string;
+  packages: readonly string[];
+}
+
+/**
+ * The base images' root filesystem: rpm and kmod for the recipes, make for a synthetic release's
+ * build, and the shared libraries OpenZFS's userland links (libtirpc, libcrypto, libblkid, libuuid,
+ * libudev, zlib), so a real `zpool` runs in a composed image as it does on Fedora.
+ */
+export const ROOTFS_RECIPE: RootfsRecipe = {
   suite: 'bookworm',
   variant: 'apt',
-  packages: ['rpm', 'kmod', 'cpio', 'jq', 'ca-certificates'],
-} as const;
+  packages: ['rpm', 'kmod', 'cpio', 'jq', 'ca-certificates', 'make', 'libtirpc3', 'libssl3', 'zlib1g', 'libblkid1', 'libuuid1', 'libudev1'],
+};
 
-/** Short hash of ROOTFS_RECIPE. */
-export function rootfsHash(): string {
-  const key = `${ROOTFS_RECIPE.suite}|${ROOTFS_RECIPE.variant}|${[...ROOTFS_RECIPE.packages].sort().join(',')}`;
+/**
+ * The builder's root filesystem when the world builds real OpenZFS: the base's packages plus what
+ * OpenZFS's autogen, configure and make need for kernel modules (gcc, dwarves for BTF on 6.x
+ * kernels) and userland (the -dev libraries), and ccache. Debian names; a Fedora builder needs the
+ * same set (docs/operations.md, "Builder image").
+ */
+export const BUILDER_ROOTFS_RECIPE: RootfsRecipe = {
+  suite: 'bookworm',
+  variant: 'apt',
+  packages: [
+    ...ROOTFS_RECIPE.packages,
+    'build-essential', 'autoconf', 'automake', 'libtool', 'gawk', 'python3', 'ccache', 'file', 'dwarves', 'bc', 'flex', 'bison',
+    'libblkid-dev', 'uuid-dev', 'libudev-dev', 'libssl-dev', 'zlib1g-dev', 'libaio-dev', 'libattr1-dev', 'libelf-dev', 'libtirpc-dev',
+  ],
+};
+
+/** Short hash of a recipe. */
+export function rootfsHash(recipe: RootfsRecipe = ROOTFS_RECIPE): string {
+  const key = `${recipe.suite}|${recipe.variant}|${[...recipe.packages].sort().join(',')}`;
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
 
-/** Local podman image name of the imported root filesystem. */
-export function rootfsImage(): string {
-  return `localhost/kinoite-zfs-world/rootfs:${rootfsHash()}`;
+/** Local podman image name of an imported root filesystem. */
+export function rootfsImage(recipe: RootfsRecipe = ROOTFS_RECIPE): string {
+  return `localhost/kinoite-zfs-world/rootfs:${rootfsHash(recipe)}`;
 }
 
 /**
  * Path of the cached root filesystem tarball, made with mmdebstrap on first use
  * (`<cache>/rootfs/bookworm-<hash>.tar`).
  */
-export async function ensureRootfs(log: (line: string) => void = () => undefined): Promise<string> {
+export async function ensureRootfs(log: (line: string) => void = () => undefined, recipe: RootfsRecipe = ROOTFS_RECIPE): Promise<string> {
   const dir = join(cacheRoot(), 'rootfs');
-  const file = join(dir, `${ROOTFS_RECIPE.suite}-${rootfsHash()}.tar`);
+  const file = join(dir, `${recipe.suite}-${rootfsHash(recipe)}.tar`);
   if (existsSync(file)) return file;
   await mkdir(dir, { recursive: true });
   // NOTE: mmdebstrap picks its output format from the file name; keep .tar and say --format=tar too.
-  const tmp = join(dir, `.partial-${process.pid}-${ROOTFS_RECIPE.suite}-${rootfsHash()}.tar`);
+  const tmp = join(dir, `.partial-${process.pid}-${recipe.suite}-${rootfsHash(recipe)}.tar`);
   try {
     {
-      log(`making a ${ROOTFS_RECIPE.suite} root filesystem with mmdebstrap (${ROOTFS_RECIPE.packages.join(', ')}); takes about 2 minutes the first time`);
+      log(`making a ${recipe.suite} root filesystem with mmdebstrap (${recipe.packages.join(', ')}); takes 1-3 minutes the first time`);
       const r = await execa(
         'mmdebstrap',
-        ['--format=tar', `--variant=${ROOTFS_RECIPE.variant}`, `--include=${ROOTFS_RECIPE.packages.join(',')}`, ROOTFS_RECIPE.suite, tmp],
+        ['--format=tar', `--variant=${recipe.variant}`, `--include=${recipe.packages.join(',')}`, recipe.suite, tmp],
         { reject: false, all: true },
       );
       if (r.exitCode !== 0) {
@@ -65,11 +92,12 @@ export async function localImageExists(image: string, env: NodeJS.ProcessEnv): P
 }
 
 /** Imports the root filesystem once per machine as `rootfsImage()` and returns that name. */
-export async function ensureRootfsImage(input: { containersConf: string; log?: (line: string) => void }): Promise<string> {
+export async function ensureRootfsImage(input: { containersConf: string; log?: (line: string) => void; recipe?: RootfsRecipe }): Promise<string> {
   const env = { CONTAINERS_CONF: input.containersConf };
-  const image = rootfsImage();
+  const recipe = input.recipe ?? ROOTFS_RECIPE;
+  const image = rootfsImage(recipe);
   if (await localImageExists(image, env)) return image;
-  const tarball = await ensureRootfs(input.log);
+  const tarball = await ensureRootfs(input.log, recipe);
   input.log?.(`importing ${tarball} as ${image}`);
   const r = await execa('podman', ['import', '--change', 'CMD ["/bin/bash"]', tarball, image], { reject: false, all: true, env });
   if (r.exitCode !== 0) throw new Error(`podman import of ${tarball} failed: ${String(r.all).trim()}`);

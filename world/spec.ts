@@ -31,14 +31,27 @@ export const SyntheticKernel = z.strictObject({
   release: kernelRelease,
 });
 
-/** Kernel kinds the world can make today; `debian` (a real kernel package with headers) comes next. */
-export const KERNEL_KINDS = ['synthetic'] as const;
+/**
+ * A real Debian kernel: `linux-image-<release>` gives the base its real `/usr/lib/modules/<release>/`
+ * tree and `vmlinuz`; `linux-headers-<release>` gives the builder the real build tree. Releases are
+ * what Debian's archive holds, e.g. `6.1.0-47-cloud-amd64` or `6.12.117+deb12-cloud-amd64`.
+ */
+export const DebianKernel = z.strictObject({
+  kind: z.literal('debian'),
+  release: z.string().regex(/^\d+\.\d+\.\d+(-\d+|\+deb\d+)-[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'must be a Debian kernel release such as 6.1.0-47-cloud-amd64 or 6.12.117+deb12-cloud-amd64' }),
+});
+
+/** Kernel kinds the world can make. */
+export const KERNEL_KINDS = ['synthetic', 'debian'] as const;
+
+const KIND_SCHEMAS = { synthetic: SyntheticKernel, debian: DebianKernel } as const;
 
 /** One kernel of a base image version: a release string (synthetic) or an object with a `kind`. */
 export const KernelSpec = z.union([kernelRelease.transform((release) => ({ kind: 'synthetic' as const, release })), z.looseObject({ kind: z.string() })]).transform((v, ctx) => {
-  if (typeof v === 'object' && v.kind === 'synthetic') {
-    const parsed = SyntheticKernel.safeParse(v);
-    if (parsed.success) return parsed.data;
+  const schema = KIND_SCHEMAS[v.kind as keyof typeof KIND_SCHEMAS];
+  if (schema) {
+    const parsed = schema.safeParse(v);
+    if (parsed.success) return parsed.data as z.infer<typeof SyntheticKernel> | z.infer<typeof DebianKernel>;
     for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     return z.NEVER;
   }
@@ -50,7 +63,7 @@ export const KernelSpec = z.union([kernelRelease.transform((release) => ({ kind:
   return z.NEVER;
 });
 /** A parsed kernel entry. */
-export type KernelSpec = z.infer<typeof SyntheticKernel>;
+export type KernelSpec = z.infer<typeof SyntheticKernel> | z.infer<typeof DebianKernel>;
 
 /** One version of the base image. */
 export const BaseVersion = z
@@ -70,13 +83,31 @@ const repositoryPath = z
   .string()
   .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, { message: 'must be a lowercase repository path such as ublue-os/kinoite-main' });
 
-/** One OpenZFS release served by the world's release source. */
-export const ZfsRelease = z.strictObject({
+/** One synthetic OpenZFS release: a fixture tree with stand-in modules and the META values given here. */
+export const SyntheticZfsRelease = z.strictObject({
+  source: z.literal('synthetic').default('synthetic'),
   version: quoted('version', '2.4.4').pipe(z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$/, { message: 'must be an OpenZFS version such as 2.4.4 or 2.5.0-rc1' })),
   linuxMin: quoted('linuxMin', '4.18').pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/)).default('4.18'),
   linuxMax: quoted('linuxMax', '7.2').pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/)).default('7.2'),
   prerelease: z.boolean().default(false),
   draft: z.boolean().default(false),
+});
+
+/**
+ * One real OpenZFS release: its real `META` and source tarball, from a folder of real releases
+ * (`zfs.openzfsDir`, else $KINOITE_ZFS_OPENZFS_DIR, else the steering repository's shared/openzfs).
+ */
+export const OpenZfsRelease = z.strictObject({
+  source: z.literal('openzfs'),
+  tag: z.string().regex(/^zfs-[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?$/, { message: 'must be an OpenZFS tag such as zfs-2.2.7' }),
+});
+
+/** One OpenZFS release served by the world's release source: `source: openzfs` (real) or synthetic (the default). */
+export const ZfsRelease = z.looseObject({}).transform((v, ctx) => {
+  const parsed = (v.source === 'openzfs' ? OpenZfsRelease : SyntheticZfsRelease).safeParse(v);
+  if (parsed.success) return parsed.data as z.infer<typeof OpenZfsRelease> | z.infer<typeof SyntheticZfsRelease>;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  return z.NEVER;
 });
 
 /** The whole world spec. */
@@ -88,7 +119,10 @@ export const WorldSpec = z
       versions: z.array(BaseVersion).min(1, { message: 'list at least one base image version' }),
     }),
     builder: z.strictObject({ repository: repositoryPath }),
-    zfs: z.strictObject({ releases: z.array(ZfsRelease).min(1, { message: 'list at least one release' }) }),
+    zfs: z.strictObject({
+      releases: z.array(ZfsRelease).min(1, { message: 'list at least one release' }),
+      openzfsDir: z.string().min(1).optional(),
+    }),
     recipe: z
       .strictObject({
         append: z
@@ -108,8 +142,18 @@ export const WorldSpec = z
   .superRefine((spec, ctx) => {
     const versions = spec.base.versions.map((v) => v.version);
     if (new Set(versions).size !== versions.length) ctx.addIssue({ code: 'custom', path: ['base', 'versions'], message: 'lists a version twice' });
-    const releases = spec.zfs.releases.map((r) => r.version);
+    const releases = spec.zfs.releases.map((r) => (r.source === 'openzfs' ? r.tag.slice(4) : r.version));
     if (new Set(releases).size !== releases.length) ctx.addIssue({ code: 'custom', path: ['zfs', 'releases'], message: 'lists a release twice' });
+    // A real release compiles against the kernel's build tree, which only a real kernel has.
+    const synthetic = spec.base.versions.flatMap((v) => v.kernels).filter((k) => k.kind === 'synthetic');
+    const real = spec.zfs.releases.filter((r) => r.source === 'openzfs');
+    if (synthetic.length && real.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['zfs', 'releases'],
+        message: `real OpenZFS releases (${real.map((r) => r.tag).join(', ')}) build against kernel headers, which synthetic kernels (${[...new Set(synthetic.map((k) => k.release))].join(', ')}) do not have: use kind: debian kernels or synthetic releases`,
+      });
+    }
     if (spec.stream.promotion === 'approval' && spec.stream.approvers.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['stream', 'approvers'], message: 'promotion is approval: list at least one approver' });
     }
@@ -120,6 +164,8 @@ export type WorldSpec = z.infer<typeof WorldSpec>;
 export type BaseVersion = z.infer<typeof BaseVersion>;
 /** A parsed OpenZFS release. */
 export type ZfsRelease = z.infer<typeof ZfsRelease>;
+/** A parsed synthetic OpenZFS release. */
+export type SyntheticRelease = z.infer<typeof SyntheticZfsRelease>;
 
 /** A world spec that could not be used; lists every problem with its field path. */
 export class WorldSpecError extends Error {

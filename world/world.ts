@@ -5,8 +5,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { appendFile, chmod, copyFile, cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { parseConfig } from '../client/config-file.ts';
@@ -14,11 +14,13 @@ import { readRecord, withLock, writeAtomic, writeRecord } from './daemon.ts';
 import { baseTags, buildAndPushBase, buildAndPushBuilder } from './images.ts';
 import type { PushedBaseVersion } from './images.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
-import { ensureRootfsImage, rootfsHash } from './rootfs.ts';
+import { treeHash } from '../activities/tree-hash.ts';
+import { BUILDER_ROOTFS_RECIPE, ensureRootfsImage, rootfsHash } from './rootfs.ts';
 import { ensureHttpServer, ensureRegistry, ensureTemporal, stopHttpServer, stopRegistry, stopTemporal } from './services.ts';
 import { stopWorldWorker } from './worker-process.ts';
 import { loadWorldSpec } from './spec.ts';
-import type { WorldSpec, ZfsRelease } from './spec.ts';
+import type { SyntheticRelease, WorldSpec, ZfsRelease } from './spec.ts';
+import { openzfsDir, readRealRelease, type RealRelease } from './openzfs-releases.ts';
 import { makeZfsSourceTarball, renderMeta } from './zfs-source.ts';
 import { REPO_ROOT, containersConfFile, cosignBin, stateDir as defaultStateDir } from './tools.ts';
 
@@ -45,7 +47,7 @@ export interface WorldInfo {
     releasesUrl: string;
     metaUrl: string;
     tarballUrl: string;
-    releases: { version: string; tag: string; prerelease: boolean; linuxMin: string; linuxMax: string; metaUrl: string; tarballUrl: string; tarballFile: string }[];
+    releases: { version: string; tag: string; prerelease: boolean; linuxMin: string; linuxMax: string; metaUrl: string; tarballUrl: string; tarballFile: string; real?: boolean }[];
   };
   /** Temporal the config points at (uiUrl absent when an outside address was given). */
   temporal: { address: string; namespace: string; uiUrl?: string };
@@ -131,10 +133,13 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
   }
 
   const signing = await step('cosign key pair…', () => ensureKeys(join(dir, 'secrets'), reused));
-  const releases = await step('ZFS releases…', () => writeReleaseSource({ root: releaseRoot, url: http.url, releases: spec.zfs.releases, reused }));
+  const releases = await step('ZFS releases…', () => writeReleaseSource({ root: releaseRoot, url: http.url, releases: spec.zfs.releases, openzfsDir: openzfsDir(spec.zfs.openzfsDir, dirname(specFile)), reused, log }));
   const recipe = await step('recipe repository…', () => ensureRecipeRepo({ repo: join(dir, 'recipe-repo'), spec, publicKeyFile: signing.publicKeyFile, prev: prev?.recipe, reused }));
 
-  const imagesKey = sha(JSON.stringify({ base: spec.base, builder: spec.builder, rootfs: rootfsHash(), host: registry.host, layout: 1 }));
+  // Real OpenZFS, or real kernels, need a builder with a toolchain (and the kernels' build trees).
+  const debianKernels = [...new Set(spec.base.versions.flatMap((v) => v.kernels).filter((k) => k.kind === 'debian').map((k) => k.release))];
+  const toolchain = debianKernels.length > 0 || spec.zfs.releases.some((r) => r.source === 'openzfs');
+  const imagesKey = sha(JSON.stringify({ base: spec.base, builder: spec.builder, toolchain, rootfs: [rootfsHash(), rootfsHash(BUILDER_ROOTFS_RECIPE)], host: registry.host, layout: 2 }));
   let base: PushedBaseVersion[];
   let builderDigest: string;
   if (prev && prev.imagesKey === imagesKey && (await imagesStillThere(registry.host, spec, prev))) {
@@ -145,7 +150,7 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
   } else {
     const rootfsImage = await step('root filesystem image…', () => ensureRootfsImage({ containersConf, log }));
     base = await buildAndPushBase({ registry: registry.host, repository: spec.base.repository, versions: spec.base.versions, rootfsImage, containersConf, log });
-    builderDigest = (await buildAndPushBuilder({ registry: registry.host, repository: spec.builder.repository, rootfsImage, containersConf, log })).digest;
+    builderDigest = (await buildAndPushBuilder({ registry: registry.host, repository: spec.builder.repository, toolchain, debianKernels, containersConf, log })).digest;
   }
 
   const reg = registry.host;
@@ -172,6 +177,8 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
       [s.name]: {
         baseImage: `${reg}/${spec.base.repository}:latest`,
         builderImage: `${reg}/${spec.builder.repository}:latest`,
+        // The world builder carries every kernel's build tree, so it needs no network.
+        builderNetwork: 'none',
         zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, source },
         images: { candidate: stream.candidate, stable: stream.stable, akmodsCandidate: stream.akmodsCandidate, akmodsStable: stream.akmodsStable },
         recipe: { git: recipe.git, ref: recipe.ref, path: recipe.path },
@@ -263,29 +270,48 @@ function metaParts(version: string): { base: string; release?: string } {
 
 /**
  * Writes the release source tree: a GitHub-API-shaped release list (newest first: the spec lists
- * releases oldest first), each release's META and source tarball.
+ * releases oldest first), each release's META and source tarball. Real releases (`source: openzfs`)
+ * are served from a folder of real tarballs; without one they fall back to synthetic releases of the
+ * same version, and the log says how to point the world at real ones.
  */
-async function writeReleaseSource(input: { root: string; url: string; releases: ZfsRelease[]; reused: string[] }): Promise<WorldInfo['releaseSource']['releases']> {
+async function writeReleaseSource(input: { root: string; url: string; releases: ZfsRelease[]; openzfsDir: string; reused: string[]; log: (line: string) => void }): Promise<WorldInfo['releaseSource']['releases']> {
   const out: WorldInfo['releaseSource']['releases'] = [];
+  const listed: { tag: string; prerelease: boolean; draft: boolean; publishedAt?: string }[] = [];
   let fresh = 0;
-  for (const r of input.releases) {
+  for (const spec of input.releases) {
+    let r: SyntheticRelease;
+    let real: RealRelease | undefined;
+    if (spec.source === 'openzfs') {
+      const found = await readRealRelease(input.openzfsDir, spec.tag);
+      if ('missing' in found) {
+        input.log(`WARNING: real release ${spec.tag} unavailable, serving a synthetic ${spec.tag} instead: ${found.missing}`);
+        r = { source: 'synthetic', version: spec.tag.slice(4), linuxMin: '4.18', linuxMax: '7.2', prerelease: false, draft: false };
+      } else {
+        real = found;
+        r = { source: 'synthetic', version: found.version, linuxMin: found.linuxMin, linuxMax: found.linuxMax, prerelease: found.prerelease, draft: false };
+      }
+    } else {
+      r = spec;
+    }
     const tag = `zfs-${r.version}`;
     const parts = metaParts(r.version);
     const values = { version: parts.base, linuxMin: r.linuxMin, linuxMax: r.linuxMax };
-    let meta = renderMeta(values);
-    if (parts.release) meta = meta.replace(/^Release:(\s*).*$/m, `Release:$1${parts.release}`);
+    let meta = real?.meta ?? renderMeta(values);
+    if (!real && parts.release) meta = meta.replace(/^Release:(\s*).*$/m, `Release:$1${parts.release}`);
     const tagDir = join(input.root, tag);
     const metaFile = join(tagDir, 'META');
     const tarballFile = join(tagDir, `zfs-${r.version}.tar.gz`);
     const stamp = join(tagDir, '.inputs');
-    const inputs = JSON.stringify(values);
+    const inputs = JSON.stringify(real ? { real: real.tarball, size: (await stat(real.tarball)).size } : values);
     if (!existsSync(tarballFile) || (await readFile(stamp, 'utf8').catch(() => '')) !== inputs || (await readFile(metaFile, 'utf8').catch(() => '')) !== meta) {
       await mkdir(tagDir, { recursive: true });
       await writeAtomic(metaFile, meta);
-      await makeZfsSourceTarball({ ...values, outFile: tarballFile });
+      if (real) await copyFile(real.tarball, tarballFile);
+      else await makeZfsSourceTarball({ ...values, outFile: tarballFile });
       await writeFile(stamp, inputs);
       fresh++;
     }
+    listed.push({ tag, prerelease: r.prerelease, draft: r.draft, publishedAt: real?.publishedAt });
     out.push({
       version: r.version,
       tag,
@@ -295,35 +321,21 @@ async function writeReleaseSource(input: { root: string; url: string; releases: 
       metaUrl: `${input.url}/${tag}/META`,
       tarballUrl: `${input.url}/${tag}/zfs-${r.version}.tar.gz`,
       tarballFile,
+      ...(real ? { real: true } : {}),
     });
   }
-  const list = [...input.releases].reverse().map((r, i) => ({
-    tag_name: `zfs-${r.version}`,
-    name: `zfs-${r.version}`,
+  const list = [...listed].reverse().map((r, i) => ({
+    tag_name: r.tag,
+    name: r.tag,
     prerelease: r.prerelease,
     draft: r.draft,
-    // Synthetic, strictly ordered publication dates so "newest" is unambiguous.
-    published_at: new Date(Date.UTC(2026, 0, 1) + (input.releases.length - i) * 86_400_000).toISOString(),
-    tarball_url: `${input.url}/zfs-${r.version}/zfs-${r.version}.tar.gz`,
+    // Real releases keep their dates; synthetic ones get strictly ordered dates so "newest" is unambiguous.
+    published_at: r.publishedAt ?? new Date(Date.UTC(2026, 0, 1) + (listed.length - i) * 86_400_000).toISOString(),
+    tarball_url: `${input.url}/${r.tag}/${r.tag}.tar.gz`,
   }));
   await writeAtomic(join(input.root, 'repos', 'openzfs', 'zfs', 'releases'), `${JSON.stringify(list, null, 2)}\n`);
   if (fresh === 0) input.reused.push(`${input.releases.length} ZFS release${input.releases.length === 1 ? '' : 's'}`);
   return out;
-}
-
-/** Hash of every file under `dir` (paths and contents), to know when the repository's recipes changed. */
-async function treeHash(dir: string): Promise<string> {
-  const h = createHash('sha256');
-  const walk = async (d: string): Promise<void> => {
-    const entries = (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) h.update(`${relative(dir, p)}\0`).update(await readFile(p)).update('\0');
-    }
-  };
-  await walk(dir);
-  return h.digest('hex');
 }
 
 async function git(repo: string, args: string[]): Promise<string> {

@@ -70,13 +70,14 @@ async function baseImage(from: string, name: string, kernels: string[]): Promise
 }
 
 /** The exact akmods invocation the pipeline runs (see recipes/README.md). */
-function runAkmods(opts: { builder: string; srcDir: string; outDir: string; kernel: string }) {
+function runAkmods(opts: { builder: string; srcDir: string; outDir: string; kernel: string; userspace?: boolean }) {
   return execa('podman', [
     'run', '--rm', '--network=none',
     '-v', `${join(RECIPES, 'akmods')}:/recipe:ro`,
     '-v', `${opts.srcDir}:/src:ro`,
     '-v', `${opts.outDir}:/out`,
     '-e', `KERNEL_RELEASE=${opts.kernel}`, '-e', `ZFS_VERSION=${ZFS_VERSION}`, '-e', `FEDORA_VERSION=${FEDORA}`,
+    ...(opts.userspace === false ? [] : ['-e', 'ZFS_BUILD_USERSPACE=1']),
     opts.builder, '/bin/sh', '/recipe/build-akmods.sh',
   ], { env: ENV, reject: false, all: true });
 }
@@ -199,11 +200,40 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
       assert.deepEqual((await readdir(dir)).sort(), [kmodFile(kernel), ZFS_FILE].sort());
       const kmod = join(dir, kmodFile(kernel));
       const { stdout: files } = await execa('rpm', ['-qlp', kmod]);
-      assert.deepEqual(files.split('\n'), [`/usr/lib/modules/${kernel}/extra/zfs/zfs.ko`]);
+      assert.deepEqual(files.split('\n'), [`/usr/lib/modules/${kernel}/extra/zfs/spl.ko`, `/usr/lib/modules/${kernel}/extra/zfs/zfs.ko`]);
       const { stdout: name } = await execa('rpm', ['-qp', '--qf', '%{NAME} %{VERSION}-%{RELEASE}', kmod]);
       assert.equal(name, `kmod-zfs ${ZFS_VERSION}-1.fc${FEDORA}`);
       assert.match(akmodsLogs.get(kernel) ?? '', /build-akmods: done/);
+      // A synthetic release takes the same steps as a real OpenZFS tree: configure, make, package.
+      for (const step of ['kmod-configure', 'kmod-build', 'user-configure', 'user-build', 'package']) {
+        assert.match(akmodsLogs.get(kernel) ?? '', new RegExp(`build-akmods: time ${step} \\d+s`));
+      }
     }
+  });
+
+  test('build-akmods.sh without ZFS_BUILD_USERSPACE builds only the kmod', async () => {
+    const outDir = join(work, 'out-kmod-only');
+    await mkdir(outDir);
+    const res = await runAkmods({ builder, srcDir: join(work, 'src'), outDir, kernel: K_OLD, userspace: false });
+    assert.equal(res.exitCode, 0, String(res.all));
+    assert.deepEqual(await readdir(join(outDir, 'rpms', 'kmods', 'zfs')), [kmodFile(K_OLD)]);
+  });
+
+  test('a failing configure names the kernel and quotes the first error line; the output folder stays empty', async () => {
+    const tree = join(work, 'broken', `zfs-${ZFS_VERSION}`);
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, 'FIXTURE'), 'broken fixture\n');
+    await writeFile(join(tree, 'configure'), '#!/bin/sh\necho "checking kernel source version... 9.9"\necho "configure: error: Cannot build against kernel version 9.9. The maximum supported kernel version is 6.12." >&2\nexit 1\n', { mode: 0o755 });
+    await execa('tar', ['-czf', join(work, 'broken', `zfs-${ZFS_VERSION}.tar.gz`), '-C', join(work, 'broken'), `zfs-${ZFS_VERSION}`]);
+    const outDir = join(work, 'out-broken');
+    await mkdir(outDir);
+    const res = await runAkmods({ builder, srcDir: join(work, 'broken'), outDir, kernel: K_NEW });
+    assert.notEqual(res.exitCode, 0);
+    assert.ok(
+      String(res.all).includes(`build-akmods: ERROR: configure (kernel modules) failed for kernel ${K_NEW} (zfs ${ZFS_VERSION}): configure: error: Cannot build against kernel version 9.9.`),
+      String(res.all),
+    );
+    assert.deepEqual(await readdir(outDir), []);
   });
 
   test('build-akmods.sh writes a zfs userspace RPM with /usr/sbin/zfs and /usr/sbin/zpool', async () => {

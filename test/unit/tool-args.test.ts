@@ -10,12 +10,17 @@ import { lsRemoteArgs } from '../../activities/git.ts';
 import { releaseUrl } from '../../activities/release-source.ts';
 import { childEnv, describeCommand, redact } from '../../activities/run-tool.ts';
 
-test('the builder run mounts recipe and source read-only, passes only kernel, ZFS and Fedora versions, and has no network', () => {
+test('the builder run mounts recipe and source read-only, passes only kernel, ZFS and Fedora versions, and has the network unless told none', () => {
   const a = builderRunArgs({ image: 'r/b@sha256:x', recipeDir: '/w/r', srcDir: '/w/s', outDir: '/w/o', kernel: 'k1', zfsVersion: '2.4.4', fedora: '43', name: 'n' });
-  assert.deepEqual(a.slice(0, 4), ['run', '--rm', '--network=none', '--pull=never']);
+  assert.deepEqual(a.slice(0, 3), ['run', '--rm', '--pull=never']);
+  assert.ok(!a.some((x) => x.startsWith('--network')));
   assert.ok(a.includes('/w/r:/recipe:ro') && a.includes('/w/s:/src:ro') && a.includes('/w/o:/out'));
   assert.ok(a.includes('KERNEL_RELEASE=k1') && a.includes('ZFS_VERSION=2.4.4') && a.includes('FEDORA_VERSION=43'));
+  assert.ok(!a.includes('ZFS_BUILD_USERSPACE=1') && !a.includes('ZFS_LINUX_EXPERIMENTAL=1') && !a.some((x) => x.endsWith(':/ccache')));
   assert.deepEqual(a.slice(-3), ['r/b@sha256:x', '/bin/sh', '/recipe/build-akmods.sh']);
+  const b = builderRunArgs({ image: 'r/b@sha256:x', recipeDir: '/w/r', srcDir: '/w/s', outDir: '/w/o', kernel: 'k1', zfsVersion: '2.4.4', fedora: '43', name: 'n', network: 'none', ccacheDir: '/c', userspace: true, experimental: true });
+  assert.deepEqual(b.slice(0, 3), ['run', '--rm', '--network=none']);
+  assert.ok(b.includes('/c:/ccache') && b.includes('ZFS_BUILD_USERSPACE=1') && b.includes('ZFS_LINUX_EXPERIMENTAL=1'));
 });
 
 test('compose passes build arguments and labels as separate arguments and TLS flags only when given', () => {
