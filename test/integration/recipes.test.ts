@@ -263,7 +263,7 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
       'set -e',
       'rpm -q --qf "%{NAME}\\n" zfs kmod-zfs',
       '/usr/sbin/zfs',
-      `cat /usr/lib/modules/${K_NEW}/modules.dep /usr/lib/modules/${K_OLD}/modules.dep`,
+      `grep -h '^extra/zfs/zfs.ko:' /usr/lib/modules/${K_NEW}/modules.dep /usr/lib/modules/${K_OLD}/modules.dep`,
       `modinfo -F vermagic /usr/lib/modules/${K_NEW}/extra/zfs/zfs.ko | cut -d " " -f 1`,
       `modinfo -F vermagic /usr/lib/modules/${K_OLD}/extra/zfs/zfs.ko | cut -d " " -f 1`,
       'echo "rpms-left:$(find / -xdev -name "*.rpm" | wc -l)"',
