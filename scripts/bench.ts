@@ -31,7 +31,7 @@ import { smokeTestActivities } from '../activities/smoke-test.ts';
 import { promotionActivities } from '../activities/promotion.ts';
 import { scanLayers } from '../activities/layer-reader.ts';
 import { pushImage, scratchImage } from '../activities/podman.ts';
-import { LayerScan } from '../core/layers.ts';
+import { LayerScan, wantsModuleContent } from '../core/layers.ts';
 import { cacheLabels } from '../core/cache.ts';
 import { digestRef } from '../core/refs.ts';
 import type { PipelineResult } from '../core/pipeline.ts';
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
       const naiveClient = fresh();
       const naive = await timed(async () => {
         const scan = new LayerScan({ expectedKernels: [K1, K2] });
-        await scanLayers({ client: naiveClient, ref: candidate, onLayer: () => scan.beginLayer(), onEntry: (_i, e) => scan.entry(e) });
+        await scanLayers({ client: naiveClient, ref: candidate, onLayer: () => scan.beginLayer(), wantContent: (_i, e) => wantsModuleContent(e.name), onEntry: (_i, e, content) => scan.entry(e, content) });
         const result = scan.smoke(candidate);
         if (!result.ok) throw new Error(result.message);
       });

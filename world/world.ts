@@ -306,7 +306,10 @@ async function writeReleaseSource(input: { root: string; url: string; releases: 
     if (!existsSync(tarballFile) || (await readFile(stamp, 'utf8').catch(() => '')) !== inputs || (await readFile(metaFile, 'utf8').catch(() => '')) !== meta) {
       await mkdir(tagDir, { recursive: true });
       await writeAtomic(metaFile, meta);
-      if (real) await copyFile(real.tarball, tarballFile);
+      if (real) {
+        await copyFile(real.tarball, tarballFile);
+        await chmod(tarballFile, 0o644); // shared/ is read-only; the copy is the world's own
+      }
       else await makeZfsSourceTarball({ ...values, outFile: tarballFile });
       await writeFile(stamp, inputs);
       fresh++;
