@@ -3,6 +3,7 @@
  */
 import { FailureType, PermanentError } from './errors.ts';
 import { isValidTag } from './refs.ts';
+import { sha256Hex } from './hash.ts';
 
 /** Longest akmods alias prefix (original §7.3), leaving room for `-<fedora>` under the 128 limit. */
 export const BRANCH_PREFIX_MAX = 120;
@@ -65,10 +66,16 @@ export function akmodsCacheTag(input: { prefix?: string; fedora: string }): stri
   return checked(`${normalPrefix(input.prefix)}-${fedora}`, 'akmods cache');
 }
 
-/** Per-kernel akmods tag `<prefix>-<fedora>-<kernel>`, e.g. `main-43-6.18.16-200.fc43.x86_64`. */
+/**
+ * Per-kernel akmods tag `<prefix>-<fedora>-<kernel>`, e.g. `main-43-6.18.16-200.fc43.x86_64`. Kernel
+ * releases may hold `+` and `~` (Debian's `6.12.117+deb12-cloud-amd64`), which tags may not: those
+ * become `_` and a short hash of the real release keeps two such kernels apart.
+ */
 export function akmodsKernelTag(input: { prefix?: string; fedora: string; kernel: string }): string {
   const fedora = requirePart(input.fedora, 'fedora', FEDORA, 'a Fedora version number such as 43');
-  return checked(`${normalPrefix(input.prefix)}-${fedora}-${input.kernel}`, 'akmods kernel');
+  const safe = input.kernel.replace(/[+~]/g, '_');
+  const kernel = safe === input.kernel ? safe : `${safe}-${sha256Hex(input.kernel).slice(0, 8)}`;
+  return checked(`${normalPrefix(input.prefix)}-${fedora}-${kernel}`, 'akmods kernel');
 }
 
 /** Audit tag for a promotion, `stable-<run>-<sha7>`. */

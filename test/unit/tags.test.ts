@@ -121,8 +121,15 @@ test('akmodsKernelTag appends the kernel release', () => {
   assert.equal(akmodsKernelTag({ prefix: 'br-x', fedora: '43', kernel: '7.1' }), 'br-x-43-7.1');
 });
 
+test('akmodsKernelTag turns the + and ~ of Debian kernel releases into _ and keeps such kernels apart with a hash', () => {
+  const a = akmodsKernelTag({ fedora: '43', kernel: '6.12.117+deb12-cloud-amd64' });
+  assert.match(a, /^main-43-6\.12\.117_deb12-cloud-amd64-[0-9a-f]{8}$/);
+  assert.notEqual(akmodsKernelTag({ fedora: '43', kernel: '6.12.117~deb12-cloud-amd64' }), a);
+  assert.notEqual(akmodsKernelTag({ fedora: '43', kernel: '6.12.117_deb12-cloud-amd64' }), a);
+  assert.equal(akmodsKernelTag({ fedora: '43', kernel: '6.1.0-47-cloud-amd64' }), 'main-43-6.1.0-47-cloud-amd64');
+});
+
 test('akmodsKernelTag rejects kernels with tag-unsafe characters or too long', () => {
-  invalid(() => akmodsKernelTag({ fedora: '43', kernel: '6.1+x' }));
   invalid(() => akmodsKernelTag({ fedora: '43', kernel: '6.1/x' }));
   invalid(() => akmodsKernelTag({ fedora: '43', kernel: `6.${'1'.repeat(130)}` }));
 });
