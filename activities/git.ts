@@ -37,8 +37,14 @@ export async function checkoutCommit(input: { url: string; commit: string; cache
     if (stdout.trim() !== input.commit) throw new PermanentError(FailureType.InvalidInput, `Pinned ref mismatch: expected ${input.commit}, got ${stdout.trim()}`);
     await runTool({ tool: 'git', args: ['-C', tmp, 'commit-graph', 'write', '--reachable'], env: GIT_ENV }).catch(() => undefined);
     await (await import('node:fs/promises')).writeFile(join(tmp, '.kz-complete'), input.commit);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+    // Two builds of one run check out the same commit at once: the first complete checkout wins and is never removed.
+    if (!existsSync(join(dir, '.kz-complete'))) {
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
+        if (!existsSync(join(dir, '.kz-complete'))) throw err;
+      });
+    }
+    await rm(tmp, { recursive: true, force: true });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     if (err instanceof Error && /did not match any|reference is not a tree|unknown revision/.test(err.message)) {
