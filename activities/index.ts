@@ -10,6 +10,7 @@ import { resolveActivities } from './resolve.ts';
 import { akmodsActivities } from './akmods.ts';
 import { composeActivities } from './compose.ts';
 import { smokeTestActivities } from './smoke-test.ts';
+import { bootTestActivities } from './boot-test.ts';
 import { promotionActivities } from './promotion.ts';
 import type { ActivityDeps } from './deps.ts';
 
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...akmodsActivities(deps),
     ...composeActivities(deps),
     ...smokeTestActivities(deps),
+    ...bootTestActivities(deps),
     ...promotionActivities(deps),
   };
   return Object.fromEntries(Object.entries(all).map(([name, fn]) => [name, wrap(name, fn as (input: unknown) => Promise<unknown>)])) as typeof all;
@@ -29,7 +31,7 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 /** Activities that run on the build task queue (podman work); the rest run on the control queue. */
-export const BUILD_QUEUE_ACTIVITIES = ['buildKernelAkmods', 'composeCandidate'] as const;
+export const BUILD_QUEUE_ACTIVITIES = ['buildKernelAkmods', 'composeCandidate', 'bootTestCandidate'] as const;
 
 function wrap(name: string, fn: (input: unknown) => Promise<unknown>) {
   return async function (this: unknown, input: unknown) {

@@ -142,6 +142,18 @@ export const PromotionSettings = z
   .prefault({})
   .describe('When a tested candidate becomes stable.');
 
+/** How a candidate is tested before it may be promoted. */
+export const SmokeSettings = z
+  .strictObject({
+    boot: z
+      .enum(['required', 'optional', 'off'])
+      .default('required')
+      .describe('The booted check: every kernel of the candidate boots under qemu with its own zfs.ko and userland and round-trips a pool. required: a failure fails the run; optional: a failure is a warning; off: not run (build hosts without qemu, or images whose kernels cannot boot here).'),
+    bootTimeout: duration.default('5m').describe('How long one kernel\'s booted check may take before it counts as hung.'),
+  })
+  .prefault({})
+  .describe('Tests of the candidate after the layer smoke test.');
+
 /** Cosign key references for a stream; read on the worker host only. */
 export const SigningSettings = z
   .strictObject({
@@ -179,6 +191,7 @@ export const StreamSettings = z
       })
       .describe('Which OpenZFS to build.'),
     images: StreamImages,
+    smoke: SmokeSettings,
     recipe: RecipeSource,
     promotion: PromotionSettings,
     schedule: ScheduleSettings,
@@ -195,6 +208,10 @@ export const WorkerSettings = z
       .default('~/.cache/kinoite-zfs/builds')
       .describe('Finished akmods builds on this host, keyed by their content (source tarball, builder image, recipe, kernel): the same build is never run twice.'),
     ccacheDir: filePath.default('~/.cache/kinoite-zfs/ccache').describe('Compiler cache mounted into akmods builders (used when the builder image has ccache).'),
+    qemuAccel: z
+      .enum(['auto', 'kvm', 'tcg'])
+      .default('auto')
+      .describe('qemu acceleration of the booted check: auto uses KVM when /dev/kvm works and falls back to TCG (software) when it does not.'),
   })
   .prefault({})
   .describe('Settings of the worker host.');

@@ -16,6 +16,7 @@ export const FailureType = {
   ToolMissing: 'ToolMissing',
   CompatibilityBlocked: 'CompatibilityBlocked',
   BuildFailed: 'BuildFailed',
+  BootFailed: 'BootFailed',
 } as const;
 
 /** One of the permanent failure type names in {@link FailureType}. */

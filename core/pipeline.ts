@@ -11,6 +11,7 @@ import { parseImageRef, assertSafeToken } from './refs.ts';
 import { invalidInput } from './errors.ts';
 import type { StreamContext, Release } from './stream-rules.ts';
 import type { Lock } from './lock.ts';
+import type { BootPolicy, KernelBoot } from './boot.ts';
 
 /** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
 export const PIPELINE_VERSION = '1';
@@ -156,8 +157,17 @@ export interface RunProgress {
   candidateDigest?: string;
   inputsHash?: string;
   akmods: { kernel: string; status: 'cached' | 'building' | 'built' | 'failed' }[];
+  /** The booted check: the policy used and each kernel's verdict. */
+  boot?: BootRecord;
   outcome?: Outcome;
   message?: string;
+}
+
+/** The booted check of a run: the stream's policy and each kernel's verdict. */
+export interface BootRecord {
+  policy: BootPolicy;
+  kernels: KernelBoot[];
+  warnings: string[];
 }
 
 /** The digests a promotion wrote. */
@@ -180,6 +190,8 @@ export interface PipelineResult {
   candidate?: { repo: string; tag: string; digest: string };
   akmods?: { repo: string; tag: string; digest: string; built: string[]; reused: string[] };
   promotion?: PromotionRecord;
+  /** The booted check of the candidate (absent when the run ended before it). */
+  boot?: BootRecord;
   buildInputs?: object;
   provenance?: object;
   /** The release this run made, when it promoted. */

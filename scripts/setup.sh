@@ -9,7 +9,7 @@ tools_dir=${KINOITE_ZFS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinoite-zfs/t
 temporal_version=v1.5.1
 cosign_version=v2.6.5
 actionlint_version=v1.7.12
-debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium)
+debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium qemu-system-x86)
 
 say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -32,7 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "apt-get not found: install ${missing[*]} with your package manager"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
     || fail "apt-get update failed: check the network route to the Debian mirror"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+  # --no-install-recommends: qemu-system-x86 would otherwise pull in a desktop's worth of packages.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || fail "apt-get install ${missing[*]} failed: run it by hand to see why"
   step_end
 else

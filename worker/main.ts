@@ -18,7 +18,7 @@ export type QueueKind = 'control' | 'build';
 /** Tools each queue needs on this host. */
 export const QUEUE_TOOLS: Record<QueueKind, string[]> = {
   control: ['cosign', 'git'],
-  build: ['podman', 'buildah', 'git'],
+  build: ['podman', 'buildah', 'git', 'qemu-system-x86_64', 'busybox', 'cpio'],
 };
 
 /** A tool a queue needs is missing on this host. */
@@ -32,12 +32,13 @@ export async function checkTools(queues: QueueKind[]): Promise<void> {
   for (const q of queues) {
     for (const tool of QUEUE_TOOLS[q]) {
       const bin = tool === 'cosign' ? toolPath('cosign') : tool;
-      const ok = await execa(bin, ['--version'], { reject: false, timeout: 20_000 }).then((r) => r.exitCode === 0 || /version/i.test(`${r.stdout}${r.stderr}`), () => false);
+      // busybox has no --version; `busybox true` proves it runs.
+      const ok = await execa(bin, tool === 'busybox' ? ['true'] : ['--version'], { reject: false, timeout: 20_000 }).then((r) => r.exitCode === 0 || /version/i.test(`${r.stdout}${r.stderr}`), () => false);
       if (!ok) missing.push(`${tool} (needed by the ${q} queue)`);
     }
   }
   if (missing.length) {
-    throw new MissingToolError(`This host lacks ${missing.join(', ')}. Install them (scripts/setup.sh does, or apt-get install podman buildah; cosign from the Go module proxy) or start the worker with --queues for what this host can serve.`);
+    throw new MissingToolError(`This host lacks ${missing.join(', ')}. Install them (scripts/setup.sh does, or apt-get install podman buildah qemu-system-x86 busybox-static cpio; cosign from the Go module proxy) or start the worker with --queues for what this host can serve.`);
   }
 }
 

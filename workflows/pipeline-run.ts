@@ -3,7 +3,7 @@
  * promote → record. Stable moves only at the promote step, only to the digest the smoke test
  * passed, and only after that digest is signed.
  */
-import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation, getExternalWorkflowHandle, setHandler, patched } from '@temporalio/workflow';
 import { Stage, Outcome } from '../core/progress.ts';
 import { compatVerdict } from '../core/compat.ts';
 import { isPermanentError } from '../core/errors.ts';
@@ -13,6 +13,7 @@ import { activitiesFor } from './activities.ts';
 import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
 import { ensureAkmods, reuseSharedAkmods } from './ensure-akmods.ts';
+import { bootCandidate } from './boot-candidate.ts';
 import { branchTag, prTag } from '../core/tags.ts';
 import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
@@ -89,16 +90,19 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     await state.stage(Stage.SmokeTest, () => acts.control.smokeTestCandidate.executeWithOptions({ summary: `smoke-test ${digestRef(candidate.repo, digest)}` }, [{ candidate: digestRef(candidate.repo, digest), base: inputs.base.pinned, kernels: inputs.kernels }]), (s) => `read ${s.layersRead} layer(s), skipped ${s.layersSkipped}`);
     const akmodsRecord = { repo: akmods.repo, tag: akmods.tag, digest: akmods.digest, built: akmods.built, reused: akmods.reused };
 
+    // 5b. Boot every kernel with the candidate's own modules and userland (policy smoke.boot)
+    const boot = patched('boot-stage') ? await bootCandidate(acts, state, { plan, candidate: digestRef(candidate.repo, digest), kernels: inputs.kernels }) : undefined;
+
     // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
     const allowed = promotionGate({ mode, promoteRequested: input.options?.promote !== false, policy: plan.promotion.policy, held, throughStream: !!streamId, candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`, akmodsTag: akmods.tag });
     if (!allowed.promote) {
       const provenance = provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotionResult: 'skipped' });
-      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${allowed.why}.`, { ...known, candidate, akmods: akmodsRecord, provenance });
+      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${allowed.why}.`, { ...known, candidate, akmods: akmodsRecord, boot, provenance });
     }
     let approvedBy = `policy:${plan.promotion.policy}`;
     if (allowed.needsApproval) {
       const decision = await state.stage(Stage.Approval, () => awaitApproval({ streamWorkflowId: streamId!, digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, timeout: plan.promotion.timeout }), (d) => d.kind);
-      const stays = { ...known, candidate, akmods: akmodsRecord };
+      const stays = { ...known, candidate, akmods: akmodsRecord, boot };
       if (decision.kind === 'rejected') return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, stays);
       if (decision.kind === 'superseded') return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, stays);
       if (decision.kind === 'expired') return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, stays);
@@ -113,7 +117,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     );
     const provenance = await state.stage(Stage.Record, async () => provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotion, promotionResult: 'success' }));
     const release: Release = { kind: 'promotion', digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, auditTag: tags.audit, akmodsDigest: akmods.digest, akmodsTag: akmods.tag, stableTags: tags.stable, at: new Date().toISOString(), approvedBy, runWorkflowId: info.workflowId };
-    return end(Outcome.Promoted, `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`, { ...known, candidate, akmods: akmodsRecord, promotion, provenance, release });
+    return end(Outcome.Promoted, `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`, { ...known, candidate, akmods: akmodsRecord, boot, promotion, provenance, release });
   } catch (err) {
     if (isCancellation(err)) throw err;
     const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err instanceof ApplicationFailure ? err : undefined;

@@ -4,7 +4,7 @@
  */
 import { upsertSearchAttributes, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { Stage, Outcome } from '../core/progress.ts';
-import type { RunProgress, StageRecord } from '../core/pipeline.ts';
+import type { BootRecord, RunProgress, StageRecord } from '../core/pipeline.ts';
 import { progressQuery, SearchAttr } from './shared.ts';
 
 /** Tracks stages and publishes them (query, search attributes, current details). */
@@ -66,6 +66,13 @@ export class RunState {
     else this.progress.akmods.push({ kernel, status });
   }
 
+  /** Records the booted check (shown in the UI's current details); returns it. */
+  boot(record: BootRecord): BootRecord {
+    this.progress.boot = record;
+    this.details();
+    return record;
+  }
+
   /** Ends the run with an outcome. */
   finish(outcome: Outcome, message: string): void {
     this.progress.outcome = outcome;
@@ -91,6 +98,7 @@ export class RunState {
       p.zfsVersion ? `**ZFS** ${p.zfsVersion}` : '',
       p.candidateDigest ? `**Candidate** \`${p.candidateDigest}\`` : '',
       p.akmods.length ? `**Akmods** ${p.akmods.map((a) => `${a.kernel}: ${a.status}`).join(', ')}` : '',
+      p.boot ? `**Boot** (${p.boot.policy}) ${p.boot.kernels.map((k) => `${k.kernel}: ${k.error ? `FAILED: ${k.error}` : `booted, zfs ${k.moduleVersion ?? '?'} loaded, pool round-trip ok, ${k.seconds.toFixed(1)}s ${k.accel}`}`).join('; ') || 'off'}` : '',
       p.message ? `\n${p.message}` : '',
       '',
       ...p.stages.map((s) => `- ${s.stage}: ${s.status}${s.detail ? ` (${s.detail})` : ''}`),

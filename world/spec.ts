@@ -137,6 +137,9 @@ export const WorldSpec = z
       promotion: z.enum(['auto', 'approval', 'never']).default('auto'),
       approvers: z.array(z.string().min(1)).default([]),
       allowExperimental: z.boolean().default(false),
+      /** smoke.boot of the stream; default required when every kernel is a real (debian) one, else off (a synthetic kernel cannot boot). */
+      boot: z.enum(['required', 'optional', 'off']).optional(),
+      bootTimeout: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 90s or 5m' }).optional(),
     }),
   })
   .superRefine((spec, ctx) => {
@@ -153,6 +156,9 @@ export const WorldSpec = z
         path: ['zfs', 'releases'],
         message: `real OpenZFS releases (${real.map((r) => r.tag).join(', ')}) build against kernel headers, which synthetic kernels (${[...new Set(synthetic.map((k) => k.release))].join(', ')}) do not have: use kind: debian kernels or synthetic releases`,
       });
+    }
+    if (synthetic.length && spec.stream.boot && spec.stream.boot !== 'off') {
+      ctx.addIssue({ code: 'custom', path: ['stream', 'boot'], message: `synthetic kernels (${[...new Set(synthetic.map((k) => k.release))].join(', ')}) cannot boot: use kind: debian kernels or boot: off` });
     }
     if (spec.stream.promotion === 'approval' && spec.stream.approvers.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['stream', 'approvers'], message: 'promotion is approval: list at least one approver' });

@@ -181,6 +181,7 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
         builderNetwork: 'none',
         zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, source },
         images: { candidate: stream.candidate, stable: stream.stable, akmodsCandidate: stream.akmodsCandidate, akmodsStable: stream.akmodsStable },
+        smoke: { boot: s.boot ?? (toolchain && debianKernels.length && spec.base.versions.every((v) => v.kernels.every((k) => k.kind === 'debian')) ? 'required' : 'off'), ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}) },
         recipe: { git: recipe.git, ref: recipe.ref, path: recipe.path },
         promotion: { policy: s.promotion, approvers: s.approvers },
         signing,
