@@ -71,9 +71,11 @@ after(async () => {
   await tearDownWorld(world);
 });
 
-test('the production recipe builds real zfs-2.2.7 for a 6.1 and a 6.12 Debian kernel, and the promoted image loads them by its own tools', { skip }, async () => {
+test('the production recipe builds real zfs-2.2.7 for a 6.1 and a 6.12 Debian kernel; both boot and round-trip a pool; the promoted image loads them by its own tools', { skip }, async () => {
   const r = (await (await startRun(world, c)).result()) as PipelineResult;
   assert.equal(r.outcome, 'promoted', r.message);
+  assert.equal(r.boot?.policy, 'required');
+  assert.deepEqual(r.boot?.kernels.map((b) => [b.kernel, b.booted, b.moduleLoaded, b.poolRoundTrip, b.moduleVersion, b.error]), kernels.map((k) => [k, true, true, true, '2.2.7-1', undefined]));
   assert.deepEqual(r.akmods!.built, kernels);
   const stable = `${world.info.stream.stable}@${r.candidate!.digest}`;
   assert.equal(await digestOf(`${world.info.stream.stable}:latest`), r.candidate!.digest);
@@ -109,6 +111,42 @@ test('a module swapped between the two kernels fails the smoke test naming both 
   assert.match(message, /smoke-test/);
   assert.ok(message.includes(a) && message.includes(b), `the failure names both releases: ${message}`);
   assert.equal(await digestOf(`${world.info.stream.stable}:latest`), before, 'stable did not move');
+});
+
+/** Re-ups the world with a recipe append (and stream settings), runs it, and returns the failure message; stable must not move. */
+async function failingRun(append: Record<string, string>, stream: Record<string, string> = {}): Promise<string> {
+  const before = await digestOf(`${world.info.stream.stable}:latest`);
+  const spec = realSpec(append) as ReturnType<typeof realSpec> & { stream: Record<string, string> };
+  world = await bringUpWorld('real-openzfs', { ...spec, stream: { ...spec.stream, ...stream } });
+  const err = await (await startRun(world, c)).result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError, `the run fails (${String(err)})`);
+  assert.equal(await digestOf(`${world.info.stream.stable}:latest`), before, 'stable did not move');
+  return String((err.cause as Error | undefined)?.message ?? err.message);
+}
+
+test('the boot stage fails a module that loads in no kernel (a corrupted ELF header), naming the kernel and quoting insmod', { skip }, async () => {
+  const k = kernels[0]!;
+  // e_machine (offset 18) zeroed: the file still reads as a module (modinfo, vermagic), but no kernel will load it.
+  const message = await failingRun({ 'os/install-zfs.sh': `\nprintf '\\000\\000' | dd of=/usr/lib/modules/${k}/extra/zfs/zfs.ko bs=1 seek=18 conv=notrunc 2>/dev/null\n` });
+  assert.match(message, /^boot failed: Booted check failed for 1 of 2 kernel\(s\)/);
+  assert.ok(message.includes(`kernel ${k}: module extra/zfs/zfs.ko did not load`), message);
+  assert.match(message, /insmod .*zfs\.ko failed/);
+  assert.match(message, /console log: \S+\.log/);
+});
+
+test('the boot stage fails a candidate without spl.ko: zfs.ko cannot resolve its symbols', { skip }, async () => {
+  const k = kernels[1]!;
+  const message = await failingRun({ 'os/install-zfs.sh': `\nrm -f /usr/lib/modules/${k}/extra/zfs/spl.ko && depmod -a ${k}\n` });
+  assert.ok(message.includes(`kernel ${k}: module extra/zfs/zfs.ko did not load`), message);
+  assert.match(message, /[Uu]nknown symbol/);
+});
+
+test('the boot stage names a kernel that does not finish within smoke.bootTimeout', { skip }, async () => {
+  const message = await failingRun({}, { bootTimeout: '2s' });
+  for (const k of kernels) assert.ok(message.includes(`kernel ${k}: the kernel did not boot within 2s`) || message.includes(`kernel ${k}: the check did not finish within 2s`), message);
 });
 
 test('the recipe also accepts a release tarball that ships a generated ./configure (as GitHub release tarballs do)', { skip }, async () => {
