@@ -22,7 +22,7 @@ import { loadWorldSpec } from './spec.ts';
 import type { SyntheticRelease, WorldSpec, ZfsRelease } from './spec.ts';
 import { openzfsDir, readRealRelease, type RealRelease } from './openzfs-releases.ts';
 import { makeZfsSourceTarball, renderMeta } from './zfs-source.ts';
-import { REPO_ROOT, containersConfFile, cosignBin, stateDir as defaultStateDir } from './tools.ts';
+import { REPO_ROOT, cacheRoot, containersConfFile, cosignBin, stateDir as defaultStateDir } from './tools.ts';
 
 /** Everything a test or the demo needs to know about a world (written to `DIR/world.json`). */
 export interface WorldInfo {
@@ -172,7 +172,8 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
     // Task queues per world: two worlds on one Temporal server never serve each other's runs.
     temporal: { address: temporal.address, namespace: temporal.namespace, ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}), taskQueues: { control: `kinoite-zfs-${spec.name}-control`, build: `kinoite-zfs-${spec.name}-build` } },
     registries: { insecure: [reg, http.host] },
-    worker: { workDir: join(dir, 'work'), containersConf },
+    // Builds and the compiler cache are per machine (the tools cache's folder), shared by every world.
+    worker: { workDir: join(dir, 'work'), containersConf, buildCacheDir: join(cacheRoot(), 'builds'), ccacheDir: join(cacheRoot(), 'ccache') },
     streams: {
       [s.name]: {
         baseImage: `${reg}/${spec.base.repository}:latest`,
