@@ -93,7 +93,8 @@ test('the production recipe builds real zfs-2.2.7 for a 6.1 and a 6.12 Debian ke
   }
   // Real userland: zpool is an ELF binary and runs against the image's own libraries.
   assert.equal(await inImage(stable, 'head -c 4 /usr/sbin/zpool | od -An -c | tr -d " "'), '177ELF');
-  assert.match(await inImage(stable, 'zpool --version 2>&1 | head -n 1'), /^zfs-2\.2\.7-1$/);
+  // Without the module loaded (a container) zpool --version prints the userland version, then complains about the kernel's.
+  assert.match(await inImage(stable, 'zpool --version 2>/dev/null | head -n 1'), /^zfs-2\.2\.7-1$/);
   assert.match(await inImage(stable, 'rpm -qa --qf "%{NAME}\\n" | sort | tr "\\n" " "'), /libnvpair3 .*libzfs\d+ .*zfs /);
 });
 
