@@ -83,10 +83,17 @@ export function bootTestActivities({ host }: ActivityDeps) {
             throw line ? new PermanentError(FailureType.MissingModulePayload, `Cannot boot kernel ${kernel} of ${input.candidate}: ${line.slice(12)}`) : err;
           });
           const initrd = await initramfs(join(dir, 'root'), busybox, join(dir, 'initrd.cpio'));
-          let boot = await bootOnce({ kernel, vmlinuz: join(dir, 'vmlinuz'), initrd, timeoutSeconds: input.timeoutSeconds, accel: (await kvmUsable(host.config.worker.qemuAccel)) ? 'kvm' : 'tcg', log: logName(kernel) });
-          if (boot.accel === 'kvm' && !boot.booted && host.config.worker.qemuAccel === 'auto') {
+          const vmlinuz = join(dir, 'vmlinuz');
+          let run = await bootOnce({ kernel, vmlinuz, initrd, timeoutSeconds: input.timeoutSeconds, accel: (await kvmUsable(host.config.worker.qemuAccel)) ? 'kvm' : 'tcg' });
+          if (run.boot.accel === 'kvm' && !run.boot.booted && host.config.worker.qemuAccel === 'auto') {
             kvmBroken = true;
-            boot = await bootOnce({ kernel, vmlinuz: join(dir, 'vmlinuz'), initrd, timeoutSeconds: input.timeoutSeconds, accel: 'tcg', log: logName(kernel) });
+            run = await bootOnce({ kernel, vmlinuz, initrd, timeoutSeconds: input.timeoutSeconds, accel: 'tcg' });
+          }
+          const { boot } = run;
+          // The console of a failing kernel is kept for the operator; passing ones leave nothing behind.
+          if (boot.error) {
+            boot.consoleLog = logName(kernel);
+            await writeFile(boot.consoleLog, `${run.lines.join('\n')}\n`);
           }
           return boot;
         } finally {
@@ -104,8 +111,8 @@ export function bootTestActivities({ host }: ActivityDeps) {
   };
 }
 
-/** One qemu run; the console log is kept only when the kernel failed. */
-async function bootOnce(input: { kernel: string; vmlinuz: string; initrd: string; timeoutSeconds: number; accel: 'kvm' | 'tcg'; log: string }): Promise<KernelBoot> {
+/** One qemu run: its verdict and its console lines. */
+async function bootOnce(input: { kernel: string; vmlinuz: string; initrd: string; timeoutSeconds: number; accel: 'kvm' | 'tcg' }): Promise<{ boot: KernelBoot; lines: string[] }> {
   const lines: string[] = [];
   const started = Date.now();
   let timedOut = false;
@@ -125,11 +132,7 @@ async function bootOnce(input: { kernel: string; vmlinuz: string; initrd: string
     exitError = timedOut ? undefined : err.message.split('\n').slice(-3).join(' ').slice(0, 300);
   });
   const boot = readBootConsole({ kernel: input.kernel, lines, seconds: (Date.now() - started) / 1000, accel: input.accel, timedOut, timeoutSeconds: input.timeoutSeconds, exitError });
-  if (boot.error) {
-    await writeFile(input.log, `${lines.join('\n')}\n`);
-    boot.consoleLog = input.log;
-  }
-  return boot;
+  return { boot, lines };
 }
 
 /** Packs `root` with busybox and the check's /init into an uncompressed newc initramfs. */
