@@ -29,7 +29,6 @@ let world: TestWorld;
 let c: Client;
 let worker: { stop: () => Promise<void> };
 let kernels: string[];
-let spec: object;
 
 /** The newest release of a series that Debian's archive holds in the cloud flavour. */
 async function newest(series: string): Promise<string> {
@@ -59,8 +58,7 @@ async function inImage(ref: string, script: string): Promise<string> {
 before(async () => {
   if (skip) return;
   kernels = [await newest('6.1'), await newest('6.12')];
-  spec = realSpec();
-  world = await bringUpWorld('real-openzfs', spec, { fresh: true });
+  world = await bringUpWorld('real-openzfs', realSpec(), { fresh: true });
   c = await client(world);
   worker = await startWorker(world.config);
 });
