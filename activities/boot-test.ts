@@ -31,6 +31,8 @@ export interface BootTestInput {
   kernels: string[];
   /** Seconds one kernel's qemu run may take before it counts as hung. */
   timeoutSeconds: number;
+  /** At most this many VMs at once (benchmarks compare 1 with the default). @default one per core, as memory allows */
+  maxParallel?: number;
 }
 
 /** Arguments of one qemu run of the check. */
@@ -67,7 +69,7 @@ export function bootTestActivities({ host }: ActivityDeps) {
       const env = host.containersEnv();
       await podman(pullArgs(input.candidate, host.tlsArgs(input.candidate)), env);
       const busybox = await findBusybox();
-      const parallel = bootParallelism({ cpus: cpus().length, freeMiB: Math.floor(freemem() / 2 ** 20), vmMiB: VM_MIB, kernels: input.kernels.length });
+      const parallel = Math.min(input.maxParallel ?? Infinity, bootParallelism({ cpus: cpus().length, freeMiB: Math.floor(freemem() / 2 ** 20), vmMiB: VM_MIB, kernels: input.kernels.length }));
       const logs = join(host.workDir, 'boot-logs');
       await mkdir(logs, { recursive: true });
       const results: KernelBoot[] = [];
