@@ -139,6 +139,7 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
   // Real OpenZFS, or real kernels, need a builder with a toolchain (and the kernels' build trees).
   const debianKernels = [...new Set(spec.base.versions.flatMap((v) => v.kernels).filter((k) => k.kind === 'debian').map((k) => k.release))];
   const toolchain = debianKernels.length > 0 || spec.zfs.releases.some((r) => r.source === 'openzfs');
+  const allDebian = spec.base.versions.every((v) => v.kernels.every((k) => k.kind === 'debian'));
   const imagesKey = sha(JSON.stringify({ base: spec.base, builder: spec.builder, toolchain, rootfs: [rootfsHash(), rootfsHash(BUILDER_ROOTFS_RECIPE)], host: registry.host, layout: 2 }));
   let base: PushedBaseVersion[];
   let builderDigest: string;
@@ -182,7 +183,8 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
         builderNetwork: 'none',
         zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, source },
         images: { candidate: stream.candidate, stable: stream.stable, akmodsCandidate: stream.akmodsCandidate, akmodsStable: stream.akmodsStable },
-        smoke: { boot: s.boot ?? (toolchain && debianKernels.length && spec.base.versions.every((v) => v.kernels.every((k) => k.kind === 'debian')) ? 'required' : 'off'), ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}) },
+        // Real kernels boot; a synthetic kernel's placeholder vmlinuz cannot.
+        smoke: { boot: s.boot ?? (allDebian ? 'required' : 'off'), ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}) },
         recipe: { git: recipe.git, ref: recipe.ref, path: recipe.path },
         promotion: { policy: s.promotion, approvers: s.approvers },
         signing,
