@@ -187,6 +187,9 @@ export const StreamSettings = z
       .strictObject({
         line: z.string().regex(/^\d+\.\d+$/, { message: 'must be a major.minor release line such as 2.4' }).describe('OpenZFS release line; the newest release in it is built.'),
         allowExperimental: z.boolean().default(false).describe('Build kernels newer than the release supports (--enable-linux-experimental). Never for stable users.'),
+        recheckEvery: duration
+          .default('6h')
+          .describe('While a kernel of the base is newer than the OpenZFS release supports (a compatibility hold), how often the stream re-checks the release source, besides its schedule; it starts a run by itself when a release supports every kernel.'),
         source: ReleaseSource.prefault({}),
       })
       .describe('Which OpenZFS to build.'),

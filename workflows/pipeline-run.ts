@@ -19,6 +19,7 @@ import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
 import { promotionGate, runGate, type Release } from '../core/stream-rules.ts';
 import { holdChangedSignal, runFinishedSignal, type TaskQueues } from './shared.ts';
+import type { BlockedRun } from '../core/compat-hold.ts';
 
 /** Pipeline run input plus the task queues to use. */
 export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
@@ -35,12 +36,13 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   // A hold set while this run is in flight still stops its promotion.
   let held = !!input.context?.held;
   setHandler(holdChangedSignal, (h) => void (held = h));
-  const tellStream = async (outcome: Outcome, message: string, release?: Release) => {
-    if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release });
+  const tellStream = async (outcome: Outcome, message: string, release?: Release, blocked?: BlockedRun) => {
+    const kernels = state.progress.kernels.length ? state.progress.kernels : undefined;
+    if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release, kernels, blocked });
   };
-  const end = async (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}): Promise<PipelineResult> => {
+  const end = async (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}, blocked?: BlockedRun): Promise<PipelineResult> => {
     state.finish(outcome, message);
-    await tellStream(outcome, message, extra.release);
+    await tellStream(outcome, message, extra.release, blocked);
     return { stream: input.stream, outcome, message, stages: state.stages, ...extra };
   };
 
@@ -57,7 +59,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const gate = runGate(input.context ?? { vetoes: [], held: false }, inputs, hash);
     const verdict = await state.stage(Stage.Decide, async () => (gate.go ? compatVerdict({ kernels: inputs.kernels, linuxMin: inputs.zfs.linuxMin, linuxMax: inputs.zfs.linuxMax, allowExperimental: plan.zfs.allowExperimental, zfsVersion: inputs.zfs.version }) : undefined), (v) => (gate.go ? v!.verdict : gate.outcome));
     if (!gate.go) return end(gate.outcome === 'unchanged' ? Outcome.Unchanged : Outcome.Vetoed, gate.message, known);
-    if (verdict!.verdict === 'blocked') return end(Outcome.Blocked, verdict!.message, known);
+    if (verdict!.verdict === 'blocked') return end(Outcome.Blocked, verdict!.message, known, { kernel: verdict!.kernel, max: verdict!.max, zfsVersion: inputs.zfs.version, kernels: inputs.kernels });
 
     // 3. Akmods: reuse or build for exactly these kernels (branch and PR runs only reuse, read-only)
     const modeTag = mode === 'branch' ? branchTag({ branch: input.branch ?? '', fedora: inputs.fedora }) : mode === 'pr' ? prTag({ number: input.pr ?? 0, fedora: inputs.fedora }) : undefined;

@@ -7,6 +7,7 @@ import type { RunProgress, StreamPlan, Trigger } from '../core/pipeline.ts';
 import type { ApprovalRequest, PendingApproval, Release, Veto } from '../core/stream-rules.ts';
 import type { Outcome } from '../core/progress.ts';
 import type { Lock } from '../core/lock.ts';
+import type { BlockedRun } from '../core/compat-hold.ts';
 
 /** The live progress of a pipeline run: current stage, stage times, per-kernel akmods status. */
 export const progressQuery = defineQuery<RunProgress>('progress');
@@ -50,6 +51,10 @@ export interface RunFinished {
   outcome: Outcome;
   message: string;
   release?: Release;
+  /** The base's kernels, when the run got that far (for the kernel-to-stable lag). */
+  kernels?: string[];
+  /** Why a `blocked` run was blocked (starts or keeps the compatibility hold). */
+  blocked?: BlockedRun;
 }
 
 /** A request to run the pipeline for a stream. */

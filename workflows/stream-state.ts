@@ -4,6 +4,7 @@
  */
 import { approvalProblem, bounded, findRelease, triggerKey, type ApprovalRequest, type PendingApproval, type Release, type Veto } from '../core/stream-rules.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
+import { holdAfterRun, recheck, updateLag, type CompatHold, type KernelLag } from '../core/compat-hold.ts';
 import type { RunFinished, TriggerReply, TriggerRequest } from './shared.ts';
 
 /** How many releases, trigger records and notes the state keeps. */
@@ -35,6 +36,10 @@ export interface StreamStateData {
   triggers: TriggerRecord[];
   notes: { at: string; text: string }[];
   counters: Record<string, number>;
+  /** Held by compatibility: the base has a kernel no OpenZFS release of the line supports yet. */
+  compatHold?: CompatHold;
+  /** When each kernel was first seen and first promoted (absent in states from before it existed). */
+  kernelLag?: KernelLag[];
 }
 
 /** The state machine of a stream. */
@@ -96,13 +101,27 @@ export class StreamState {
     return older;
   }
 
-  /** A run ended. */
-  runFinished(r: RunFinished, now: string): void {
+  /** A run ended; returns the compatibility hold's transition, if it began or ended. */
+  runFinished(r: RunFinished, now: string): 'blocked' | 'unblocked' | undefined {
     if (this.data.current?.runWorkflowId === r.runWorkflowId) this.data.current = undefined;
     if (this.data.parked?.runWorkflowId === r.runWorkflowId) this.data.parked = undefined;
     this.count(r.outcome);
     if (r.release) this.recordRelease(r.release);
     this.note(now, `${r.runWorkflowId}: ${r.outcome}: ${r.message}`);
+    if (r.kernels) this.data.kernelLag = updateLag(this.data.kernelLag ?? [], { kernels: r.kernels, promoted: r.outcome === 'promoted' }, now);
+    const { hold, transition } = holdAfterRun(this.data.compatHold, r, now);
+    this.data.compatHold = hold;
+    if (transition === 'unblocked') this.note(now, `compatibility hold ended: ${r.runWorkflowId} promoted`);
+    return transition;
+  }
+
+  /** Records a re-check of the release source while held; true when a run should start. */
+  recheck(release: { version: string; linuxMin?: string; linuxMax?: string }, allowExperimental: boolean, now: string): boolean {
+    if (!this.data.compatHold) return false;
+    const r = recheck(this.data.compatHold, release, allowExperimental, now);
+    this.data.compatHold = r.hold;
+    this.note(now, `compatibility re-check: zfs-${release.version} (Linux-Maximum ${release.linuxMax ?? '?'}) ${r.start ? 'supports every kernel: starting a run' : 'still does not support every kernel'}`);
+    return r.start;
   }
 
   /** Records a release as the last good one; approving a newer release ends a hold. */

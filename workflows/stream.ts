@@ -17,7 +17,7 @@ import {
   allHandlersFinished,
   ApplicationFailure,
 } from '@temporalio/workflow';
-import type { Release, Veto } from '../core/stream-rules.ts';
+import { durationMs, type Release, type Veto } from '../core/stream-rules.ts';
 import { rollbackSaga } from './rollback-saga.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
@@ -101,7 +101,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     const superseded = state.candidateReady(pending);
     if (superseded) void getExternalWorkflowHandle(superseded).signal(approvalDecisionSignal, { kind: 'superseded', by: pending.runWorkflowId });
   });
-  setHandler(runFinishedSignal, (r) => state.runFinished(r, now()));
+  setHandler(runFinishedSignal, (r) => void state.runFinished(r, now()));
 
   const decide = async (kind: 'approved' | 'rejected', req: { by: string; reason?: string }) => {
     const runId = state.data.parked!.runWorkflowId;
@@ -180,10 +180,30 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     },
   });
 
+  /** One re-check while held: when the line's newest release supports every held kernel, the stream starts a run by itself. */
+  const recheckReleases = async () => {
+    const plan = state.data.plan!;
+    try {
+      const release = await acts.control.resolveZfsRelease.executeWithOptions({ summary: `re-check OpenZFS ${plan.zfs.line} releases (compatibility hold)` }, [{ line: plan.zfs.line, source: plan.zfs.source }]);
+      if (state.recheck(release, plan.zfs.allowExperimental, now()) && state.idle) {
+        onTrigger({ trigger: { source: 'recheck', by: `compatibility re-check: zfs-${release.version}` }, plan });
+      }
+    } catch (err) {
+      // A release source that is down now is asked again at the next re-check.
+      state.note(now(), `compatibility re-check failed: ${(err as Error).message.split('\n')[0]}`);
+    }
+  };
+
   // The loop: start the next run when the stream is free, perform rollbacks between runs.
   const maxEvents = input.maxHistoryEvents ?? 2000;
+  const wake = () => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || (state.idle && workflowInfo().historyLength > maxEvents);
   for (;;) {
-    await condition(() => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || (state.idle && workflowInfo().historyLength > maxEvents));
+    // Held by compatibility and idle: re-check the release source on a durable timer (zfs.recheckEvery).
+    if (state.data.compatHold && state.idle && state.data.plan) {
+      if (!(await condition(wake, durationMs(state.data.plan.zfs.recheckEvery ?? '6h')))) await recheckReleases();
+    } else {
+      await condition(wake);
+    }
     while (rollbacks.length) await rollbacks.shift()!();
     const next = state.takeNext();
     if (next) {

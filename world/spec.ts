@@ -140,6 +140,8 @@ export const WorldSpec = z
       /** smoke.boot of the stream; default required when every kernel is a real (debian) one, else off (a synthetic kernel cannot boot). */
       boot: z.enum(['required', 'optional', 'off']).optional(),
       bootTimeout: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 90s or 5m' }).optional(),
+      /** zfs.recheckEvery of the stream (tests use seconds). */
+      recheckEvery: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 30s or 6h' }).optional(),
     }),
   })
   .superRefine((spec, ctx) => {

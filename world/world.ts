@@ -181,7 +181,7 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
         builderImage: `${reg}/${spec.builder.repository}:latest`,
         // The world builder carries every kernel's build tree, so it needs no network.
         builderNetwork: 'none',
-        zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, source },
+        zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, ...(s.recheckEvery ? { recheckEvery: s.recheckEvery } : {}), source },
         images: { candidate: stream.candidate, stable: stream.stable, akmodsCandidate: stream.akmodsCandidate, akmodsStable: stream.akmodsStable },
         // Real kernels boot; a synthetic kernel's placeholder vmlinuz cannot.
         smoke: { boot: s.boot ?? (allDebian ? 'required' : 'off'), ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}) },

@@ -12,6 +12,7 @@ import { progressQuery } from '../../workflows/shared.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import type { RunProgress } from '../../core/pipeline.ts';
+import { holdText, lagText } from '../../core/compat-hold.ts';
 
 /** Prints the state of each stream. */
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -58,6 +59,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const st = s.state;
     console.log(`stream ${s.stream}${st ? ` (runs ${st.runCounter}${st.hold ? `, HELD by ${st.hold.by}: ${st.hold.reason}` : ''})` : ' (not started yet: kinoite-zfs run --stream ' + s.stream + ')'}`);
     for (const [ref, digest] of Object.entries(s.stable as Record<string, string | null>)) console.log(`  stable   ${ref} → ${digest ?? '(not promoted yet)'}`);
+    if (st?.compatHold) console.log(`  HELD BY COMPATIBILITY: ${holdText(st.compatHold)}; stable stays on its last good release`);
     if (st?.lastGood) console.log(`  last good ${st.lastGood.digest} (${st.lastGood.kind} ${st.lastGood.auditTag}, ${st.lastGood.at}, approved by ${st.lastGood.approvedBy}; kernels ${st.lastGood.kernels.join(', ')}; ZFS ${st.lastGood.zfsVersion})`);
     if (st?.current) console.log(`  running  ${st.current.runWorkflowId}${runs(s).find((r) => r.workflowId === st.current.runWorkflowId)?.stage ? ` (stage ${runs(s).find((r) => r.workflowId === st.current.runWorkflowId)!.stage})` : ''}`);
     if (st?.next) console.log(`  queued   one follow-up run (${st.next.requestIds.length} trigger(s) coalesced)`);
@@ -66,6 +68,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       console.log(`    approve: ${s.approveCommand}`);
       console.log(`    reject:  kinoite-zfs reject --stream ${s.stream} --digest ${st.parked.digest} --inputs-hash ${st.parked.inputsHash} --reason "..." --by <approver>`);
     }
+    for (const l of st?.kernelLag ?? []) console.log(`  kernel   ${lagText(l, new Date().toISOString())}`);
     for (const v of st?.vetoes ?? []) console.log(`  veto     ${v.kind} ${v.value} by ${v.by}: ${v.reason}`);
     for (const n of (st?.notes ?? []).slice(-3)) console.log(`  note     ${n.at} ${n.text}`);
     if (st?.releases?.length) console.log(`  history  ${[...st.releases].reverse().slice(0, 5).map((r: any) => `${r.auditTag} ${r.digest.slice(7, 19)} (${r.kind})`).join('; ')}`);
