@@ -11,6 +11,7 @@ import { akmodsActivities } from './akmods.ts';
 import { composeActivities } from './compose.ts';
 import { smokeTestActivities } from './smoke-test.ts';
 import { bootTestActivities } from './boot-test.ts';
+import { notifyActivities } from './notify.ts';
 import { promotionActivities } from './promotion.ts';
 import type { ActivityDeps } from './deps.ts';
 
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...composeActivities(deps),
     ...smokeTestActivities(deps),
     ...bootTestActivities(deps),
+    ...notifyActivities(deps),
     ...promotionActivities(deps),
   };
   return Object.fromEntries(Object.entries(all).map(([name, fn]) => [name, wrap(name, fn as (input: unknown) => Promise<unknown>)])) as typeof all;

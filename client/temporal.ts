@@ -18,8 +18,8 @@ export async function connectClient(config: Config): Promise<Client> {
 export function streamPlan(config: Config, stream: string): StreamPlan {
   const s = config.streams[stream];
   if (!s) throw new Error(`unknown stream "${stream}"`);
-  const { signing: _signing, schedule: _schedule, ...plan } = s;
-  return plan;
+  const { signing: _signing, schedule: _schedule, notify, ...plan } = s;
+  return { ...plan, notify: notify.map((w) => ({ events: [...w.events] })) };
 }
 
 /** The Web UI address of a workflow, when the config names the UI. */

@@ -6,6 +6,7 @@
  * in client/config-file.ts.
  */
 import { z } from 'zod';
+import { NOTIFY_EVENTS } from './notify.ts';
 
 /** Characters that never belong in an image reference, tag, branch or git ref handed to a tool. */
 const UNSAFE = /[\s;|&$`<>(){}'"\\*?!#~^\x00-\x1f\x7f]/;
@@ -154,6 +155,15 @@ export const SmokeSettings = z
   .prefault({})
   .describe('Tests of the candidate after the layer smoke test.');
 
+/** One webhook of a stream's notifications. */
+export const WebhookSettings = z
+  .strictObject({
+    url: z.string().url({ message: 'must be an http(s) URL' }).refine((u) => /^https?:\/\//.test(u), { message: 'must be an http(s) URL' }).describe('Where the JSON payload is POSTed (docs/notifications.md).'),
+    events: z.array(z.enum(NOTIFY_EVENTS)).min(1).default([...NOTIFY_EVENTS]).describe(`Events to send: ${NOTIFY_EVENTS.join(', ')}.`),
+    secretEnv: envName.optional().describe('Name of a worker environment variable holding the HMAC secret; the payload is then signed in X-Kinoite-ZFS-Signature.'),
+  })
+  .describe('A webhook.');
+
 /** Cosign key references for a stream; read on the worker host only. */
 export const SigningSettings = z
   .strictObject({
@@ -198,6 +208,7 @@ export const StreamSettings = z
     recipe: RecipeSource,
     promotion: PromotionSettings,
     schedule: ScheduleSettings,
+    notify: z.array(WebhookSettings).default([]).describe('Webhooks told about the stream\'s transitions: promoted, failed, blocked, unblocked, approval pending or expired, rolled back.'),
     signing: SigningSettings,
   })
   .describe('One stream: a published image line.');

@@ -12,12 +12,16 @@ import { invalidInput } from './errors.ts';
 import type { StreamContext, Release } from './stream-rules.ts';
 import type { Lock } from './lock.ts';
 import type { BootPolicy, KernelBoot } from './boot.ts';
+import type { NotifyEvent } from './notify.ts';
 
 /** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
 export const PIPELINE_VERSION = '1';
 
 /** The public settings of a stream a run works with (everything but host-local secrets). */
-export type StreamPlan = Omit<StreamSettings, 'signing' | 'schedule'>;
+export type StreamPlan = Omit<StreamSettings, 'signing' | 'schedule' | 'notify'> & {
+  /** Which events each webhook wants, by position in the config; URLs and secrets stay on the workers (a webhook URL can hold a token). */
+  notify?: { events: NotifyEvent[] }[];
+};
 
 /** Why and by whom a run was started. */
 export interface Trigger {

@@ -23,7 +23,13 @@ export function activitiesFor(queues: TaskQueues) {
     heartbeatTimeout: '30s',
     retry: { ...retry, initialInterval: '5s', maximumAttempts: 6 },
   });
-  return { control, build };
+  // Webhooks: a receiver that is down is tried again for about half an hour, one that refuses (4xx) is not.
+  const notify = proxyActivities<Activities>({
+    taskQueue: queues.control,
+    startToCloseTimeout: '1m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 35 },
+  });
+  return { control, build, notify };
 }
 
 /** The proxies' type. */

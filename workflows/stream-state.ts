@@ -40,6 +40,8 @@ export interface StreamStateData {
   compatHold?: CompatHold;
   /** When each kernel was first seen and first promoted (absent in states from before it existed). */
   kernelLag?: KernelLag[];
+  /** Webhook deliveries: how many went through or failed for good, and the last failure. */
+  notifications?: { sent: number; failed: number; lastFailure?: { at: string; event: string; webhook: number; error: string } };
 }
 
 /** The state machine of a stream. */
@@ -159,6 +161,17 @@ export class StreamState {
   /** Holds or releases the stream. */
   setHold(hold: StreamStateData['hold']): void {
     this.data.hold = hold;
+  }
+
+  /** Records one webhook delivery's end; a failure never fails a run, it shows in status. */
+  notified(now: string, event: string, webhook: number, error?: string): void {
+    const n = (this.data.notifications ??= { sent: 0, failed: 0 });
+    if (error === undefined) n.sent += 1;
+    else {
+      n.failed += 1;
+      n.lastFailure = { at: now, event, webhook: webhook + 1, error };
+      this.note(now, `notification ${event} to webhook ${webhook + 1} failed: ${error}`);
+    }
   }
 
   /** Adds a line to the bounded notes (invalid signals, run ends). */

@@ -18,6 +18,9 @@ import {
   ApplicationFailure,
 } from '@temporalio/workflow';
 import { durationMs, type Release, type Veto } from '../core/stream-rules.ts';
+import { holdText } from '../core/compat-hold.ts';
+import { runEvent, type NotifyEvent, type NotifyPayload } from '../core/notify.ts';
+import { innermostMessage } from './run-state.ts';
 import { rollbackSaga } from './rollback-saga.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
@@ -97,11 +100,36 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     },
   });
 
+  // Notifications: fire-and-forget deliveries the loop waits for only before continue-as-new.
+  const deliveries = new Set<Promise<void>>();
+  const announce = (event: NotifyEvent, facts: Omit<NotifyPayload, 'schema' | 'event' | 'stream' | 'at'>) => {
+    const payload: NotifyPayload = { schema: 'kinoite-zfs/v1', event, stream: input.stream, at: now(), ...facts };
+    (state.data.plan?.notify ?? []).forEach((hook, index) => {
+      if (!hook.events.includes(event)) return;
+      const p: Promise<void> = acts.notify.deliverNotification
+        .executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [{ stream: input.stream, index, payload }])
+        .then(
+          () => state.notified(now(), event, index),
+          (err: Error) => state.notified(now(), event, index, innermostMessage(err).split('\n')[0]!),
+        )
+        .finally(() => deliveries.delete(p));
+      deliveries.add(p);
+    });
+  };
+
   setHandler(candidateReadySignal, (pending) => {
+    announce('approval-pending', { message: `Candidate ${pending.digest} waits for approval until ${pending.deadline}.`, run: pending.runWorkflowId, digest: pending.digest, kernels: pending.kernels, zfsVersion: pending.zfsVersion });
     const superseded = state.candidateReady(pending);
     if (superseded) void getExternalWorkflowHandle(superseded).signal(approvalDecisionSignal, { kind: 'superseded', by: pending.runWorkflowId });
   });
-  setHandler(runFinishedSignal, (r) => void state.runFinished(r, now()));
+  setHandler(runFinishedSignal, (r) => {
+    const transition = state.runFinished(r, now());
+    const facts = { run: r.runWorkflowId, digest: r.release?.digest, kernels: r.kernels, zfsVersion: r.release?.zfsVersion ?? r.blocked?.zfsVersion };
+    const event = runEvent(r.outcome);
+    if (event) announce(event, { message: r.message, ...facts });
+    if (transition === 'blocked') announce('blocked', { message: holdText(state.data.compatHold!), ...facts });
+    if (transition === 'unblocked') announce('unblocked', { message: `The compatibility hold ended: ${r.message}`, ...facts });
+  });
 
   const decide = async (kind: 'approved' | 'rejected', req: { by: string; reason?: string }) => {
     const runId = state.data.parked!.runWorkflowId;
@@ -170,6 +198,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     const release: Release = { ...target, kind: 'rollback', at: now(), approvedBy: req.by };
     state.recordRelease(release);
     state.setHold({ by: req.by, reason: `rolled back to ${target.auditTag}${req.reason ? `: ${req.reason}` : ''}`, at: now() });
+    announce('rolled-back', { message: `Stable rolled back to ${target.auditTag} (${target.digest}) by ${req.by}; the stream is held.`, digest: target.digest, kernels: target.kernels, zfsVersion: target.zfsVersion });
     return release;
   }, {
     validator: (req) => {
@@ -246,7 +275,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       continue;
     }
     if (state.idle && workflowInfo().historyLength > maxEvents) {
-      await condition(allHandlersFinished);
+      await condition(() => allHandlersFinished() && deliveries.size === 0);
       await continueAsNew<typeof streamWorkflow>({ ...input, state: state.data });
     }
   }

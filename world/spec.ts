@@ -140,6 +140,10 @@ export const WorldSpec = z
       /** smoke.boot of the stream; default required when every kernel is a real (debian) one, else off (a synthetic kernel cannot boot). */
       boot: z.enum(['required', 'optional', 'off']).optional(),
       bootTimeout: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 90s or 5m' }).optional(),
+      /** promotion.timeout of the stream (tests use seconds). */
+      approvalTimeout: z.string().regex(/^\d+(s|m|h|d)$/, { message: 'must be a duration such as 30s or 72h' }).optional(),
+      /** The stream's webhooks (notify in the config). */
+      notify: z.array(z.looseObject({ url: z.string() })).optional(),
       /** zfs.recheckEvery of the stream (tests use seconds). */
       recheckEvery: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 30s or 6h' }).optional(),
     }),

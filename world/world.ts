@@ -186,7 +186,8 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
         // Real kernels boot; a synthetic kernel's placeholder vmlinuz cannot.
         smoke: { boot: s.boot ?? (allDebian ? 'required' : 'off'), ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}) },
         recipe: { git: recipe.git, ref: recipe.ref, path: recipe.path },
-        promotion: { policy: s.promotion, approvers: s.approvers },
+        promotion: { policy: s.promotion, approvers: s.approvers, ...(s.approvalTimeout ? { timeout: s.approvalTimeout } : {}) },
+        ...(s.notify ? { notify: s.notify } : {}),
         signing,
       },
     },

@@ -69,6 +69,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       console.log(`    reject:  kinoite-zfs reject --stream ${s.stream} --digest ${st.parked.digest} --inputs-hash ${st.parked.inputsHash} --reason "..." --by <approver>`);
     }
     for (const l of st?.kernelLag ?? []) console.log(`  kernel   ${lagText(l, new Date().toISOString())}`);
+    if (st?.notifications) console.log(`  notify   ${st.notifications.sent} delivered, ${st.notifications.failed} failed${st.notifications.lastFailure ? ` (last failure ${st.notifications.lastFailure.at}: ${st.notifications.lastFailure.event} to webhook ${st.notifications.lastFailure.webhook}: ${st.notifications.lastFailure.error})` : ''}`);
     for (const v of st?.vetoes ?? []) console.log(`  veto     ${v.kind} ${v.value} by ${v.by}: ${v.reason}`);
     for (const n of (st?.notes ?? []).slice(-3)) console.log(`  note     ${n.at} ${n.text}`);
     if (st?.releases?.length) console.log(`  history  ${[...st.releases].reverse().slice(0, 5).map((r: any) => `${r.auditTag} ${r.digest.slice(7, 19)} (${r.kind})`).join('; ')}`);

@@ -23,6 +23,7 @@ const plan = {
   builderImage: 'r.io/u/dev:latest',
   builderNetwork: 'default' as const,
   smoke: { boot: 'off' as const, bootTimeout: '5m' },
+  notify: [],
   zfs: { line: '2.4', allowExperimental: false, recheckEvery: '6h', source: { releasesUrl: 'https://x/r', metaUrl: 'https://x/{tag}/META', tarballUrl: 'https://x/{tag}.tgz' } },
   images: { candidate: 'r.io/o/c', stable: 'r.io/o/s', akmodsCandidate: 'r.io/o/ac', akmodsStable: 'r.io/o/as', stableTags: ['latest', '{fedora}'], akmodsTagPrefix: 'main' },
   recipe: { git: '/srv/recipe', ref: 'main', path: 'recipes' },

@@ -1,0 +1,34 @@
+/**
+ * Notification rules (core/notify.ts) and the webhook signature and URL redaction (activities/notify.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { NOTIFY_EVENTS, runEvent, webhooksFor } from '../../core/notify.ts';
+import { redactUrl, signatureHeader } from '../../activities/notify.ts';
+
+test('runs announce promoted, failed and approval-expired; other outcomes nothing', () => {
+  assert.equal(runEvent('promoted'), 'promoted');
+  assert.equal(runEvent('failed'), 'failed');
+  assert.equal(runEvent('expired'), 'approval-expired');
+  for (const o of ['unchanged', 'blocked', 'vetoed', 'rejected', 'superseded', 'candidate-only']) assert.equal(runEvent(o), undefined, o);
+});
+
+test('only the webhooks that list an event get it', () => {
+  const hooks = [{ url: 'https://a', events: [...NOTIFY_EVENTS] }, { url: 'https://b', events: ['blocked' as const] }];
+  assert.deepEqual(webhooksFor(hooks, 'blocked').map((h) => h.url), ['https://a', 'https://b']);
+  assert.deepEqual(webhooksFor(hooks, 'promoted').map((h) => h.url), ['https://a']);
+  assert.deepEqual(webhooksFor(undefined, 'promoted'), []);
+});
+
+test('the signature is the HMAC-SHA256 of the exact body', () => {
+  const body = '{"event":"promoted"}';
+  assert.equal(signatureHeader(body, 's3cret'), `sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`);
+  assert.notEqual(signatureHeader(`${body} `, 's3cret'), signatureHeader(body, 's3cret'));
+});
+
+test('webhook URLs in messages keep scheme, host and port only', () => {
+  assert.equal(redactUrl('https://hooks.slack.com/services/T000/B000/XXXXSECRET'), 'https://hooks.slack.com/…');
+  assert.equal(redactUrl('http://127.0.0.1:8080/hook?token=abc'), 'http://127.0.0.1:8080/…');
+  assert.equal(redactUrl('not a url'), '(webhook)');
+});
