@@ -228,10 +228,12 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const wake = () => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || (state.idle && workflowInfo().historyLength > maxEvents);
   for (;;) {
     // Held by compatibility and idle: re-check the release source on a durable timer (zfs.recheckEvery).
-    if (state.data.compatHold && state.idle && state.data.plan) {
-      if (!(await condition(wake, durationMs(state.data.plan.zfs.recheckEvery ?? '6h')))) await recheckReleases();
+    const held = () => !!state.data.compatHold && state.idle && !!state.data.plan;
+    if (held()) {
+      if (!(await condition(wake, durationMs(state.data.plan!.zfs.recheckEvery ?? '6h')))) await recheckReleases();
     } else {
-      await condition(wake);
+      // A run that ends blocked wakes the loop too, so the re-check timer starts.
+      await condition(() => wake() || held());
     }
     while (rollbacks.length) await rollbacks.shift()!();
     const next = state.takeNext();
