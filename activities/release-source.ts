@@ -1,6 +1,7 @@
 /**
  * The OpenZFS release source over HTTP(S): the release list, a release's META, its tarball.
  */
+import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -43,7 +44,8 @@ export async function downloadOnce(url: string, file: string, what: string): Pro
   if (existsSync(file)) return file;
   await mkdir(dirname(file), { recursive: true });
   const res = await get(url, what);
-  const tmp = `${file}.part-${process.pid}`;
+  // Unique per call: two builds of one run (one worker process) download the same tarball at once.
+  const tmp = `${file}.part-${process.pid}-${randomUUID()}`;
   try {
     await pipeline(Readable.fromWeb(res.body as never), createWriteStream(tmp));
     await rename(tmp, file);
