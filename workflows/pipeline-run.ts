@@ -36,9 +36,11 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   // A hold set while this run is in flight still stops its promotion.
   let held = !!input.context?.held;
   setHandler(holdChangedSignal, (h) => void (held = h));
+  // What the operator should know even when the run succeeded (shown by `status`).
+  const warnings: string[] = [];
   const tellStream = async (outcome: Outcome, message: string, release?: Release, blocked?: BlockedRun) => {
     const kernels = state.progress.kernels.length ? state.progress.kernels : undefined;
-    if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release, kernels, blocked });
+    if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release, kernels, blocked, ...(warnings.length ? { warnings } : {}) });
   };
   const end = async (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}, blocked?: BlockedRun): Promise<PipelineResult> => {
     state.finish(outcome, message);
@@ -49,8 +51,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   try {
     // 1. Resolve inputs
     const mode = input.mode ?? 'main';
-    const { inputs, hash } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan, input.lock), (r) => [`${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`, ...r.notes].join('; '));
+    const { inputs, hash, notes } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan, input.lock), (r) => [`${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`, ...r.notes].join('; '));
     state.know({ kernels: inputs.kernels, zfsVersion: inputs.zfs.version, inputsHash: hash });
+    warnings.push(...notes);
     const tags = tagPlan({ plan, inputs, runNumber: input.runNumber });
     const buildInputs = buildInputsRecord(ctx, inputs, hash);
     const known = { inputsHash: hash, inputs, buildInputs };
@@ -94,6 +97,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
 
     // 5b. Boot every kernel with the candidate's own modules and userland (policy smoke.boot)
     const boot = patched('boot-stage') ? await bootCandidate(acts, state, { plan, candidate: digestRef(candidate.repo, digest), kernels: inputs.kernels }) : undefined;
+    warnings.push(...(boot?.warnings ?? []));
 
     // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
     const allowed = promotionGate({ mode, promoteRequested: input.options?.promote !== false, policy: plan.promotion.policy, held, throughStream: !!streamId, candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`, akmodsTag: akmods.tag });

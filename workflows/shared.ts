@@ -55,6 +55,8 @@ export interface RunFinished {
   kernels?: string[];
   /** Why a `blocked` run was blocked (starts or keeps the compatibility hold). */
   blocked?: BlockedRun;
+  /** Warnings of the run (a base label that disagrees with its module folders, an optional boot check that failed). */
+  warnings?: string[];
 }
 
 /** A request to run the pipeline for a stream. */

@@ -40,6 +40,8 @@ export interface StreamStateData {
   compatHold?: CompatHold;
   /** When each kernel was first seen and first promoted (absent in states from before it existed). */
   kernelLag?: KernelLag[];
+  /** The last finished run's warnings. */
+  lastWarnings?: { run: string; warnings: string[] };
   /** Webhook deliveries: how many went through or failed for good, and the last failure. */
   notifications?: { sent: number; failed: number; lastFailure?: { at: string; event: string; webhook: number; error: string } };
 }
@@ -110,6 +112,7 @@ export class StreamState {
     this.count(r.outcome);
     if (r.release) this.recordRelease(r.release);
     this.note(now, `${r.runWorkflowId}: ${r.outcome}: ${r.message}`);
+    this.data.lastWarnings = { run: r.runWorkflowId, warnings: r.warnings ?? [] };
     if (r.kernels) this.data.kernelLag = updateLag(this.data.kernelLag ?? [], { kernels: r.kernels, promoted: r.outcome === 'promoted' }, now);
     const { hold, transition } = holdAfterRun(this.data.compatHold, r, now);
     this.data.compatHold = hold;

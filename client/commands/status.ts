@@ -68,6 +68,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       console.log(`    approve: ${s.approveCommand}`);
       console.log(`    reject:  kinoite-zfs reject --stream ${s.stream} --digest ${st.parked.digest} --inputs-hash ${st.parked.inputsHash} --reason "..." --by <approver>`);
     }
+    for (const w of st?.lastWarnings?.warnings ?? []) console.log(`  WARNING  ${st.lastWarnings.run}: ${w}`);
     for (const l of st?.kernelLag ?? []) console.log(`  kernel   ${lagText(l, new Date().toISOString())}`);
     if (st?.notifications) console.log(`  notify   ${st.notifications.sent} delivered, ${st.notifications.failed} failed${st.notifications.lastFailure ? ` (last failure ${st.notifications.lastFailure.at}: ${st.notifications.lastFailure.event} to webhook ${st.notifications.lastFailure.webhook}: ${st.notifications.lastFailure.error})` : ''}`);
     for (const v of st?.vetoes ?? []) console.log(`  veto     ${v.kind} ${v.value} by ${v.by}: ${v.reason}`);

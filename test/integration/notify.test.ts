@@ -10,7 +10,8 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { bringUpWorld, startWorker, client, digestOf, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import { execa } from 'execa';
+import { bringUpWorld, startWorker, client, digestOf, repoRoot, tearDownWorld, type TestWorld } from '../support/harness.ts';
 import { triggerStream, streamState, waitForRun } from '../../client/stream-client.ts';
 import type { StreamStateData } from '../../workflows/stream-state.ts';
 import type { PipelineResult } from '../../core/pipeline.ts';
@@ -57,8 +58,8 @@ function startReceiver(): Promise<void> {
   return new Promise((r) => receiver!.once('listening', r));
 }
 
-const spec = (versions: string[][], releases: { version: string; linuxMax: string }[]) => ({
-  base: { repository: 'ublue-os/kinoite-main', versions: versions.map((kernels, i) => ({ version: `43.202611${String(i + 1).padStart(2, '0')}.0`, kernels })) },
+const spec = (versions: string[][], releases: { version: string; linuxMax: string }[], lastLabel?: string) => ({
+  base: { repository: 'ublue-os/kinoite-main', versions: versions.map((kernels, i) => ({ version: `43.202611${String(i + 1).padStart(2, '0')}.0`, kernels, ...(lastLabel && i === versions.length - 1 ? { ostreeLinux: lastLabel } : {}) })) },
   builder: { repository: 'ublue-os/devcontainer' },
   zfs: { releases: releases.map((r) => ({ ...r, linuxMin: '4.18' })) },
   stream: {
@@ -159,4 +160,20 @@ test('a receiver that answers 403 is asked once per event and the failures show 
   assert.match(s.notifications!.lastFailure!.error, /refused the promoted notification with HTTP 403/);
   assert.ok(!s.notifications!.lastFailure!.error.includes('/nope'), 'the webhook path is not repeated in messages');
   assert.ok(s.notifications!.sent >= 4);
+});
+
+test('status shows the last run\'s warnings: a base whose ostree.linux label disagrees with its newest module folder', async () => {
+  world = await bringUpWorld('notify', spec([[K1], [K1, K2], [K1, K2]], [{ version: '2.4.3', linuxMax: '6.17' }, { version: '2.4.4', linuxMax: '7.2' }], K1));
+  const requestId = randomUUID();
+  await triggerStream(c, world.config, world.stream, { trigger: { source: 'test', requestId } });
+  const runId = await waitForRun(c, world.stream, requestId);
+  const r = (await c.workflow.getHandle(runId).result()) as PipelineResult;
+  assert.equal(r.outcome, 'promoted', r.message);
+  const s = await waitFor('the run end in the stream', async () => {
+    const st = await state();
+    return st.lastWarnings?.run === runId ? st : undefined;
+  });
+  assert.deepEqual(s.lastWarnings?.warnings, [`Base image label/kernel directory mismatch: label=${K1} newest_dir=${K2}`]);
+  const status = await execa('node', ['bin/kinoite-zfs.js', 'status', '--config', world.configFile, '--stream', world.stream], { cwd: repoRoot, reject: false, all: true });
+  assert.ok(String(status.all).includes(`WARNING  ${s.lastWarnings!.run}: Base image label/kernel directory mismatch: label=${K1} newest_dir=${K2}`), String(status.all));
 });
