@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { worldUp } from '../world/world.ts';
-import { debianReleases } from '../world/debian-kernels.ts';
+import { newestDebianRelease } from '../world/debian-kernels.ts';
 import { openzfsDir } from '../world/openzfs-releases.ts';
 import { containerEnv } from '../world/tools.ts';
 import { recipeTimings } from '../activities/akmods.ts';
@@ -27,7 +27,7 @@ const arg = (name: string) => {
 };
 const tag = arg('--tag') ?? 'zfs-2.2.7';
 const version = tag.replace(/^zfs-/, '');
-const kernel = arg('--kernel') ?? (await debianReleases('cloud-amd64')).filter((k) => k.startsWith('6.12.')).at(-1)!;
+const kernel = arg('--kernel') ?? (await newestDebianRelease('6.12'));
 
 const dir = join(repoRoot, '.state', 'bench-akmods');
 await mkdir(dir, { recursive: true });

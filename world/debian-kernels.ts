@@ -52,6 +52,14 @@ export async function debianReleases(flavour: string): Promise<string[]> {
     .sort(naturalCompare);
 }
 
+/** The newest release of a series (`6.12`) Debian's archive holds in `flavour`; throws naming what it holds. */
+export async function newestDebianRelease(series: string, flavour = 'cloud-amd64'): Promise<string> {
+  const all = await debianReleases(flavour);
+  const found = all.filter((k) => parseDebianRelease(k)!.series === series).at(-1);
+  if (!found) throw new Error(`Debian's archive holds no ${series} kernel in flavour ${flavour} (it holds ${all.join(', ') || 'none'}).`);
+  return found;
+}
+
 let updated = false;
 /** Runs `apt-get update` once per process when the package lists may be stale or absent. */
 async function refreshLists(): Promise<void> {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { bringUpWorld, startWorker, client, startRun, digestOf, repoRoot, tearDownWorld, type TestWorld } from '../support/harness.ts';
-import { debianReleases } from '../../world/debian-kernels.ts';
+import { newestDebianRelease } from '../../world/debian-kernels.ts';
 import { openzfsDir } from '../../world/openzfs-releases.ts';
 import { containerEnv } from '../../world/tools.ts';
 import type { PipelineResult } from '../../core/pipeline.ts';
@@ -29,14 +29,6 @@ let world: TestWorld;
 let c: Client;
 let worker: { stop: () => Promise<void> };
 let kernels: string[];
-
-/** The newest release of a series that Debian's archive holds in the cloud flavour. */
-async function newest(series: string): Promise<string> {
-  const all = await debianReleases('cloud-amd64');
-  const r = all.filter((k) => k.startsWith(`${series}.`)).at(-1);
-  assert.ok(r, `Debian's archive holds no ${series} cloud-amd64 kernel (it holds ${all.join(', ')})`);
-  return r;
-}
 
 function realSpec(append?: Record<string, string>) {
   return {
@@ -57,7 +49,7 @@ async function inImage(ref: string, script: string): Promise<string> {
 
 before(async () => {
   if (skip) return;
-  kernels = [await newest('6.1'), await newest('6.12')];
+  kernels = [await newestDebianRelease('6.1'), await newestDebianRelease('6.12')];
   world = await bringUpWorld('real-openzfs', realSpec(), { fresh: true });
   c = await client(world);
   worker = await startWorker(world.config);

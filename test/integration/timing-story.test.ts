@@ -18,7 +18,7 @@ import { execa } from 'execa';
 import type { Client } from '@temporalio/client';
 import { bringUpWorld, startWorker, client, digestOf, registryLogMark, registryRequests, writes, repoRoot, tearDownWorld, type TestWorld } from '../support/harness.ts';
 import { triggerStream, streamState, waitForRun } from '../../client/stream-client.ts';
-import { debianReleases } from '../../world/debian-kernels.ts';
+import { newestDebianRelease } from '../../world/debian-kernels.ts';
 import { openzfsDir } from '../../world/openzfs-releases.ts';
 import { containerEnv } from '../../world/tools.ts';
 import { holdText } from '../../core/compat-hold.ts';
@@ -34,12 +34,6 @@ let worker: { stop: () => Promise<void> };
 let K61: string;
 let K612: string;
 let promotedFirst: string;
-
-async function newest(series: string): Promise<string> {
-  const r = (await debianReleases('cloud-amd64')).filter((k) => k.startsWith(`${series}.`)).at(-1);
-  assert.ok(r, `Debian's archive holds no ${series} cloud-amd64 kernel`);
-  return r;
-}
 
 const spec = (versions: string[][], tags: string[]) => ({
   base: { repository: 'ublue-os/kinoite-main', versions: versions.map((ks, i) => ({ version: `43.2026120${i + 1}.0`, kernels: ks.map((release) => ({ kind: 'debian', release })) })) },
@@ -67,7 +61,7 @@ async function waitState(what: string, check: (s: StreamStateData) => boolean, t
 
 before(async () => {
   if (skip) return;
-  [K61, K612] = [await newest('6.1'), await newest('6.12')];
+  [K61, K612] = [await newestDebianRelease('6.1'), await newestDebianRelease('6.12')];
   world = await bringUpWorld('timing-story', spec([[K61]], ['zfs-2.2.6']), { fresh: true });
   c = await client(world);
   worker = await startWorker(world.config);
