@@ -12,6 +12,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -34,12 +36,23 @@ let worker: { stop: () => Promise<void> };
 let K61: string;
 let K612: string;
 let promotedFirst: string;
+let akmods226: string;
+const events: { event: string; body: Record<string, unknown> }[] = [];
+const receiver = createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (d: Buffer) => chunks.push(d));
+  req.on('end', () => {
+    events.push({ event: String(req.headers['x-kinoite-zfs-event']), body: JSON.parse(Buffer.concat(chunks).toString()) });
+    res.writeHead(204).end();
+  });
+});
 
-const spec = (versions: string[][], tags: string[]) => ({
+const spec = (versions: string[][], tags: string[], append?: Record<string, string>) => ({
   base: { repository: 'ublue-os/kinoite-main', versions: versions.map((ks, i) => ({ version: `43.2026120${i + 1}.0`, kernels: ks.map((release) => ({ kind: 'debian', release })) })) },
   builder: { repository: 'ublue-os/devcontainer' },
   zfs: { releases: tags.map((tag) => ({ source: 'openzfs', tag })) },
-  stream: { zfsLine: '2.2', owner: 'kinoite', promotion: 'auto', recheckEvery: '3s' },
+  stream: { zfsLine: '2.2', owner: 'kinoite', promotion: 'auto', recheckEvery: '3s', notify: [{ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/kz` }] },
+  ...(append ? { recipe: { append } } : {}),
 });
 
 async function runThroughStream(): Promise<PipelineResult> {
@@ -61,6 +74,8 @@ async function waitState(what: string, check: (s: StreamStateData) => boolean, t
 
 before(async () => {
   if (skip) return;
+  receiver.listen(0, '127.0.0.1');
+  await new Promise((r) => receiver.once('listening', r));
   [K61, K612] = [await newestDebianRelease('6.1'), await newestDebianRelease('6.12')];
   world = await bringUpWorld('timing-story', spec([[K61]], ['zfs-2.2.6']), { fresh: true });
   c = await client(world);
@@ -71,6 +86,7 @@ after(async () => {
   await worker?.stop();
   await c?.connection.close();
   await tearDownWorld(world);
+  receiver.close();
 });
 
 test('1. a base with a 6.1 kernel and zfs-2.2.6 is built, booted and promoted', { skip }, async () => {
@@ -79,6 +95,7 @@ test('1. a base with a 6.1 kernel and zfs-2.2.6 is built, booted and promoted', 
   assert.equal(r.inputs?.zfs.version, '2.2.6');
   assert.deepEqual(r.boot?.kernels.map((b) => [b.kernel, b.poolRoundTrip, b.moduleVersion]), [[K61, true, '2.2.6-1']]);
   promotedFirst = r.candidate!.digest;
+  akmods226 = `${r.akmods!.repo}@${r.akmods!.digest}`;
   assert.equal(await digestOf(`${world.info.stream.stable}:latest`), promotedFirst);
 });
 
@@ -94,6 +111,8 @@ test('2. the base gains a 6.12 kernel: zfs-2.2.6 stops at 6.10, the run is block
   assert.equal(s.compatHold!.kernel, K612);
   assert.match(holdText(s.compatHold!), /^held by compatibility since \S+, waiting for an OpenZFS release supporting 6\.12 .*last re-check \S+: zfs-2\.2\.6 blocked$/);
   assert.ok(!s.current && !s.next, 'no run was started by the re-check while nothing supports 6.12');
+  const blocked = await waitEvent('blocked');
+  assert.match(String(blocked.body.message), /waiting for an OpenZFS release supporting 6\.12/);
   const status = await execa('node', ['bin/kinoite-zfs.js', 'status', '--config', world.configFile, '--stream', world.stream], { cwd: repoRoot, reject: false, all: true });
   assert.match(String(status.all), /HELD BY COMPATIBILITY: held by compatibility since .*waiting for an OpenZFS release supporting 6\.12/);
 });
@@ -115,4 +134,35 @@ test('3. the release source gains zfs-2.2.7: the stream starts a run by itself, 
   const s = await waitState('the hold to end', (st) => !st.compatHold, 60_000);
   assert.ok(s.kernelLag?.find((l) => l.kernel === K612)?.firstPromoted, 'the 6.12 kernel has a first promotion (its lag is known)');
   assert.ok(s.notes.some((n) => /compatibility hold ended/.test(n.text)), JSON.stringify(s.notes.slice(-5)));
+  assert.equal((await waitEvent('unblocked')).body.run, runId);
+  assert.deepEqual(events.filter((e) => e.event === 'promoted').map((e) => e.body.zfsVersion), ['2.2.6', '2.2.7'], 'the loopback receiver got both promotions');
 });
+
+test('4. userland and module versions that differ (zfs-2.2.6 tools over zfs-2.2.7 modules) fail the boot stage naming each kernel; stable does not move', { skip }, async () => {
+  const before = await digestOf(`${world.info.stream.stable}:latest`);
+  // The recipe downgrades the userland to the 2.2.6 RPMs of step 1's akmods image, keeping the 2.2.7 modules.
+  const append = {
+    'os/Containerfile': `\nCOPY --from=${akmods226} /rpms/kmods/zfs/ /tmp/kz-old/\nRUN rpm -Uvh --force --nodeps --oldpackage $(ls /tmp/kz-old/*.rpm | grep -v /kmod-zfs-) && rm -rf /tmp/kz-old\n`,
+  };
+  world = await bringUpWorld('timing-story', spec([[K61], [K61, K612]], ['zfs-2.2.6', 'zfs-2.2.7'], append));
+  const requestId = randomUUID();
+  await triggerStream(c, world.config, world.stream, { trigger: { source: 'test', requestId } });
+  const runId = await waitForRun(c, world.stream, requestId);
+  const err = await c.workflow.getHandle(runId).result().then(() => undefined, (e: Error) => e);
+  assert.ok(err, 'the run fails');
+  const message = String((err.cause as Error | undefined)?.message ?? err.message);
+  for (const k of [K61, K612]) assert.ok(message.includes(`kernel ${k}: versions differ: userland zfs-2.2.6-1, module zfs-kmod-2.2.7-1`), message);
+  assert.match(message, /^boot failed:/);
+  assert.equal(await digestOf(`${world.info.stream.stable}:latest`), before);
+  assert.equal((await waitEvent('failed')).body.run, runId);
+});
+
+async function waitEvent(event: string) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const e = events.find((x) => x.event === event);
+    if (e) return e;
+    if (Date.now() > deadline) throw new Error(`no ${event} notification (got ${events.map((x) => x.event).join(', ')})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
