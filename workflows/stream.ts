@@ -226,9 +226,9 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   // The loop: start the next run when the stream is free, perform rollbacks between runs.
   const maxEvents = input.maxHistoryEvents ?? 2000;
   const wake = () => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || (state.idle && workflowInfo().historyLength > maxEvents);
+  const held = () => !!state.data.compatHold && state.idle && !!state.data.plan;
   for (;;) {
     // Held by compatibility and idle: re-check the release source on a durable timer (zfs.recheckEvery).
-    const held = () => !!state.data.compatHold && state.idle && !!state.data.plan;
     if (held()) {
       if (!(await condition(wake, durationMs(state.data.plan!.zfs.recheckEvery ?? '6h')))) await recheckReleases();
     } else {
