@@ -88,7 +88,7 @@ async function timingStory(dir: string): Promise<number> {
       if (i % 15 === 0 && !runId) console.log('   waiting for the re-check…');
     }
     console.log(`   the stream started ${runId} by itself`);
-    const summary = await followRun(client.workflow.getHandle(runId), { quiet: false, tty: process.stdout.isTTY ?? false, url: runUrl(config, runId) });
+    const summary = await followRun(client.workflow.getHandle(runId), { quiet: false, tty: process.stdout.isTTY ?? false, url: runUrl(config, runId), verifyKey: config.streams[stream]!.signing.publicKeyFile });
     console.log(formatSummary(summary));
     code = exitCodeFor(summary.outcome);
   } finally {
