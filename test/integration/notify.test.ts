@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { execa } from 'execa';
-import { bringUpWorld, startWorker, client, digestOf, repoRoot, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import { bringUpWorld, startWorker, client, digestOf, repoRoot, closeAll, type TestWorld } from '../support/harness.ts';
 import { triggerStream, streamState, waitForRun } from '../../client/stream-client.ts';
 import type { StreamStateData } from '../../workflows/stream-state.ts';
 import type { PipelineResult } from '../../core/pipeline.ts';
@@ -100,9 +100,7 @@ before(async () => {
 });
 
 after(async () => {
-  await worker?.stop();
-  await c?.connection.close();
-  await tearDownWorld(world);
+  await closeAll({ worker, client: c, world });
   receiver?.close();
   refuser?.close();
 });

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { bringUpWorld, startWorker, client, startRun, digestOf, repoRoot, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import { bringUpWorld, startWorker, client, startRun, digestOf, repoRoot, closeAll, type TestWorld } from '../support/harness.ts';
 import { newestDebianRelease } from '../../world/debian-kernels.ts';
 import { openzfsDir } from '../../world/openzfs-releases.ts';
 import { containerEnv } from '../../world/tools.ts';
@@ -55,11 +55,7 @@ before(async () => {
   worker = await startWorker(world.config);
 });
 
-after(async () => {
-  await worker?.stop();
-  await c?.connection.close();
-  await tearDownWorld(world);
-});
+after(() => closeAll({ worker, client: c, world }));
 
 test('the production recipe builds real zfs-2.2.7 for a 6.1 and a 6.12 Debian kernel; both boot and round-trip a pool; the promoted image loads them by its own tools', { skip }, async (t) => {
   const r = (await (await startRun(world, c)).result()) as PipelineResult;

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { bringUpWorld, worldSpec, startWorker, client, digestOf, cosignVerifies, registryRequests, registryLogMark, writes, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import { bringUpWorld, worldSpec, startWorker, client, waitStreamState, digestOf, cosignVerifies, registryRequests, registryLogMark, writes, tearDownWorld, type TestWorld } from '../support/harness.ts';
 import { triggerStream, streamHandle, streamState } from '../../client/stream-client.ts';
 import { streamWorkflow, streamStateQuery } from '../../workflows/stream.ts';
 import { approveSignal, approveUpdate, rejectUpdate, rollbackUpdate, vetoUpdate, unvetoUpdate, holdUpdate, releaseUpdate, triggerUpdate } from '../../workflows/shared.ts';
@@ -38,15 +38,7 @@ async function trigger(opts: { config?: Config; commit?: string; source?: string
   return triggerStream(c, opts.config ?? world.config, world.stream, { trigger: { source: opts.source ?? 'test', requestId: randomUUID(), ...(opts.commit ? { commit: opts.commit } : {}) } });
 }
 
-async function waitState(what: string, check: (s: StreamStateData) => boolean, timeoutMs = 120_000): Promise<StreamStateData> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await streamState(c, world.stream);
-    if (s && check(s)) return s;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s?.notes.slice(-3))}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const waitState = (what: string, check: (s: StreamStateData) => boolean, timeoutMs?: number) => waitStreamState(c, world.stream, what, check, timeoutMs);
 
 async function runResult(runWorkflowId: string): Promise<PipelineResult> {
   return (await c.workflow.getHandle(runWorkflowId).result()) as PipelineResult;

@@ -18,8 +18,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Client } from '@temporalio/client';
-import { bringUpWorld, startWorker, client, digestOf, registryLogMark, registryRequests, writes, repoRoot, tearDownWorld, type TestWorld } from '../support/harness.ts';
-import { triggerStream, streamState, waitForRun } from '../../client/stream-client.ts';
+import { bringUpWorld, startWorker, client, digestOf, registryLogMark, registryRequests, writes, repoRoot, closeAll, waitStreamState, type TestWorld } from '../support/harness.ts';
+import { triggerStream, waitForRun } from '../../client/stream-client.ts';
 import { newestDebianRelease } from '../../world/debian-kernels.ts';
 import { openzfsDir } from '../../world/openzfs-releases.ts';
 import { containerEnv } from '../../world/tools.ts';
@@ -62,15 +62,7 @@ async function runThroughStream(): Promise<PipelineResult> {
   return (await c.workflow.getHandle(runId).result()) as PipelineResult;
 }
 
-async function waitState(what: string, check: (s: StreamStateData) => boolean, timeoutMs = 60 * 60_000): Promise<StreamStateData> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await streamState(c, world.stream);
-    if (s && check(s)) return s;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s?.notes.slice(-3))}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
+const waitState = (what: string, check: (s: StreamStateData) => boolean, timeoutMs = 60 * 60_000) => waitStreamState(c, world.stream, what, check, timeoutMs);
 
 before(async () => {
   if (skip) return;
@@ -83,9 +75,7 @@ before(async () => {
 });
 
 after(async () => {
-  await worker?.stop();
-  await c?.connection.close();
-  await tearDownWorld(world);
+  await closeAll({ worker, client: c, world });
   receiver.close();
 });
 

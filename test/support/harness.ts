@@ -17,6 +17,8 @@ import { connectClient, startPipelineRun } from '../../client/temporal.ts';
 import { toolPath } from '../../activities/host.ts';
 import type { Config } from '../../core/config.ts';
 import type { PipelineInput } from '../../core/pipeline.ts';
+import { streamState } from '../../client/stream-client.ts';
+import type { StreamStateData } from '../../workflows/stream-state.ts';
 
 /** The repository root. */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -86,6 +88,24 @@ async function terminateStream(address: string, name: string): Promise<void> {
 /** Stops a test world's processes (registry, release source, background worker). */
 export async function tearDownWorld(world: TestWorld | undefined): Promise<void> {
   if (world) await worldDown({ dir: world.dir }).catch(() => undefined);
+}
+
+/** Ends what a test file started: its in-process worker, its Temporal client and its world. */
+export async function closeAll(parts: { worker?: { stop: () => Promise<void> }; client?: Client; world?: TestWorld }): Promise<void> {
+  await parts.worker?.stop();
+  await parts.client?.connection.close();
+  await tearDownWorld(parts.world);
+}
+
+/** Polls the stream's state until `check` holds; fails naming `what` and the stream's last notes. */
+export async function waitStreamState(c: Client, stream: string, what: string, check: (s: StreamStateData) => boolean, timeoutMs = 120_000): Promise<StreamStateData> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await streamState(c, stream);
+    if (s && check(s)) return s;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s?.notes.slice(-3))}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** Runs a worker in this process until the returned stop() is called. */
