@@ -9,7 +9,14 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'no
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { cacheCoverage, cacheLabels, kernelsFromCacheLabels, kernelsCoveredByRpmFiles, cacheCheckMessage, AKMODS_LABELS } from '../core/cache.ts';
+import {
+  cacheCoverage,
+  cacheLabels,
+  kernelsFromCacheLabels,
+  kernelsCoveredByRpmFiles,
+  cacheCheckMessage,
+  AKMODS_LABELS,
+} from '../core/cache.ts';
 import { parseImageRef, digestRef } from '../core/refs.ts';
 import { isValidKernelRelease } from '../core/kernels.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
@@ -75,7 +82,13 @@ export function recipeTimings(output: string): Record<string, number> {
 export function akmodsActivities({ registry, host }: ActivityDeps) {
   return {
     /** Reads the cache's kernel coverage from its labels, or from its layers for legacy caches. */
-    async checkAkmodsCache(input: { cacheRef: string; kernelRefs: Record<string, string>; kernels: string[]; zfsVersion: string; fedora: string }): Promise<AkmodsCacheCheck> {
+    async checkAkmodsCache(input: {
+      cacheRef: string;
+      kernelRefs: Record<string, string>;
+      kernels: string[];
+      zfsVersion: string;
+      fedora: string;
+    }): Promise<AkmodsCacheCheck> {
       const name = parseImageRef(input.cacheRef, 'akmods cache').name;
       let image;
       try {
@@ -86,7 +99,12 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       }
       if (!image) {
         const coverage = cacheCoverage({ required: input.kernels, exists: false, covered: [] });
-        return { ...coverage, holds: [], perKernel: {}, message: cacheCheckMessage({ image: input.cacheRef, fedora: input.fedora, coverage }) };
+        return {
+          ...coverage,
+          holds: [],
+          perKernel: {},
+          message: cacheCheckMessage({ image: input.cacheRef, fedora: input.fedora, coverage }),
+        };
       }
       let holds: string[];
       let cachedZfsVersion: string | undefined;
@@ -98,24 +116,43 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
         via = 'labels';
       } else {
         const paths: string[] = [];
-        await scanLayers({ client: registry, ref: digestRef(name, image.digest), onEntry: (_i, e) => paths.push(e.name), signal: Context.current().cancellationSignal });
+        await scanLayers({
+          client: registry,
+          ref: digestRef(name, image.digest),
+          onEntry: (_i, e) => paths.push(e.name),
+          signal: Context.current().cancellationSignal,
+        });
         holds = kernelsCoveredByRpmFiles(input.kernels, paths);
         via = 'layer-scan';
       }
-      const coverage = cacheCoverage({ required: input.kernels, exists: true, covered: holds, cachedZfsVersion, zfsVersion: input.zfsVersion });
+      const coverage = cacheCoverage({
+        required: input.kernels,
+        exists: true,
+        covered: holds,
+        cachedZfsVersion,
+        zfsVersion: input.zfsVersion,
+      });
       const perKernel: Record<string, string> = {};
       for (const kernel of coverage.covered) {
         const ref = input.kernelRefs[kernel];
         if (!ref) continue;
         const k = await registry.getImage(ref).catch(() => undefined);
-        if (k && k.labels['ostree.linux'] === kernel && k.labels[AKMODS_LABELS.zfsVersion] === input.zfsVersion) perKernel[kernel] = k.digest;
+        if (k && k.labels['ostree.linux'] === kernel && k.labels[AKMODS_LABELS.zfsVersion] === input.zfsVersion)
+          perKernel[kernel] = k.digest;
       }
       return {
         ...coverage,
         digest: image.digest,
         holds,
         perKernel,
-        message: cacheCheckMessage({ image: input.cacheRef, fedora: input.fedora, coverage, via, cachedZfsVersion, zfsVersion: input.zfsVersion }),
+        message: cacheCheckMessage({
+          image: input.cacheRef,
+          fedora: input.fedora,
+          coverage,
+          via,
+          cachedZfsVersion,
+          zfsVersion: input.zfsVersion,
+        }),
       };
     },
 
@@ -126,19 +163,40 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
      * host's build cache instead of run again.
      */
     async buildKernelAkmods(input: BuildKernelAkmodsInput): Promise<BuildKernelAkmodsResult> {
-      if (!isValidKernelRelease(input.kernel)) throw new PermanentError(FailureType.InvalidInput, `Refusing to build akmods for kernel release ${JSON.stringify(input.kernel)}: not a kernel release.`);
+      if (!isValidKernelRelease(input.kernel))
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Refusing to build akmods for kernel release ${JSON.stringify(input.kernel)}: not a kernel release.`,
+        );
       parseImageRef(input.builder, 'builderImage');
       parseImageRef(input.dest, 'akmods destination');
       const ctx = Context.current();
       const env = host.containersEnv();
       ctx.heartbeat({ kernel: input.kernel, step: 'recipe' });
-      const checkout = await checkoutCommit({ url: input.recipe.git, commit: input.recipe.commit, cacheDir: join(host.workDir, 'recipes') });
+      const checkout = await checkoutCommit({
+        url: input.recipe.git,
+        commit: input.recipe.commit,
+        cacheDir: join(host.workDir, 'recipes'),
+      });
       const recipeDir = join(checkout, input.recipe.path, 'akmods');
-      const tarball = await downloadOnce(releaseUrl(input.tarballUrl, input.zfs), join(host.workDir, 'zfs-src', input.zfs.tag, `zfs-${input.zfs.version}.tar.gz`), `source tarball of ${input.zfs.tag}`);
+      const tarball = await downloadOnce(
+        releaseUrl(input.tarballUrl, input.zfs),
+        join(host.workDir, 'zfs-src', input.zfs.tag, `zfs-${input.zfs.version}.tar.gz`),
+        `source tarball of ${input.zfs.tag}`,
+      );
       ctx.heartbeat({ kernel: input.kernel, step: 'pull builder' });
       await podman(pullArgs(input.builder, host.tlsArgs(input.builder)), env);
       const { stdout: builderId } = await podman(['image', 'inspect', '--format', '{{.Id}}', input.builder], env);
-      const key = buildKey({ tarball: await fileSha256(tarball), builderId: builderId.trim(), recipe: await treeHash(recipeDir), kernel: input.kernel, version: input.zfs.version, fedora: input.fedora, experimental: !!input.experimental, userspace: !!input.userspace });
+      const key = buildKey({
+        tarball: await fileSha256(tarball),
+        builderId: builderId.trim(),
+        recipe: await treeHash(recipeDir),
+        kernel: input.kernel,
+        version: input.zfs.version,
+        fedora: input.fedora,
+        experimental: !!input.experimental,
+        userspace: !!input.userspace,
+      });
       const cached = join(host.config.worker.buildCacheDir, key);
       const outDir = await mkdtemp(join(host.workDir, 'akmods-out-'));
       const local = `localhost/kinoite-zfs-akmods-build:${ctx.info.activityId.replace(/[^a-zA-Z0-9_.-]/g, '-')}-${ctx.info.attempt}`;
@@ -165,19 +223,41 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
             ccacheDir: host.config.worker.ccacheDir,
             name: `kz-akmods-${process.pid}-${Date.now()}`,
           });
-          const run = await podman(args, env, { onLine: (line) => line.startsWith('build-akmods: ') && ctx.heartbeat({ kernel: input.kernel, step: 'build', log: line }) }).catch((err: Error) => {
+          const run = await podman(args, env, {
+            onLine: (line) =>
+              line.startsWith('build-akmods: ') && ctx.heartbeat({ kernel: input.kernel, step: 'build', log: line }),
+          }).catch((err: Error) => {
             throw recipeFailure(err, input);
           });
           timings = recipeTimings(run.stdout);
           await saveBuild(cached, outDir, timings);
         }
         const built = await readdir(join(outDir, 'rpms', 'kmods', 'zfs')).catch(() => [] as string[]);
-        if (kernelsCoveredByRpmFiles([input.kernel], built.map((f) => `rpms/kmods/zfs/${f}`)).length === 0) {
-          throw new PermanentError(FailureType.MissingModulePayload, `The akmods builder produced no kmod-zfs RPM for kernel ${input.kernel} (found: ${built.join(', ') || 'nothing'}). Check recipes/akmods/build-akmods.sh and the builder image.`);
+        if (
+          kernelsCoveredByRpmFiles(
+            [input.kernel],
+            built.map((f) => `rpms/kmods/zfs/${f}`),
+          ).length === 0
+        ) {
+          throw new PermanentError(
+            FailureType.MissingModulePayload,
+            `The akmods builder produced no kmod-zfs RPM for kernel ${input.kernel} (found: ${built.join(', ') || 'nothing'}). Check recipes/akmods/build-akmods.sh and the builder image.`,
+          );
         }
         ctx.heartbeat({ kernel: input.kernel, step: 'push' });
-        await scratchImage({ dir: outDir, labels: { ...cacheLabels({ kernels: [input.kernel], zfsVersion: input.zfs.version }), 'ostree.linux': input.kernel }, tag: local, env });
-        const digest = await pushImage({ local, dest: input.dest, digestFile: join(outDir, '.digest'), tls: host.tlsArgs(input.dest), env }, 'podman');
+        await scratchImage({
+          dir: outDir,
+          labels: {
+            ...cacheLabels({ kernels: [input.kernel], zfsVersion: input.zfs.version }),
+            'ostree.linux': input.kernel,
+          },
+          tag: local,
+          env,
+        });
+        const digest = await pushImage(
+          { local, dest: input.dest, digestFile: join(outDir, '.digest'), tls: host.tlsArgs(input.dest), env },
+          'podman',
+        );
         return { kernel: input.kernel, digest, reusedBuild, timings };
       } finally {
         await rm(outDir, { recursive: true, force: true });
@@ -186,16 +266,38 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
     },
 
     /** Publishes the merged cache: a new image in `repo` whose layers are the sources' layers; returns its digest. */
-    async publishAkmodsCache(input: { repo: string; tag: string; kernels: string[]; zfsVersion: string; sources: { repo: string; digest: string }[] }): Promise<{ digest: string }> {
+    async publishAkmodsCache(input: {
+      repo: string;
+      tag: string;
+      kernels: string[];
+      zfsVersion: string;
+      sources: { repo: string; digest: string }[];
+    }): Promise<{ digest: string }> {
       parseImageRef(`${input.repo}:${input.tag}`, 'akmods cache');
-      return registry.assembleImage({ repo: input.repo, tag: input.tag, layersFrom: input.sources, labels: cacheLabels({ kernels: input.kernels, zfsVersion: input.zfsVersion }) });
+      return registry.assembleImage({
+        repo: input.repo,
+        tag: input.tag,
+        layersFrom: input.sources,
+        labels: cacheLabels({ kernels: input.kernels, zfsVersion: input.zfsVersion }),
+      });
     },
   };
 }
 
 /** The host build cache key of one akmods build: every input that can change its RPMs. */
-export function buildKey(inputs: { tarball: string; builderId: string; recipe: string; kernel: string; version: string; fedora: string; experimental: boolean; userspace: boolean }): string {
-  return createHash('sha256').update(JSON.stringify({ ...inputs, layout: 1 })).digest('hex');
+export function buildKey(inputs: {
+  tarball: string;
+  builderId: string;
+  recipe: string;
+  kernel: string;
+  version: string;
+  fedora: string;
+  experimental: boolean;
+  userspace: boolean;
+}): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ ...inputs, layout: 1 }))
+    .digest('hex');
 }
 
 async function fileSha256(file: string): Promise<string> {
@@ -226,5 +328,8 @@ async function saveBuild(cached: string, outDir: string, timings: Record<string,
 function recipeFailure(err: Error, input: BuildKernelAkmodsInput): Error {
   const line = err.message.split('\n').find((l) => l.startsWith('build-akmods: ERROR:'));
   if (!line || /dnf install/.test(line)) return err;
-  return new PermanentError(FailureType.BuildFailed, `Building kmod-zfs ${input.zfs.version} for kernel ${input.kernel} failed: ${line}`);
+  return new PermanentError(
+    FailureType.BuildFailed,
+    `Building kmod-zfs ${input.zfs.version} for kernel ${input.kernel} failed: ${line}`,
+  );
 }

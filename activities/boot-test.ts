@@ -39,9 +39,21 @@ export interface BootTestInput {
 export function qemuArgs(input: { kernel: string; initrd: string; accel: 'kvm' | 'tcg'; memoryMiB: number }): string[] {
   return [
     ...(input.accel === 'kvm' ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
-    '-m', String(input.memoryMiB), '-smp', '1', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
-    '-kernel', input.kernel, '-initrd', input.initrd,
-    '-append', 'console=ttyS0 panic=-1 quiet loglevel=4',
+    '-m',
+    String(input.memoryMiB),
+    '-smp',
+    '1',
+    '-nographic',
+    '-no-reboot',
+    '-nodefaults',
+    '-serial',
+    'stdio',
+    '-kernel',
+    input.kernel,
+    '-initrd',
+    input.initrd,
+    '-append',
+    'console=ttyS0 panic=-1 quiet loglevel=4',
   ];
 }
 
@@ -64,29 +76,70 @@ export function bootTestActivities({ host }: ActivityDeps) {
     /** Boots every kernel of the candidate with its own modules and userland; returns the verdict per kernel (never throws for a failing kernel). */
     async bootTestCandidate(input: BootTestInput): Promise<{ kernels: KernelBoot[] }> {
       parseImageRef(input.candidate, 'candidate');
-      for (const k of input.kernels) if (!isValidKernelRelease(k)) throw new PermanentError(FailureType.InvalidInput, `Refusing to boot kernel release ${JSON.stringify(k)}: not a kernel release.`);
+      for (const k of input.kernels)
+        if (!isValidKernelRelease(k))
+          throw new PermanentError(
+            FailureType.InvalidInput,
+            `Refusing to boot kernel release ${JSON.stringify(k)}: not a kernel release.`,
+          );
       const ctx = Context.current();
       const env = host.containersEnv();
       await podman(pullArgs(input.candidate, host.tlsArgs(input.candidate)), env);
       const busybox = await findBusybox();
-      const parallel = Math.min(input.maxParallel ?? Infinity, bootParallelism({ cpus: cpus().length, freeMiB: Math.floor(freemem() / 2 ** 20), vmMiB: VM_MIB, kernels: input.kernels.length }));
+      const parallel = Math.min(
+        input.maxParallel ?? Infinity,
+        bootParallelism({
+          cpus: cpus().length,
+          freeMiB: Math.floor(freemem() / 2 ** 20),
+          vmMiB: VM_MIB,
+          kernels: input.kernels.length,
+        }),
+      );
       const logs = join(host.workDir, 'boot-logs');
       await mkdir(logs, { recursive: true });
       const results: KernelBoot[] = [];
-      const logName = (kernel: string) => join(logs, `${safe(ctx.info.workflowExecution?.workflowId ?? ctx.info.activityId)}-${kernel}.log`);
+      const logName = (kernel: string) =>
+        join(logs, `${safe(ctx.info.workflowExecution?.workflowId ?? ctx.info.activityId)}-${kernel}.log`);
       const queue = [...input.kernels];
       const one = async (kernel: string): Promise<KernelBoot> => {
         const dir = await mkdtemp(join(host.workDir, 'boot-'));
         try {
           ctx.heartbeat({ kernel, step: 'collect' });
           await mkdir(join(dir, 'root'));
-          await podman(['run', '--rm', '--network=none', '--pull=never', '-v', `${COLLECT}:/kz/collect.sh:ro`, '-v', `${dir}:/out`, input.candidate, '/bin/sh', '/kz/collect.sh', kernel], env).catch((err: Error) => {
+          await podman(
+            [
+              'run',
+              '--rm',
+              '--network=none',
+              '--pull=never',
+              '-v',
+              `${COLLECT}:/kz/collect.sh:ro`,
+              '-v',
+              `${dir}:/out`,
+              input.candidate,
+              '/bin/sh',
+              '/kz/collect.sh',
+              kernel,
+            ],
+            env,
+          ).catch((err: Error) => {
             const line = err.message.split('\n').find((l) => l.startsWith('kz-collect: '));
-            throw line ? new PermanentError(FailureType.MissingModulePayload, `Cannot boot kernel ${kernel} of ${input.candidate}: ${line.slice(12)}`) : err;
+            throw line
+              ? new PermanentError(
+                  FailureType.MissingModulePayload,
+                  `Cannot boot kernel ${kernel} of ${input.candidate}: ${line.slice(12)}`,
+                )
+              : err;
           });
           const initrd = await initramfs(join(dir, 'root'), busybox, join(dir, 'initrd.cpio'));
           const vmlinuz = join(dir, 'vmlinuz');
-          let run = await bootOnce({ kernel, vmlinuz, initrd, timeoutSeconds: input.timeoutSeconds, accel: (await kvmUsable(host.config.worker.qemuAccel)) ? 'kvm' : 'tcg' });
+          let run = await bootOnce({
+            kernel,
+            vmlinuz,
+            initrd,
+            timeoutSeconds: input.timeoutSeconds,
+            accel: (await kvmUsable(host.config.worker.qemuAccel)) ? 'kvm' : 'tcg',
+          });
           if (run.boot.accel === 'kvm' && !run.boot.booted && host.config.worker.qemuAccel === 'auto') {
             kvmBroken = true;
             run = await bootOnce({ kernel, vmlinuz, initrd, timeoutSeconds: input.timeoutSeconds, accel: 'tcg' });
@@ -114,7 +167,13 @@ export function bootTestActivities({ host }: ActivityDeps) {
 }
 
 /** One qemu run: its verdict and its console lines. */
-async function bootOnce(input: { kernel: string; vmlinuz: string; initrd: string; timeoutSeconds: number; accel: 'kvm' | 'tcg' }): Promise<{ boot: KernelBoot; lines: string[] }> {
+async function bootOnce(input: {
+  kernel: string;
+  vmlinuz: string;
+  initrd: string;
+  timeoutSeconds: number;
+  accel: 'kvm' | 'tcg';
+}): Promise<{ boot: KernelBoot; lines: string[] }> {
   const lines: string[] = [];
   const started = Date.now();
   let timedOut = false;
@@ -126,14 +185,23 @@ async function bootOnce(input: { kernel: string; vmlinuz: string; initrd: string
     timeoutMs: input.timeoutSeconds * 1000,
     onLine: (l) => {
       lines.push(l);
-      if (l.includes('KZ: ')) Context.current().heartbeat({ kernel: input.kernel, console: l.slice(l.indexOf('KZ: ')) });
+      if (l.includes('KZ: '))
+        Context.current().heartbeat({ kernel: input.kernel, console: l.slice(l.indexOf('KZ: ')) });
     },
   }).catch((err: Error) => {
     if (err instanceof PermanentError && err.type === FailureType.ToolMissing) throw err;
     timedOut = /timed out/.test(err.message.split('\n')[0]!);
     exitError = timedOut ? undefined : err.message.split('\n').slice(-3).join(' ').slice(0, 300);
   });
-  const boot = readBootConsole({ kernel: input.kernel, lines, seconds: (Date.now() - started) / 1000, accel: input.accel, timedOut, timeoutSeconds: input.timeoutSeconds, exitError });
+  const boot = readBootConsole({
+    kernel: input.kernel,
+    lines,
+    seconds: (Date.now() - started) / 1000,
+    accel: input.accel,
+    timedOut,
+    timeoutSeconds: input.timeoutSeconds,
+    exitError,
+  });
   return { boot, lines };
 }
 
@@ -147,7 +215,13 @@ async function initramfs(root: string, busybox: string, out: string): Promise<st
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'etc']) await mkdir(join(root, d), { recursive: true });
   if (!existsSync(join(root, 'bin', 'sh'))) await symlink('busybox', join(root, 'bin', 'sh'));
   const names = ['.', ...(await walk(root)).map((p) => relative(root, p))];
-  await runTool({ tool: 'cpio', args: ['--quiet', '-o', '-H', 'newc', '-O', out], cwd: root, input: `${names.join('\n')}\n`, env: {} });
+  await runTool({
+    tool: 'cpio',
+    args: ['--quiet', '-o', '-H', 'newc', '-O', out],
+    cwd: root,
+    input: `${names.join('\n')}\n`,
+    env: {},
+  });
   return out;
 }
 
@@ -164,7 +238,10 @@ async function walk(dir: string): Promise<string[]> {
 /** A statically linked busybox on this host (Debian's busybox-static), the initramfs's shell and tools. */
 async function findBusybox(): Promise<string> {
   for (const p of ['/bin/busybox', '/usr/bin/busybox', '/usr/sbin/busybox']) if (existsSync(p)) return p;
-  throw new PermanentError(FailureType.ToolMissing, 'busybox is not installed on this build host: the booted check packs it into the initramfs (apt-get install busybox-static; scripts/setup.sh does).');
+  throw new PermanentError(
+    FailureType.ToolMissing,
+    'busybox is not installed on this build host: the booted check packs it into the initramfs (apt-get install busybox-static; scripts/setup.sh does).',
+  );
 }
 
 function safe(s: string): string {

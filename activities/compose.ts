@@ -27,10 +27,19 @@ export function composeActivities({ host }: ActivityDeps) {
   return {
     /** Builds and pushes the candidate image; returns the digest the registry answered with. */
     async composeCandidate(input: ComposeInput): Promise<{ digest: string }> {
-      for (const [field, ref] of [['base', input.base], ['akmods', input.akmods], ['candidate', `${input.candidateRepo}:${input.tag}`]] as const) parseImageRef(ref, field);
+      for (const [field, ref] of [
+        ['base', input.base],
+        ['akmods', input.akmods],
+        ['candidate', `${input.candidateRepo}:${input.tag}`],
+      ] as const)
+        parseImageRef(ref, field);
       const ctx = Context.current();
       const env = host.containersEnv();
-      const checkout = await checkoutCommit({ url: input.recipe.git, commit: input.recipe.commit, cacheDir: join(host.workDir, 'recipes') });
+      const checkout = await checkoutCommit({
+        url: input.recipe.git,
+        commit: input.recipe.commit,
+        cacheDir: join(host.workDir, 'recipes'),
+      });
       const local = `localhost/kinoite-zfs-candidate-build:${input.tag}`;
       const tls = host.isInsecure(input.base) || host.isInsecure(input.akmods) ? ['--tls-verify=false'] : [];
       ctx.heartbeat({ step: 'build' });
@@ -39,7 +48,12 @@ export function composeActivities({ host }: ActivityDeps) {
           contextDir: join(checkout, input.recipe.path, 'os'),
           tag: local,
           tls,
-          buildArgs: { BASE_IMAGE: input.base, AKMODS_IMAGE: input.akmods, STABLE_REPO: input.stableRepo, CANDIDATE_REPO: input.candidateRepo },
+          buildArgs: {
+            BASE_IMAGE: input.base,
+            AKMODS_IMAGE: input.akmods,
+            STABLE_REPO: input.stableRepo,
+            CANDIDATE_REPO: input.candidateRepo,
+          },
           labels: input.labels,
         }),
         env,
@@ -48,7 +62,9 @@ export function composeActivities({ host }: ActivityDeps) {
       const tmp = await mkdtemp(join(host.workDir, 'compose-'));
       try {
         const dest = `${input.candidateRepo}:${input.tag}`;
-        return { digest: await pushImage({ local, dest, digestFile: join(tmp, 'digest'), tls: host.tlsArgs(dest), env }) };
+        return {
+          digest: await pushImage({ local, dest, digestFile: join(tmp, 'digest'), tls: host.tlsArgs(dest), env }),
+        };
       } finally {
         await rm(tmp, { recursive: true, force: true });
       }

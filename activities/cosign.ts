@@ -20,17 +20,52 @@ export function signArgs(input: { ref: string; keyFile: string; insecure: boolea
 
 /** Arguments of `cosign verify` with a public key, offline. */
 export function verifyArgs(input: { ref: string; publicKeyFile: string; insecure: boolean }): string[] {
-  return ['verify', '--key', input.publicKeyFile, ...insecureFlags(input.insecure), '--insecure-ignore-tlog', '--output', 'json', input.ref];
+  return [
+    'verify',
+    '--key',
+    input.publicKeyFile,
+    ...insecureFlags(input.insecure),
+    '--insecure-ignore-tlog',
+    '--output',
+    'json',
+    input.ref,
+  ];
 }
 
 /** Arguments of `cosign attest` with a SLSA provenance v1 predicate file. */
-export function attestArgs(input: { ref: string; keyFile: string; predicateFile: string; insecure: boolean }): string[] {
-  return ['attest', '--yes', '--key', input.keyFile, '--type', 'slsaprovenance1', '--predicate', input.predicateFile, ...insecureFlags(input.insecure), '--tlog-upload=false', input.ref];
+export function attestArgs(input: {
+  ref: string;
+  keyFile: string;
+  predicateFile: string;
+  insecure: boolean;
+}): string[] {
+  return [
+    'attest',
+    '--yes',
+    '--key',
+    input.keyFile,
+    '--type',
+    'slsaprovenance1',
+    '--predicate',
+    input.predicateFile,
+    ...insecureFlags(input.insecure),
+    '--tlog-upload=false',
+    input.ref,
+  ];
 }
 
 /** Arguments of `cosign verify-attestation` for the SLSA provenance v1 type. */
 export function verifyAttestationArgs(input: { ref: string; publicKeyFile: string; insecure: boolean }): string[] {
-  return ['verify-attestation', '--key', input.publicKeyFile, '--type', 'slsaprovenance1', ...insecureFlags(input.insecure), '--insecure-ignore-tlog', input.ref];
+  return [
+    'verify-attestation',
+    '--key',
+    input.publicKeyFile,
+    '--type',
+    'slsaprovenance1',
+    ...insecureFlags(input.insecure),
+    '--insecure-ignore-tlog',
+    input.ref,
+  ];
 }
 
 /** Runs cosign with an optional key password and the host's registry credentials. */

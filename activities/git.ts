@@ -18,9 +18,20 @@ export function lsRemoteArgs(url: string, ref: string): string[] {
 export async function resolveCommit(url: string, ref: string): Promise<string> {
   if (/^[0-9a-f]{40}$/.test(ref)) return ref;
   const { stdout } = await runTool({ tool: 'git', args: lsRemoteArgs(url, ref), env: GIT_ENV });
-  const lines = stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
-  const exact = lines.find(([, name]) => name === `refs/heads/${ref}`) ?? lines.find(([, name]) => name === `refs/tags/${ref}^{}`) ?? lines.find(([, name]) => name === `refs/tags/${ref}`) ?? lines[0];
-  if (!exact) throw new PermanentError(FailureType.InvalidInput, `Recipe ref "${ref}" does not exist in ${url}; check recipe.ref in the config.`);
+  const lines = stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t'));
+  const exact =
+    lines.find(([, name]) => name === `refs/heads/${ref}`) ??
+    lines.find(([, name]) => name === `refs/tags/${ref}^{}`) ??
+    lines.find(([, name]) => name === `refs/tags/${ref}`) ??
+    lines[0];
+  if (!exact)
+    throw new PermanentError(
+      FailureType.InvalidInput,
+      `Recipe ref "${ref}" does not exist in ${url}; check recipe.ref in the config.`,
+    );
   return exact[0];
 }
 
@@ -32,10 +43,20 @@ export async function checkoutCommit(input: { url: string; commit: string; cache
   await mkdir(input.cacheDir, { recursive: true });
   try {
     await runTool({ tool: 'git', args: ['clone', '--quiet', '--no-checkout', '--', input.url, tmp], env: GIT_ENV });
-    await runTool({ tool: 'git', args: ['-C', tmp, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', input.commit], env: GIT_ENV });
+    await runTool({
+      tool: 'git',
+      args: ['-C', tmp, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', input.commit],
+      env: GIT_ENV,
+    });
     const { stdout } = await runTool({ tool: 'git', args: ['-C', tmp, 'rev-parse', 'HEAD'], env: GIT_ENV });
-    if (stdout.trim() !== input.commit) throw new PermanentError(FailureType.InvalidInput, `Pinned ref mismatch: expected ${input.commit}, got ${stdout.trim()}`);
-    await runTool({ tool: 'git', args: ['-C', tmp, 'commit-graph', 'write', '--reachable'], env: GIT_ENV }).catch(() => undefined);
+    if (stdout.trim() !== input.commit)
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Pinned ref mismatch: expected ${input.commit}, got ${stdout.trim()}`,
+      );
+    await runTool({ tool: 'git', args: ['-C', tmp, 'commit-graph', 'write', '--reachable'], env: GIT_ENV }).catch(
+      () => undefined,
+    );
     await (await import('node:fs/promises')).writeFile(join(tmp, '.kz-complete'), input.commit);
     // Two builds of one run check out the same commit at once: the first complete checkout wins and is never removed.
     if (!existsSync(join(dir, '.kz-complete'))) {

@@ -16,7 +16,9 @@ export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5', actionlint:
 
 /** The per-user tools cache: $KINOITE_ZFS_TOOLS_DIR, else ${XDG_CACHE_HOME:-~/.cache}/kinoite-zfs/tools (scripts/setup.sh agrees). */
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KINOITE_ZFS_TOOLS_DIR ? resolve(env.KINOITE_ZFS_TOOLS_DIR) : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kinoite-zfs', 'tools');
+  return env.KINOITE_ZFS_TOOLS_DIR
+    ? resolve(env.KINOITE_ZFS_TOOLS_DIR)
+    : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kinoite-zfs', 'tools');
 }
 
 /** Path of a pinned Go tool: env override, then the tools cache, then PATH. */
@@ -63,7 +65,11 @@ export class Host {
   /** Signing settings of a stream on this host; a clear error when the stream is unknown here. */
   signing(stream: string) {
     const s = this.config.streams[stream];
-    if (!s) throw new PermanentError(FailureType.InvalidInput, `Stream "${stream}" is not in this worker's config file; add it there (the signing keys are read on the worker host).`);
+    if (!s)
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Stream "${stream}" is not in this worker's config file; add it there (the signing keys are read on the worker host).`,
+      );
     return s.signing;
   }
 
@@ -73,7 +79,11 @@ export class Host {
     if (s.passwordFile) return (await readFile(s.passwordFile, 'utf8')).replace(/\r?\n$/, '');
     if (s.passwordEnv) {
       const v = process.env[s.passwordEnv];
-      if (v === undefined) throw new PermanentError(FailureType.AuthDenied, `The cosign key password variable ${s.passwordEnv} is not set in this worker's environment; set it (or signing.passwordFile) and restart the worker.`);
+      if (v === undefined)
+        throw new PermanentError(
+          FailureType.AuthDenied,
+          `The cosign key password variable ${s.passwordEnv} is not set in this worker's environment; set it (or signing.passwordFile) and restart the worker.`,
+        );
       return v;
     }
     return '';

@@ -26,7 +26,9 @@ export function createActivities(deps: ActivityDeps) {
     ...notifyActivities(deps),
     ...promotionActivities(deps),
   };
-  return Object.fromEntries(Object.entries(all).map(([name, fn]) => [name, wrap(name, fn as (input: unknown) => Promise<unknown>)])) as typeof all;
+  return Object.fromEntries(
+    Object.entries(all).map(([name, fn]) => [name, wrap(name, fn as (input: unknown) => Promise<unknown>)]),
+  ) as typeof all;
 }
 
 /** The activities' type, for `proxyActivities<Activities>()` in workflow code. */
@@ -49,7 +51,8 @@ function wrap(name: string, fn: (input: unknown) => Promise<unknown>) {
       return result;
     } catch (err) {
       ctx.log.warn(`${name} failed: ${(err as Error).message.split('\n')[0]}`, { workflowId, attempt });
-      if (isPermanentError(err)) throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true });
+      if (isPermanentError(err))
+        throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true });
       throw err;
     } finally {
       clearInterval(ticker);

@@ -99,7 +99,8 @@ const TAR_TYPES = new Set([
 export async function scanLayers(input: ScanLayersInput): Promise<ScanLayersResult> {
   const { client, ref, onEntry, onLayer, signal, wantContent } = input;
   const limit = input.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES;
-  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`maxContentBytes must be a non-negative integer, got ${limit}`);
+  if (!Number.isSafeInteger(limit) || limit < 0)
+    throw new RangeError(`maxContentBytes must be a non-negative integer, got ${limit}`);
   const skip = new Set(input.skipLayerDigests ?? []);
   signal?.throwIfAborted();
   const image = await client.getImage(ref, signal);
@@ -128,7 +129,8 @@ export async function scanLayers(input: ScanLayersInput): Promise<ScanLayersResu
 
 /** Chooses the decompression for a layer media type; undefined = plain tar. */
 function decompressorFor(mediaType: string, digest: string, ref: string): (() => NodeJS.ReadWriteStream) | undefined {
-  if (GZIP_TYPES.has(mediaType) || mediaType.endsWith('+gzip') || mediaType.endsWith('.gzip')) return () => createGunzip();
+  if (GZIP_TYPES.has(mediaType) || mediaType.endsWith('+gzip') || mediaType.endsWith('.gzip'))
+    return () => createGunzip();
   if (TAR_TYPES.has(mediaType) || mediaType.endsWith('.tar')) return undefined;
   if (mediaType.includes('zstd')) {
     throw new PermanentError(
@@ -136,7 +138,10 @@ function decompressorFor(mediaType: string, digest: string, ref: string): (() =>
       `Layer ${digest} of ${ref} is zstd-compressed (${mediaType}), which this scanner does not read; push the image with gzip layers (e.g. podman push --compression-format gzip)`,
     );
   }
-  throw new PermanentError(FailureType.InvalidInput, `Layer ${digest} of ${ref} has unsupported media type ${mediaType}; expected a tar or tar+gzip layer`);
+  throw new PermanentError(
+    FailureType.InvalidInput,
+    `Layer ${digest} of ${ref} has unsupported media type ${mediaType}; expected a tar or tar+gzip layer`,
+  );
 }
 
 async function readTar(args: {
@@ -152,7 +157,11 @@ async function readTar(args: {
   // An error thrown by the consumer is passed through untouched, never reclassified as a bad layer.
   let consumerError: { err: unknown } | undefined;
   /** Runs a consumer callback; on a throw, records it and fails the parse. */
-  const guard = <T>(fn: () => T, stream: { resume(): unknown; on(event: 'error', fn: () => void): unknown }, next: (err?: Error) => void): { ok: true; value: T } | { ok: false } => {
+  const guard = <T>(
+    fn: () => T,
+    stream: { resume(): unknown; on(event: 'error', fn: () => void): unknown },
+    next: (err?: Error) => void,
+  ): { ok: true; value: T } | { ok: false } => {
     try {
       return { ok: true, value: fn() };
     } catch (err) {
@@ -169,7 +178,10 @@ async function readTar(args: {
     const type = entryType(header.type);
     const entry: LayerEntry = { name: header.name, type };
     if ((type === 'link' || type === 'symlink') && header.linkname != null) entry.linkname = header.linkname;
-    const want = type === 'file' && args.wantContent ? guard(() => args.wantContent!(entry), stream, next) : { ok: true as const, value: false };
+    const want =
+      type === 'file' && args.wantContent
+        ? guard(() => args.wantContent!(entry), stream, next)
+        : { ok: true as const, value: false };
     if (!want.ok) return;
     const size = header.size ?? 0;
     if (!want.value || size > args.limit) {
@@ -190,7 +202,8 @@ async function readTar(args: {
       if (got <= args.limit) chunks.push(chunk);
     });
     stream.on('end', () => {
-      const content: EntryContent = got <= args.limit ? { bytes: Buffer.concat(chunks, got) } : { tooLarge: true, size: got, limit: args.limit };
+      const content: EntryContent =
+        got <= args.limit ? { bytes: Buffer.concat(chunks, got) } : { tooLarge: true, size: got, limit: args.limit };
       chunks.length = 0;
       if (guard(() => args.onEntry(entry, content), stream, next).ok) next();
     });
@@ -214,7 +227,10 @@ async function readTar(args: {
     const code = (err as NodeJS.ErrnoException).code;
     // zlib and tar parse errors are corrupt or mislabelled layers: retrying gives the same bytes.
     if (code?.startsWith('Z_') || /tar|header|checksum/i.test((err as Error).message)) {
-      throw new PermanentError(FailureType.InvalidInput, `Cannot read ${args.where}: ${(err as Error).message}; the layer is corrupt or not the format its media type says`);
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Cannot read ${args.where}: ${(err as Error).message}; the layer is corrupt or not the format its media type says`,
+      );
     }
     throw err;
   }

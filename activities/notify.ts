@@ -22,25 +22,46 @@ export function notifyActivities({ host }: ActivityDeps) {
      * secret never travel through Temporal); throws a retryable error for connection trouble and
      * 5xx, PermanentError for 4xx.
      */
-    async deliverNotification(input: { stream: string; index: number; payload: NotifyPayload }): Promise<{ url: string; status: number }> {
+    async deliverNotification(input: {
+      stream: string;
+      index: number;
+      payload: NotifyPayload;
+    }): Promise<{ url: string; status: number }> {
       const webhook = host.config.streams[input.stream]?.notify[input.index];
-      if (!webhook) throw new PermanentError(FailureType.InvalidInput, `Stream ${input.stream} has no webhook number ${input.index + 1} in this worker's config: give workers and the CLI the same config.`);
+      if (!webhook)
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Stream ${input.stream} has no webhook number ${input.index + 1} in this worker's config: give workers and the CLI the same config.`,
+        );
       const body = JSON.stringify(input.payload);
-      const headers: Record<string, string> = { 'Content-Type': 'application/json', 'User-Agent': 'kinoite-zfs', 'X-Kinoite-ZFS-Event': input.payload.event };
+      const headers: Record<string, string> = {
+        'Content-Type': 'application/json',
+        'User-Agent': 'kinoite-zfs',
+        'X-Kinoite-ZFS-Event': input.payload.event,
+      };
       if (webhook.secretEnv) {
         const secret = process.env[webhook.secretEnv];
-        if (!secret) throw new PermanentError(FailureType.InvalidInput, `Webhook ${redactUrl(webhook.url)} is signed with $${webhook.secretEnv}, which is not set on this worker host.`);
+        if (!secret)
+          throw new PermanentError(
+            FailureType.InvalidInput,
+            `Webhook ${redactUrl(webhook.url)} is signed with $${webhook.secretEnv}, which is not set on this worker host.`,
+          );
         headers['X-Kinoite-ZFS-Signature'] = signatureHeader(body, secret);
       }
       let res: Response;
       try {
         res = await fetch(webhook.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
       } catch (err) {
-        throw new Error(`Cannot reach webhook ${redactUrl(webhook.url)}: ${String((err as Error).cause ?? (err as Error).message)} (will be retried)`);
+        throw new Error(
+          `Cannot reach webhook ${redactUrl(webhook.url)}: ${String((err as Error).cause ?? (err as Error).message)} (will be retried)`,
+        );
       }
       await res.body?.cancel();
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
-        throw new PermanentError(FailureType.InvalidInput, `Webhook ${redactUrl(webhook.url)} refused the ${input.payload.event} notification with HTTP ${res.status}; check its URL and secret.`);
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Webhook ${redactUrl(webhook.url)} refused the ${input.payload.event} notification with HTTP ${res.status}; check its URL and secret.`,
+        );
       }
       if (!res.ok) throw new Error(`Webhook ${redactUrl(webhook.url)} answered HTTP ${res.status} (will be retried)`);
       return { url: redactUrl(webhook.url), status: res.status };

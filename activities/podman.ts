@@ -33,28 +33,52 @@ export interface BuilderRun {
 /** Arguments of the akmods builder container run. */
 export function builderRunArgs(input: BuilderRun): string[] {
   return [
-    'run', '--rm', ...(input.network === 'none' ? ['--network=none'] : []), '--pull=never', '--name', input.name,
-    '-v', `${input.recipeDir}:/recipe:ro`,
-    '-v', `${input.srcDir}:/src:ro`,
-    '-v', `${input.outDir}:/out`,
+    'run',
+    '--rm',
+    ...(input.network === 'none' ? ['--network=none'] : []),
+    '--pull=never',
+    '--name',
+    input.name,
+    '-v',
+    `${input.recipeDir}:/recipe:ro`,
+    '-v',
+    `${input.srcDir}:/src:ro`,
+    '-v',
+    `${input.outDir}:/out`,
     ...(input.ccacheDir ? ['-v', `${input.ccacheDir}:/ccache`] : []),
-    '-e', `KERNEL_RELEASE=${input.kernel}`,
-    '-e', `ZFS_VERSION=${input.zfsVersion}`,
-    '-e', `FEDORA_VERSION=${input.fedora}`,
+    '-e',
+    `KERNEL_RELEASE=${input.kernel}`,
+    '-e',
+    `ZFS_VERSION=${input.zfsVersion}`,
+    '-e',
+    `FEDORA_VERSION=${input.fedora}`,
     ...(input.userspace ? ['-e', 'ZFS_BUILD_USERSPACE=1'] : []),
     ...(input.experimental ? ['-e', 'ZFS_LINUX_EXPERIMENTAL=1'] : []),
-    input.image, '/bin/sh', '/recipe/build-akmods.sh',
+    input.image,
+    '/bin/sh',
+    '/recipe/build-akmods.sh',
   ];
 }
 
 /** Arguments of `podman build` for the OS image recipe. */
-export function composeBuildArgs(input: { contextDir: string; tag: string; buildArgs: Record<string, string>; labels: Record<string, string>; tls: string[] }): string[] {
+export function composeBuildArgs(input: {
+  contextDir: string;
+  tag: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  tls: string[];
+}): string[] {
   return [
-    'build', '--pull=missing', ...input.tls, '--layers=true',
-    '-f', 'Containerfile',
+    'build',
+    '--pull=missing',
+    ...input.tls,
+    '--layers=true',
+    '-f',
+    'Containerfile',
     ...Object.entries(input.buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
     ...Object.entries(input.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
-    '-t', input.tag,
+    '-t',
+    input.tag,
     input.contextDir,
   ];
 }
@@ -75,17 +99,28 @@ export function buildah(args: string[], env: Record<string, string>, extra: Part
 }
 
 /** Pushes a local image and returns the digest the registry answered with. */
-export async function pushImage(input: { local: string; dest: string; digestFile: string; tls: string[]; env: Record<string, string> }, tool: 'podman' | 'buildah' = 'podman'): Promise<string> {
+export async function pushImage(
+  input: { local: string; dest: string; digestFile: string; tls: string[]; env: Record<string, string> },
+  tool: 'podman' | 'buildah' = 'podman',
+): Promise<string> {
   await runTool({ tool, args: pushArgs(input), env: input.env });
   return (await readFile(input.digestFile, 'utf8')).trim();
 }
 
 /** Builds a FROM-scratch image holding the files of `dir` at `/`, with labels; returns the local image id. */
-export async function scratchImage(input: { dir: string; labels: Record<string, string>; tag: string; env: Record<string, string> }): Promise<void> {
+export async function scratchImage(input: {
+  dir: string;
+  labels: Record<string, string>;
+  tag: string;
+  env: Record<string, string>;
+}): Promise<void> {
   const { stdout: container } = await buildah(['from', '--quiet', 'scratch'], input.env);
   try {
     await buildah(['copy', '--quiet', container.trim(), `${input.dir}/.`, '/'], input.env);
-    await buildah(['config', ...Object.entries(input.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), container.trim()], input.env);
+    await buildah(
+      ['config', ...Object.entries(input.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), container.trim()],
+      input.env,
+    );
     await buildah(['commit', '--quiet', '--rm', container.trim(), input.tag], input.env);
   } catch (err) {
     await buildah(['rm', container.trim()], input.env).catch(() => undefined);

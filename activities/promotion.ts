@@ -18,11 +18,24 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
 
   async function verify(stream: string, ref: string): Promise<boolean> {
     try {
-      await cosign({ bin: cosignBin(), args: verifyArgs({ ref, publicKeyFile: host.signing(stream).publicKeyFile, insecure: host.isInsecure(ref) }), authFile: host.authFile() });
+      await cosign({
+        bin: cosignBin(),
+        args: verifyArgs({ ref, publicKeyFile: host.signing(stream).publicKeyFile, insecure: host.isInsecure(ref) }),
+        authFile: host.authFile(),
+      });
       return true;
     } catch (err) {
-      if (err instanceof PermanentError && err.type !== FailureType.SignatureInvalid && err.type !== FailureType.ImageNotFound) throw err;
-      if (!(err instanceof PermanentError) && !/no matching signatures|no signatures found|MANIFEST_UNKNOWN|not found/i.test((err as Error).message)) throw err;
+      if (
+        err instanceof PermanentError &&
+        err.type !== FailureType.SignatureInvalid &&
+        err.type !== FailureType.ImageNotFound
+      )
+        throw err;
+      if (
+        !(err instanceof PermanentError) &&
+        !/no matching signatures|no signatures found|MANIFEST_UNKNOWN|not found/i.test((err as Error).message)
+      )
+        throw err;
       return false;
     }
   }
@@ -39,45 +52,93 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
     async copyImageByDigest(input: { from: string; to: string }): Promise<{ digest: string }> {
       const src = parseImageRef(input.from, 'copy source');
       const dst = parseImageRef(input.to, 'copy destination');
-      if (!src.digest) throw new PermanentError(FailureType.PolicyViolation, `Refusing to copy ${input.from}: promotion copies only by digest, never by tag.`);
-      if (src.registry !== dst.registry) throw new PermanentError(FailureType.InvalidInput, `Copy from ${src.registry} to ${dst.registry} is not supported: candidate and stable repositories must live in one registry.`);
+      if (!src.digest)
+        throw new PermanentError(
+          FailureType.PolicyViolation,
+          `Refusing to copy ${input.from}: promotion copies only by digest, never by tag.`,
+        );
+      if (src.registry !== dst.registry)
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Copy from ${src.registry} to ${dst.registry} is not supported: candidate and stable repositories must live in one registry.`,
+        );
       const manifest = await registry.getManifest(input.from);
-      if (manifest.digest !== src.digest) throw new PermanentError(FailureType.PolicyViolation, `Registry returned ${manifest.digest} for ${input.from}`);
+      if (manifest.digest !== src.digest)
+        throw new PermanentError(FailureType.PolicyViolation, `Registry returned ${manifest.digest} for ${input.from}`);
       const children: string[] = manifest.manifest.manifests?.map((m: { digest: string }) => m.digest) ?? [];
-      for (const child of children) await this.copyImageByDigest({ from: digestRef(src.name, child), to: digestRef(dst.name, child) });
+      for (const child of children)
+        await this.copyImageByDigest({ from: digestRef(src.name, child), to: digestRef(dst.name, child) });
       if (!children.length) {
-        const blobs: string[] = [manifest.manifest.config.digest, ...manifest.manifest.layers.map((l: { digest: string }) => l.digest)];
+        const blobs: string[] = [
+          manifest.manifest.config.digest,
+          ...manifest.manifest.layers.map((l: { digest: string }) => l.digest),
+        ];
         for (const digest of blobs) {
-          if (src.name !== dst.name && !(await registry.blobExists(dst.name, digest))) await registry.mountBlob({ from: src.name, to: dst.name, digest });
+          if (src.name !== dst.name && !(await registry.blobExists(dst.name, digest)))
+            await registry.mountBlob({ from: src.name, to: dst.name, digest });
         }
       }
-      const digest = await registry.putManifest(dst.name, dst.tag ?? dst.digest ?? src.digest, manifest.bytes, manifest.mediaType);
-      if (digest !== src.digest) throw new PermanentError(FailureType.PolicyViolation, `Copy of ${input.from} to ${input.to} produced digest ${digest}; expected the exact source digest.`);
+      const digest = await registry.putManifest(
+        dst.name,
+        dst.tag ?? dst.digest ?? src.digest,
+        manifest.bytes,
+        manifest.mediaType,
+      );
+      if (digest !== src.digest)
+        throw new PermanentError(
+          FailureType.PolicyViolation,
+          `Copy of ${input.from} to ${input.to} produced digest ${digest}; expected the exact source digest.`,
+        );
       return { digest };
     },
 
     /** Signs name@digest with the stream's key unless it already carries a valid signature, then verifies it. */
     async signImage(input: { stream: string; ref: string }): Promise<{ alreadySigned: boolean }> {
-      if (!parseImageRef(input.ref, 'image to sign').digest) throw new PermanentError(FailureType.PolicyViolation, `Refusing to sign ${input.ref}: only exact digests are signed.`);
+      if (!parseImageRef(input.ref, 'image to sign').digest)
+        throw new PermanentError(
+          FailureType.PolicyViolation,
+          `Refusing to sign ${input.ref}: only exact digests are signed.`,
+        );
       if (await verify(input.stream, input.ref)) return { alreadySigned: true };
       const signing = host.signing(input.stream);
       const password = await host.signingPassword(input.stream);
-      await cosign({ bin: cosignBin(), args: signArgs({ ref: input.ref, keyFile: signing.keyFile, insecure: host.isInsecure(input.ref) }), password, authFile: host.authFile() });
-      if (!(await verify(input.stream, input.ref))) throw new PermanentError(FailureType.SignatureInvalid, `The signature just made for ${input.ref} does not verify with ${signing.publicKeyFile}: the key pair does not match. Fix signing.keyFile/publicKeyFile.`);
+      await cosign({
+        bin: cosignBin(),
+        args: signArgs({ ref: input.ref, keyFile: signing.keyFile, insecure: host.isInsecure(input.ref) }),
+        password,
+        authFile: host.authFile(),
+      });
+      if (!(await verify(input.stream, input.ref)))
+        throw new PermanentError(
+          FailureType.SignatureInvalid,
+          `The signature just made for ${input.ref} does not verify with ${signing.publicKeyFile}: the key pair does not match. Fix signing.keyFile/publicKeyFile.`,
+        );
       return { alreadySigned: false };
     },
 
     /** Verifies the signature of name@digest with the stream's public key; throws SignatureInvalid when it does not verify. */
     async verifyImageSignature(input: { stream: string; ref: string }): Promise<{ verified: true }> {
-      if (!(await verify(input.stream, input.ref))) throw new PermanentError(FailureType.SignatureInvalid, `${input.ref} has no signature that verifies with ${host.signing(input.stream).publicKeyFile}.`);
+      if (!(await verify(input.stream, input.ref)))
+        throw new PermanentError(
+          FailureType.SignatureInvalid,
+          `${input.ref} has no signature that verifies with ${host.signing(input.stream).publicKeyFile}.`,
+        );
       return { verified: true };
     },
 
     /** Attaches a signed SLSA provenance v1 attestation to name@digest (skipped when one already verifies). */
-    async attestProvenance(input: { stream: string; ref: string; predicate: object }): Promise<{ alreadyAttested: boolean }> {
+    async attestProvenance(input: {
+      stream: string;
+      ref: string;
+      predicate: object;
+    }): Promise<{ alreadyAttested: boolean }> {
       const signing = host.signing(input.stream);
       const insecure = host.isInsecure(input.ref);
-      const already = await cosign({ bin: cosignBin(), args: verifyAttestationArgs({ ref: input.ref, publicKeyFile: signing.publicKeyFile, insecure }), authFile: host.authFile() }).then(
+      const already = await cosign({
+        bin: cosignBin(),
+        args: verifyAttestationArgs({ ref: input.ref, publicKeyFile: signing.publicKeyFile, insecure }),
+        authFile: host.authFile(),
+      }).then(
         () => true,
         () => false,
       );
@@ -86,7 +147,12 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       try {
         const file = join(dir, 'predicate.json');
         await writeFile(file, JSON.stringify(input.predicate));
-        await cosign({ bin: cosignBin(), args: attestArgs({ ref: input.ref, keyFile: signing.keyFile, predicateFile: file, insecure }), password: await host.signingPassword(input.stream), authFile: host.authFile() });
+        await cosign({
+          bin: cosignBin(),
+          args: attestArgs({ ref: input.ref, keyFile: signing.keyFile, predicateFile: file, insecure }),
+          password: await host.signingPassword(input.stream),
+          authFile: host.authFile(),
+        });
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -161,7 +161,13 @@ interface RequestOptions {
  */
 export class RegistryClient {
   /** Counters of everything this client did; read them after a run. */
-  readonly stats: RegistryStats = { requests: 0, blobBytesRead: 0, blobBytesWritten: 0, blobsMounted: 0, blobsCopied: 0 };
+  readonly stats: RegistryStats = {
+    requests: 0,
+    blobBytesRead: 0,
+    blobBytesWritten: 0,
+    blobsMounted: 0,
+    blobsCopied: 0,
+  };
 
   readonly #access: RegistryAccess;
   #auths?: Promise<Map<string, string>>;
@@ -230,7 +236,10 @@ export class RegistryClient {
       }
       fetched = await this.#getManifest(r, entry.digest, `${r.name}@${entry.digest}`, signal);
       if (isIndex(fetched)) {
-        throw new PermanentError(FailureType.InvalidInput, `Nested image index in ${ref} is not supported; point at an image manifest`);
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Nested image index in ${ref} is not supported; point at an image manifest`,
+        );
       }
     }
     const m = fetched.manifest;
@@ -245,10 +254,17 @@ export class RegistryClient {
     try {
       config = JSON.parse(configBytes.toString('utf8'));
     } catch {
-      throw new PermanentError(FailureType.InvalidInput, `Config blob ${m.config.digest} of ${ref} is not JSON; the image is corrupt`);
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Config blob ${m.config.digest} of ${ref} is not JSON; the image is corrupt`,
+      );
     }
     const labels: Record<string, string> = { ...(config?.config?.Labels ?? {}) };
-    const layers: LayerDescriptor[] = m.layers.map((l: any) => ({ digest: l.digest, mediaType: l.mediaType, size: l.size }));
+    const layers: LayerDescriptor[] = m.layers.map((l: any) => ({
+      digest: l.digest,
+      mediaType: l.mediaType,
+      size: l.size,
+    }));
     return { digest: fetched.digest, indexDigest, mediaType: fetched.mediaType, manifest: m, config, labels, layers };
   }
 
@@ -276,7 +292,9 @@ export class RegistryClient {
       flush(controller) {
         const actual = hash.digest('hex');
         if (actual !== expected) {
-          controller.error(new Error(`Blob ${digest} of ${repoName} hashed to sha256:${actual}; the transfer was corrupted, retry`));
+          controller.error(
+            new Error(`Blob ${digest} of ${repoName} hashed to sha256:${actual}; the transfer was corrupted, retry`),
+          );
         }
       },
     });
@@ -300,7 +318,10 @@ export class RegistryClient {
     const r = parseRepo(repoName);
     const digest = sha256(bytes);
     if (reference.includes(':') && reference !== digest) {
-      throw new PermanentError(FailureType.InvalidInput, `Manifest bytes hash to ${digest}, not to the reference ${reference}; push by tag or by the right digest`);
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Manifest bytes hash to ${digest}, not to the reference ${reference}; push by tag or by the right digest`,
+      );
     }
     const res = await this.#request(r.registry, r.repository, 'push', `/manifests/${reference}`, {
       method: 'PUT',
@@ -311,7 +332,9 @@ export class RegistryClient {
     await res.arrayBuffer();
     const served = res.headers.get('docker-content-digest');
     if (served && served.startsWith('sha256:') && served !== digest) {
-      throw new Error(`Registry stored manifest for ${repoName}:${reference} as ${served}, expected ${digest}; check the registry`);
+      throw new Error(
+        `Registry stored manifest for ${repoName}:${reference} as ${served}, expected ${digest}; check the registry`,
+      );
     }
     return digest;
   }
@@ -344,11 +367,17 @@ export class RegistryClient {
       // 202: the registry opened an ordinary upload instead; cancel it so it does not linger.
       const location = res.headers.get('location');
       if (location) {
-        const del = await this.#request(to.registry, to.repository, 'push', this.#resolveLocation(to.registry, location), {
-          method: 'DELETE',
-          okStatuses: [404],
-          what: `cancel the upload opened for ${input.to}`,
-        });
+        const del = await this.#request(
+          to.registry,
+          to.repository,
+          'push',
+          this.#resolveLocation(to.registry, location),
+          {
+            method: 'DELETE',
+            okStatuses: [404],
+            what: `cancel the upload opened for ${input.to}`,
+          },
+        );
         await del.arrayBuffer();
       }
     }
@@ -381,7 +410,10 @@ export class RegistryClient {
    */
   async assembleImage(input: AssembleImageInput): Promise<{ digest: string }> {
     if (input.layersFrom.length === 0) {
-      throw new PermanentError(FailureType.InvalidInput, `assembleImage for ${input.repo} got no source images; pass at least one`);
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `assembleImage for ${input.repo} got no source images; pass at least one`,
+      );
     }
     const target = parseRepo(input.repo);
     const layers: { desc: any; diffId: string; from: string }[] = [];
@@ -421,7 +453,10 @@ export class RegistryClient {
       ...(platform!.variant ? { variant: platform!.variant } : {}),
       config: { Labels: labels },
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-      history: layers.map((l) => ({ created: ASSEMBLED_CREATED, created_by: `kinoite-zfs assemble: layer ${l.desc.digest}` })),
+      history: layers.map((l) => ({
+        created: ASSEMBLED_CREATED,
+        created_by: `kinoite-zfs assemble: layer ${l.desc.digest}`,
+      })),
     };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configDigest = sha256(configBytes);
@@ -453,7 +488,10 @@ export class RegistryClient {
     const tags: string[] = [];
     let path = '/tags/list';
     for (let page = 0; page < 1000; page++) {
-      const res = await this.#request(r.registry, r.repository, 'pull', path, { okStatuses: [404], what: `list tags of ${repoName}` });
+      const res = await this.#request(r.registry, r.repository, 'pull', path, {
+        okStatuses: [404],
+        what: `list tags of ${repoName}`,
+      });
       if (res.status === 404) {
         await res.arrayBuffer();
         return [];
@@ -533,12 +571,18 @@ export class RegistryClient {
     });
     await patch.arrayBuffer();
     const next = patch.headers.get('location');
-    const put = await this.#request(to.registry, to.repository, 'push', withQuery(next ? this.#resolveLocation(to.registry, next) : location, 'digest', input.digest), {
-      method: 'PUT',
-      headers: { 'Content-Length': '0' },
-      body: Buffer.alloc(0),
-      what: `finish the upload of blob ${input.digest} to ${input.to}`,
-    });
+    const put = await this.#request(
+      to.registry,
+      to.repository,
+      'push',
+      withQuery(next ? this.#resolveLocation(to.registry, next) : location, 'digest', input.digest),
+      {
+        method: 'PUT',
+        headers: { 'Content-Length': '0' },
+        body: Buffer.alloc(0),
+        what: `finish the upload of blob ${input.digest} to ${input.to}`,
+      },
+    );
     await put.arrayBuffer();
     stats.blobBytesWritten += sent;
     stats.blobsCopied += 1;
@@ -563,7 +607,13 @@ export class RegistryClient {
    * once (Basic from the auth file, or a Bearer token for the challenge's scope), maps statuses to
    * errors.
    */
-  async #request(host: string, repository: string, action: Action, pathOrUrl: string, opts: RequestOptions): Promise<Response> {
+  async #request(
+    host: string,
+    repository: string,
+    action: Action,
+    pathOrUrl: string,
+    opts: RequestOptions,
+  ): Promise<Response> {
     const url = this.#url(host, repository, pathOrUrl);
     const method = opts.method ?? 'GET';
     const scopeKey = `${host}|${repository}|${action}|${opts.mountFrom ?? ''}`;
@@ -600,9 +650,14 @@ export class RegistryClient {
       const detail = cause?.code ?? cause?.message ?? (err as Error).message;
       if (/^ERR_SSL_WRONG_VERSION_NUMBER$|^EPROTO$/.test(cause?.code ?? '')) {
         // HTTPS to a registry that speaks plain HTTP: a configuration problem, not worth retrying.
-        throw new PermanentError(FailureType.InvalidInput, `Registry ${new URL(url).host} does not speak HTTPS (${detail}) while trying to ${opts.what}. If it is a local plain-HTTP registry, list "${new URL(url).host}" in registries.insecure of this worker's config.`);
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Registry ${new URL(url).host} does not speak HTTPS (${detail}) while trying to ${opts.what}. If it is a local plain-HTTP registry, list "${new URL(url).host}" in registries.insecure of this worker's config.`,
+        );
       }
-      throw new Error(`Registry request ${method} ${url} failed (${detail}) while trying to ${opts.what}; check that the registry is reachable (retrying)`);
+      throw new Error(
+        `Registry request ${method} ${url} failed (${detail}) while trying to ${opts.what}; check that the registry is reachable (retrying)`,
+      );
     }
   }
 
@@ -636,7 +691,10 @@ export class RegistryClient {
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined;
     const scopes = challenge.params.scope
       ? challenge.params.scope.split(' ').filter(Boolean)
-      : [`repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`, ...(mountFrom ? [`repository:${mountFrom}:pull`] : [])];
+      : [
+          `repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`,
+          ...(mountFrom ? [`repository:${mountFrom}:pull`] : []),
+        ];
     const scope = scopes.join(' ');
     const cached = this.#tokens.get(`${host}|${scope}`);
     if (cached && (cached.expiresAt === undefined || cached.expiresAt > Date.now() + 5_000)) {
@@ -654,7 +712,9 @@ export class RegistryClient {
       res = await fetch(tokenUrl, { headers });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause;
-      throw new Error(`Token request to ${tokenUrl.origin}${tokenUrl.pathname} for ${host} failed (${cause?.code ?? (err as Error).message}); retrying`);
+      throw new Error(
+        `Token request to ${tokenUrl.origin}${tokenUrl.pathname} for ${host} failed (${cause?.code ?? (err as Error).message}); retrying`,
+      );
     }
     if (res.status === 401 || res.status === 403) {
       await res.arrayBuffer().catch(() => undefined);
@@ -665,11 +725,14 @@ export class RegistryClient {
     }
     if (!res.ok) {
       await res.arrayBuffer().catch(() => undefined);
-      throw new Error(`Token service ${tokenUrl.origin}${tokenUrl.pathname} answered ${res.status} for ${host}; retrying`);
+      throw new Error(
+        `Token service ${tokenUrl.origin}${tokenUrl.pathname} answered ${res.status} for ${host}; retrying`,
+      );
     }
     const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token ?? body.access_token;
-    if (!token) throw new Error(`Token service ${tokenUrl.origin}${tokenUrl.pathname} returned no token for ${host}; retrying`);
+    if (!token)
+      throw new Error(`Token service ${tokenUrl.origin}${tokenUrl.pathname} returned no token for ${host}; retrying`);
     const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 60;
     this.#tokens.set(`${host}|${scope}`, { token, expiresAt: Date.now() + expiresIn * 1000 });
     this.#scopeFor.set(scopeKey, scope);
@@ -692,7 +755,10 @@ async function loadAuthFile(path: string): Promise<Map<string, string>> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new PermanentError(FailureType.InvalidInput, `Cannot read registry auth file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the authFile setting`);
+    throw new PermanentError(
+      FailureType.InvalidInput,
+      `Cannot read registry auth file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the authFile setting`,
+    );
   }
   let parsed: any;
   try {
@@ -729,12 +795,18 @@ async function statusError(res: Response, method: string, url: string, what: str
     return new PermanentError(FailureType.ImageNotFound, `Could not ${what}: ${detail}; check the name, tag or digest`);
   }
   if (res.status === 401 || res.status === 403) {
-    return new PermanentError(FailureType.AuthDenied, `Could not ${what}: ${detail}; check the credentials for ${host} in the registry auth file`);
+    return new PermanentError(
+      FailureType.AuthDenied,
+      `Could not ${what}: ${detail}; check the credentials for ${host} in the registry auth file`,
+    );
   }
   if (res.status === 429 || res.status >= 500) {
     return new Error(`Could not ${what}: ${detail}; the registry is busy or failing (retrying)`);
   }
-  return new PermanentError(FailureType.InvalidInput, `Could not ${what}: ${detail}; the request was rejected as invalid`);
+  return new PermanentError(
+    FailureType.InvalidInput,
+    `Could not ${what}: ${detail}; the request was rejected as invalid`,
+  );
 }
 
 function parseChallenge(header: string): Challenge | undefined {
@@ -747,7 +819,11 @@ function parseChallenge(header: string): Challenge | undefined {
 }
 
 function isIndex(m: FetchedManifest): boolean {
-  return m.mediaType === MediaType.OciIndex || m.mediaType === MediaType.DockerManifestList || (Array.isArray(m.manifest?.manifests) && !m.manifest?.layers);
+  return (
+    m.mediaType === MediaType.OciIndex ||
+    m.mediaType === MediaType.DockerManifestList ||
+    (Array.isArray(m.manifest?.manifests) && !m.manifest?.layers)
+  );
 }
 
 function pickLinuxAmd64(index: any): { digest: string } | undefined {
@@ -756,9 +832,18 @@ function pickLinuxAmd64(index: any): { digest: string } | undefined {
 }
 
 /** Docker layer media types name the same bytes as their OCI counterparts; an OCI manifest wants OCI names. */
-function ociLayerDescriptor(l: any): { mediaType: string; digest: string; size: number; annotations?: Record<string, string> } {
+function ociLayerDescriptor(l: any): {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+} {
   const mediaType =
-    l.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : l.mediaType === MediaType.DockerLayerTar ? MediaType.OciLayerTar : l.mediaType;
+    l.mediaType === MediaType.DockerLayerGzip
+      ? MediaType.OciLayerGzip
+      : l.mediaType === MediaType.DockerLayerTar
+        ? MediaType.OciLayerTar
+        : l.mediaType;
   return { mediaType, digest: l.digest, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) };
 }
 
@@ -768,7 +853,10 @@ function sha256(bytes: Buffer): string {
 
 function checkDigest(digest: string): void {
   if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
-    throw new PermanentError(FailureType.InvalidInput, `"${digest}" is not a sha256 digest (sha256:<64 hex>); pass a digest`);
+    throw new PermanentError(
+      FailureType.InvalidInput,
+      `"${digest}" is not a sha256 digest (sha256:<64 hex>); pass a digest`,
+    );
   }
 }
 
@@ -790,7 +878,10 @@ function parseRef(ref: string): RegistryRef {
 function parseRepo(name: string): RegistryRef {
   const r = parseRef(name);
   if (r.tag !== undefined || r.digest !== undefined) {
-    throw new PermanentError(FailureType.InvalidInput, `Expected a repository name without tag or digest, got "${name}"`);
+    throw new PermanentError(
+      FailureType.InvalidInput,
+      `Expected a repository name without tag or digest, got "${name}"`,
+    );
   }
   return r;
 }

@@ -11,27 +11,46 @@ import { PermanentError, FailureType } from '../core/errors.ts';
 
 /** Expands `{tag}` and `{version}` in a release URL template. */
 export function releaseUrl(template: string, vars: { tag: string; version: string }): string {
-  return template.replaceAll('{tag}', encodeURIComponent(vars.tag)).replaceAll('{version}', encodeURIComponent(vars.version));
+  return template
+    .replaceAll('{tag}', encodeURIComponent(vars.tag))
+    .replaceAll('{version}', encodeURIComponent(vars.version));
 }
 
 async function get(url: string, what: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: { 'User-Agent': 'kinoite-zfs', Accept: 'application/json, text/plain, */*' }, signal: AbortSignal.timeout(60_000) });
+    res = await fetch(url, {
+      headers: { 'User-Agent': 'kinoite-zfs', Accept: 'application/json, text/plain, */*' },
+      signal: AbortSignal.timeout(60_000),
+    });
   } catch (err) {
-    throw new Error(`Cannot reach the OpenZFS release source for ${what} at ${url}: ${(err as Error).message} (will be retried)`);
+    throw new Error(
+      `Cannot reach the OpenZFS release source for ${what} at ${url}: ${(err as Error).message} (will be retried)`,
+    );
   }
-  if (res.status === 404) throw new PermanentError(FailureType.ImageNotFound, `The OpenZFS release source has no ${what} at ${url} (HTTP 404); check zfs.source in the config.`);
-  if (res.status === 401 || res.status === 403) throw new PermanentError(FailureType.AuthDenied, `The OpenZFS release source refused ${url} (HTTP ${res.status}).`);
+  if (res.status === 404)
+    throw new PermanentError(
+      FailureType.ImageNotFound,
+      `The OpenZFS release source has no ${what} at ${url} (HTTP 404); check zfs.source in the config.`,
+    );
+  if (res.status === 401 || res.status === 403)
+    throw new PermanentError(FailureType.AuthDenied, `The OpenZFS release source refused ${url} (HTTP ${res.status}).`);
   if (!res.ok) throw new Error(`The OpenZFS release source answered HTTP ${res.status} for ${url} (will be retried)`);
   return res;
 }
 
 /** The list of releases (GitHub API shape). */
 export async function fetchReleases(url: string): Promise<{ tag: string; prerelease: boolean; draft: boolean }[]> {
-  const body = (await (await get(url, 'release list')).json()) as { tag_name?: string; prerelease?: boolean; draft?: boolean }[];
-  if (!Array.isArray(body)) throw new PermanentError(FailureType.InvalidInput, `The release list at ${url} is not a JSON array.`);
-  return body.filter((r) => typeof r.tag_name === 'string').map((r) => ({ tag: r.tag_name!, prerelease: !!r.prerelease, draft: !!r.draft }));
+  const body = (await (await get(url, 'release list')).json()) as {
+    tag_name?: string;
+    prerelease?: boolean;
+    draft?: boolean;
+  }[];
+  if (!Array.isArray(body))
+    throw new PermanentError(FailureType.InvalidInput, `The release list at ${url} is not a JSON array.`);
+  return body
+    .filter((r) => typeof r.tag_name === 'string')
+    .map((r) => ({ tag: r.tag_name!, prerelease: !!r.prerelease, draft: !!r.draft }));
 }
 
 /** The text of a release's META file. */

@@ -35,16 +35,24 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
       const parsed = parseImageRef(input.ref, 'baseImage');
       const image = await registry.getImage(input.ref).catch((err) => {
         if (err instanceof PermanentError && err.type === FailureType.ImageNotFound) {
-          throw new PermanentError(FailureType.ImageNotFound, `Failed to resolve base image digest for ${input.ref}: the registry does not have it. Check baseImage in the config.`);
+          throw new PermanentError(
+            FailureType.ImageNotFound,
+            `Failed to resolve base image digest for ${input.ref}: the registry does not have it. Check baseImage in the config.`,
+          );
         }
         throw err;
       });
       const ostreeLinux = image.labels['ostree.linux'];
-      if (!ostreeLinux) throw new PermanentError(FailureType.InvalidInput, `Failed to read ostree.linux label from ${input.ref}`);
+      if (!ostreeLinux)
+        throw new PermanentError(FailureType.InvalidInput, `Failed to read ostree.linux label from ${input.ref}`);
       const version = image.labels['org.opencontainers.image.version'] ?? '';
       const digest = image.indexDigest ?? image.digest;
       const fedora = fedoraVersionFromKernel(ostreeLinux) ?? version.split('.')[0] ?? '';
-      const candidates = immutableBaseTagCandidates({ sourceTag: sourceTagOf(input.ref), versionLabel: version, fedora });
+      const candidates = immutableBaseTagCandidates({
+        sourceTag: sourceTagOf(input.ref),
+        versionLabel: version,
+        fedora,
+      });
       let tag: string | undefined;
       for (const candidate of candidates) {
         if ((await registry.resolveDigest(tagRef(parsed.name, candidate)).catch(() => undefined)) === digest) {
@@ -52,15 +60,32 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
           break;
         }
       }
-      if (!tag) throw new PermanentError(FailureType.InvalidInput, `Failed to map digest ${digest} to an immutable tag. Tried candidate tags: ${candidates.join(' ')}`);
-      return { ref: input.ref, name: parsed.name, digest, pinned: digestRef(parsed.name, digest), tag, ostreeLinux, version, layers: image.layers.map((l) => l.digest) };
+      if (!tag)
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `Failed to map digest ${digest} to an immutable tag. Tried candidate tags: ${candidates.join(' ')}`,
+        );
+      return {
+        ref: input.ref,
+        name: parsed.name,
+        digest,
+        pinned: digestRef(parsed.name, digest),
+        tag,
+        ostreeLinux,
+        version,
+        layers: image.layers.map((l) => l.digest),
+      };
     },
 
     /** Pins any image (the builder) by digest. */
     async resolveImageDigest(input: { ref: string; field: string }): Promise<PinnedImage> {
       const parsed = parseImageRef(input.ref, input.field);
       const digest = await registry.resolveDigest(input.ref);
-      if (!digest) throw new PermanentError(FailureType.ImageNotFound, `Failed to resolve ${input.field} digest for ${input.ref}: the registry does not have it.`);
+      if (!digest)
+        throw new PermanentError(
+          FailureType.ImageNotFound,
+          `Failed to resolve ${input.field} digest for ${input.ref}: the registry does not have it.`,
+        );
       return { ref: input.ref, name: parsed.name, digest, pinned: digestRef(parsed.name, digest) };
     },
 
@@ -68,9 +93,13 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
      * Lists the kernels under /usr/lib/modules of a digest-pinned base, honouring whiteouts.
      * Memoised by digest on this host: a second call for the same digest reads no layer.
      */
-    async listBaseKernels(input: { pinned: string; digest: string }): Promise<{ kernels: string[]; layersRead: number; memoised: boolean }> {
+    async listBaseKernels(input: {
+      pinned: string;
+      digest: string;
+    }): Promise<{ kernels: string[]; layersRead: number; memoised: boolean }> {
       const memo = join(host.workDir, 'kernel-memo', `${input.digest.replace(':', '-')}.json`);
-      if (existsSync(memo)) return { kernels: JSON.parse(await readFile(memo, 'utf8')).kernels, layersRead: 0, memoised: true };
+      if (existsSync(memo))
+        return { kernels: JSON.parse(await readFile(memo, 'utf8')).kernels, layersRead: 0, memoised: true };
       const scan = new LayerScan();
       const ctx = Context.current();
       const { layersRead } = await scanLayers({
@@ -94,11 +123,34 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
     /** Picks the newest release of the configured line (or exactly `pin`, when replaying a lock) and reads its META. */
     async resolveZfsRelease(input: { line: string; source: StreamPlan['zfs']['source']; pin?: string }) {
       const releases = await fetchReleases(input.source.releasesUrl);
-      const picked = input.pin ? (releases.some((r) => r.tag === `zfs-${input.pin}`) ? { tag: `zfs-${input.pin}`, version: input.pin } : undefined) : pickZfsRelease({ line: input.line, releases });
-      if (!picked && input.pin) throw new PermanentError(FailureType.InvalidInput, `The lock pins OpenZFS ${input.pin}, which ${input.source.releasesUrl} does not list.`);
-      if (!picked) throw new PermanentError(FailureType.InvalidInput, `No OpenZFS release in line ${input.line} at ${input.source.releasesUrl} (found: ${releases.map((r) => r.tag).slice(0, 8).join(', ') || 'none'}). Check zfs.line in the config.`);
+      const picked = input.pin
+        ? releases.some((r) => r.tag === `zfs-${input.pin}`)
+          ? { tag: `zfs-${input.pin}`, version: input.pin }
+          : undefined
+        : pickZfsRelease({ line: input.line, releases });
+      if (!picked && input.pin)
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `The lock pins OpenZFS ${input.pin}, which ${input.source.releasesUrl} does not list.`,
+        );
+      if (!picked)
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `No OpenZFS release in line ${input.line} at ${input.source.releasesUrl} (found: ${
+            releases
+              .map((r) => r.tag)
+              .slice(0, 8)
+              .join(', ') || 'none'
+          }). Check zfs.line in the config.`,
+        );
       const meta = parseMeta(await fetchText(releaseUrl(input.source.metaUrl, picked), `META of ${picked.tag}`));
-      return { line: input.line, tag: picked.tag, version: picked.version, linuxMin: meta.linuxMin, linuxMax: meta.linuxMax };
+      return {
+        line: input.line,
+        tag: picked.tag,
+        version: picked.version,
+        linuxMin: meta.linuxMin,
+        linuxMax: meta.linuxMax,
+      };
     },
 
     /** Pins the recipe ref to a commit. */

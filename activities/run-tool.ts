@@ -46,7 +46,10 @@ export function redact(text: string, secrets: readonly string[] = []): string {
 
 /** A printable form of a command line for logs; secrets are never in args, but redact anyway. */
 export function describeCommand(call: Pick<ToolCall, 'tool' | 'args' | 'secrets'>): string {
-  return redact([call.tool, ...call.args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))].join(' '), call.secrets);
+  return redact(
+    [call.tool, ...call.args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))].join(' '),
+    call.secrets,
+  );
 }
 
 function activityContext(): Context | undefined {
@@ -61,7 +64,10 @@ function activityContext(): Context | undefined {
 const SECRET_NAME = /(TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|PRIVATE_KEY|CREDENTIALS?)$/i;
 
 /** The worker's environment without secret-looking variables, plus the call's own variables. */
-export function childEnv(base: NodeJS.ProcessEnv, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+export function childEnv(
+  base: NodeJS.ProcessEnv,
+  extra: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(base)) if (!SECRET_NAME.test(k)) env[k] = v;
   return { ...env, ...extra };
@@ -112,14 +118,25 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
 function toolError(call: ToolCall, command: string, err: ExecaError): Error {
   const stderr = redact(String(err.stderr ?? ''), call.secrets);
   const stdout = redact(String(err.stdout ?? ''), call.secrets);
-  const spawnCode = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? (err as unknown as NodeJS.ErrnoException).code;
+  const spawnCode =
+    (err.cause as NodeJS.ErrnoException | undefined)?.code ?? (err as unknown as NodeJS.ErrnoException).code;
   if (err.isCanceled) return new Error(`${call.tool} was cancelled: ${command}`);
   if (err.timedOut) return new Error(`${call.tool} timed out after ${call.timeoutMs} ms: ${command}`);
   if (spawnCode === 'ENOENT' && err.exitCode === undefined) {
-    return new PermanentError(FailureType.ToolMissing, `${call.tool} is not installed on this worker host (${command}). Install it (scripts/setup.sh does) or serve only the queues whose tools this host has.`);
+    return new PermanentError(
+      FailureType.ToolMissing,
+      `${call.tool} is not installed on this worker host (${command}). Install it (scripts/setup.sh does) or serve only the queues whose tools this host has.`,
+    );
   }
   const tail = (stderr || stdout).trim().split('\n').slice(-12).join('\n');
-  const verdict = classifyToolFailure({ tool: call.tool, exitCode: err.exitCode, stderr: `${stderr}\n${stdout}`, spawnErrorCode: spawnCode });
+  const verdict = classifyToolFailure({
+    tool: call.tool,
+    exitCode: err.exitCode,
+    stderr: `${stderr}\n${stdout}`,
+    spawnErrorCode: spawnCode,
+  });
   const message = `Command failed (exit ${err.exitCode ?? '?'}): ${command}\n${tail}`;
-  return verdict.permanent ? new PermanentError(verdict.type, `${message}\n(${verdict.reason})`) : new Error(`${message}\n(${verdict.reason}; will be retried)`);
+  return verdict.permanent
+    ? new PermanentError(verdict.type, `${message}\n(${verdict.reason})`)
+    : new Error(`${message}\n(${verdict.reason}; will be retried)`);
 }

@@ -56,7 +56,13 @@ export function smokeTestActivities({ registry }: ActivityDeps) {
       });
       const result = scan.smoke(input.candidate);
       if (!result.ok) throw new PermanentError(FailureType.MissingModulePayload, result.message);
-      return { kernels: result.kernels, modules: result.modules, layersRead, layersSkipped: candidate.layers.length - layersRead, bytesRead };
+      return {
+        kernels: result.kernels,
+        modules: result.modules,
+        layersRead,
+        layersSkipped: candidate.layers.length - layersRead,
+        bytesRead,
+      };
     },
   };
 }

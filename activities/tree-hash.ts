@@ -14,7 +14,10 @@ export async function treeHash(dir: string): Promise<string> {
     for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) h.update(`${relative(dir, p)}\0`).update(await readFile(p)).update('\0');
+      else if (e.isFile())
+        h.update(`${relative(dir, p)}\0`)
+          .update(await readFile(p))
+          .update('\0');
       else if (e.isSymbolicLink()) h.update(`${relative(dir, p)}\0->${await readlink(p)}\0`);
     }
   };

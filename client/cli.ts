@@ -13,27 +13,74 @@ const op = (name: string) => async (): Promise<Command> => {
 };
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  config: { summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema', load: async () => (await import('./commands/config.ts')).configCommand },
-  world: { summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world', load: async () => (await import('../world/commands.ts')).worldCommand },
-  services: { summary: 'services up|down|status [--dir DIR]   the local Temporal dev server (and a world\'s registry)', load: async () => { const { worldCommand } = await import('../world/commands.ts'); return (argv: string[]) => worldCommand(['services', ...argv]); } },
-  worker: { summary: 'worker [--config FILE] [--queues control,build]   run a worker', load: async () => (await import('./commands/worker.ts')).workerCommand },
-  run: { summary: 'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA] [--mode main|branch|pr --branch B --pr N] [--lock FILE [--promote]]   trigger a run and follow it', load: async () => (await import('./commands/run.ts')).runCommand },
-  status: { summary: 'status [--config F] [--stream S] [--json] [--limit N]   stream state, pending approval, last runs, stable digests', load: async () => (await import('./commands/status.ts')).statusCommand },
-  approve: { summary: 'approve --stream S --digest D --inputs-hash H [--by NAME]   approve the pending candidate', load: op('approve') },
+  config: {
+    summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema',
+    load: async () => (await import('./commands/config.ts')).configCommand,
+  },
+  world: {
+    summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world',
+    load: async () => (await import('../world/commands.ts')).worldCommand,
+  },
+  services: {
+    summary: "services up|down|status [--dir DIR]   the local Temporal dev server (and a world's registry)",
+    load: async () => {
+      const { worldCommand } = await import('../world/commands.ts');
+      return (argv: string[]) => worldCommand(['services', ...argv]);
+    },
+  },
+  worker: {
+    summary: 'worker [--config FILE] [--queues control,build]   run a worker',
+    load: async () => (await import('./commands/worker.ts')).workerCommand,
+  },
+  run: {
+    summary:
+      'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA] [--mode main|branch|pr --branch B --pr N] [--lock FILE [--promote]]   trigger a run and follow it',
+    load: async () => (await import('./commands/run.ts')).runCommand,
+  },
+  status: {
+    summary:
+      'status [--config F] [--stream S] [--json] [--limit N]   stream state, pending approval, last runs, stable digests',
+    load: async () => (await import('./commands/status.ts')).statusCommand,
+  },
+  approve: {
+    summary: 'approve --stream S --digest D --inputs-hash H [--by NAME]   approve the pending candidate',
+    load: op('approve'),
+  },
   reject: { summary: 'reject --stream S --digest D --inputs-hash H --reason TEXT [--by NAME]', load: op('reject') },
-  rollback: { summary: 'rollback --stream S --to AUDIT_TAG|DIGEST [--reason TEXT]   move stable back; the stream then holds', load: op('rollback') },
-  veto: { summary: 'veto --stream S --kind inputs|kernel|zfs --value V --reason TEXT   never promote it', load: op('veto') },
+  rollback: {
+    summary: 'rollback --stream S --to AUDIT_TAG|DIGEST [--reason TEXT]   move stable back; the stream then holds',
+    load: op('rollback'),
+  },
+  veto: {
+    summary: 'veto --stream S --kind inputs|kernel|zfs --value V --reason TEXT   never promote it',
+    load: op('veto'),
+  },
   unveto: { summary: 'unveto --stream S --kind inputs|kernel|zfs --value V   lift a veto', load: op('unveto') },
   hold: { summary: 'hold --stream S [--reason TEXT]   build and test, but do not promote', load: op('hold') },
   release: { summary: 'release --stream S   end a hold', load: op('release') },
-  schedule: { summary: 'schedule apply|pause|unpause|trigger|describe [--stream S]   the nightly Temporal Schedule', load: async () => (await import('./commands/schedule.ts')).scheduleCommand },
-  lock: { summary: 'lock export --run WORKFLOW_ID [--out FILE]   the pinned inputs of a finished run, for run --lock', load: async () => (await import('./commands/lock.ts')).lockCommand },
-  demo: { summary: 'demo   the whole pipeline on the hermetic demo world', load: async () => (await import('./commands/demo.ts')).demoCommand },
+  schedule: {
+    summary: 'schedule apply|pause|unpause|trigger|describe [--stream S]   the nightly Temporal Schedule',
+    load: async () => (await import('./commands/schedule.ts')).scheduleCommand,
+  },
+  lock: {
+    summary: 'lock export --run WORKFLOW_ID [--out FILE]   the pinned inputs of a finished run, for run --lock',
+    load: async () => (await import('./commands/lock.ts')).lockCommand,
+  },
+  demo: {
+    summary: 'demo   the whole pipeline on the hermetic demo world',
+    load: async () => (await import('./commands/demo.ts')).demoCommand,
+  },
 };
 
 /** Prints usage for every subcommand. */
 export function usage(): string {
-  return ['usage: kinoite-zfs <command> [options]', '', ...Object.values(commands).map((c) => `  ${c.summary}`), '', 'Exit codes: 0 ok, 1 run did not succeed, 2 usage/config error, 3 connection error, 4 internal error.'].join('\n');
+  return [
+    'usage: kinoite-zfs <command> [options]',
+    '',
+    ...Object.values(commands).map((c) => `  ${c.summary}`),
+    '',
+    'Exit codes: 0 ok, 1 run did not succeed, 2 usage/config error, 3 connection error, 4 internal error.',
+  ].join('\n');
 }
 
 /** Runs the CLI with the given arguments and returns the exit code. */
@@ -49,7 +96,9 @@ export async function main(argv: string[]): Promise<number> {
     return ExitCode.ConfigError;
   }
   try {
-    return await (await command.load())(rest);
+    return await (
+      await command.load()
+    )(rest);
   } catch (err) {
     return reportError(err);
   }
@@ -67,11 +116,15 @@ export function reportError(err: unknown): number {
   }
   if ((err as Error)?.name === 'WorkflowUpdateFailedError') {
     // A stream's validator refused the request before it reached history.
-    console.error(`kinoite-zfs: refused: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+    console.error(
+      `kinoite-zfs: refused: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`,
+    );
     return ExitCode.ConfigError;
   }
   if (isConnectionError(err)) {
-    console.error(`kinoite-zfs: cannot reach Temporal: ${(err as Error).message}\nStart it with "kinoite-zfs services up" or check temporal.address / TEMPORAL_ADDRESS.`);
+    console.error(
+      `kinoite-zfs: cannot reach Temporal: ${(err as Error).message}\nStart it with "kinoite-zfs services up" or check temporal.address / TEMPORAL_ADDRESS.`,
+    );
     return ExitCode.ConnectionError;
   }
   console.error(`kinoite-zfs: ${(err as Error)?.stack ?? err}`);
@@ -87,7 +140,7 @@ function isConnectionError(err: unknown): boolean {
   const e = err as { name?: string; message?: string; code?: string };
   return (
     e?.name === 'TransportError' ||
-    e?.name === 'ServiceError' && /UNAVAILABLE|connect|ECONNREFUSED/i.test(e.message ?? '') ||
+    (e?.name === 'ServiceError' && /UNAVAILABLE|connect|ECONNREFUSED/i.test(e.message ?? '')) ||
     /ECONNREFUSED|Failed to connect|connection refused|DEADLINE_EXCEEDED.*connect/i.test(e?.message ?? '')
   );
 }

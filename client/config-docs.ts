@@ -10,7 +10,12 @@ export function configJsonSchema(): object {
   return z.toJSONSchema(Config, { io: 'input', unrepresentable: 'any' });
 }
 
-interface Row { path: string; type: string; def: string; description: string }
+interface Row {
+  path: string;
+  type: string;
+  def: string;
+  description: string;
+}
 
 function rows(schema: any, path: string, out: Row[]): void {
   if (!schema || typeof schema !== 'object') return;
@@ -19,14 +24,26 @@ function rows(schema: any, path: string, out: Row[]): void {
       const p = path ? `${path}.${key}` : key;
       out.push({
         path: p,
-        type: child.type ?? (child.enum ? child.enum.map((v: string) => `\`${v}\``).join(' \\| ') : child.anyOf ? 'see schema' : 'object'),
-        def: child.default === undefined ? ((schema.required ?? []).includes(key) ? 'required' : '') : `\`${JSON.stringify(child.default)}\``,
+        type:
+          child.type ??
+          (child.enum
+            ? child.enum.map((v: string) => `\`${v}\``).join(' \\| ')
+            : child.anyOf
+              ? 'see schema'
+              : 'object'),
+        def:
+          child.default === undefined
+            ? (schema.required ?? []).includes(key)
+              ? 'required'
+              : ''
+            : `\`${JSON.stringify(child.default)}\``,
         description: child.description ?? '',
       });
       rows(child, p, out);
     }
   }
-  if (schema.additionalProperties && typeof schema.additionalProperties === 'object') rows(schema.additionalProperties, `${path}.<name>`, out);
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object')
+    rows(schema.additionalProperties, `${path}.<name>`, out);
   if (schema.items) rows(schema.items, `${path}[]`, out);
 }
 

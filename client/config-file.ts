@@ -45,8 +45,10 @@ export function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
     const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
     let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove them or check the spelling (see docs/configuration.md)`;
-    if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = `required field is missing (${issue.expected})`;
+    if (issue.code === 'unrecognized_keys')
+      message = `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove them or check the spelling (see docs/configuration.md)`;
+    if (issue.code === 'invalid_type' && /received undefined/.test(issue.message))
+      message = `required field is missing (${issue.expected})`;
     return `${path}: ${message}`;
   });
 }
@@ -57,14 +59,18 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [`cannot read the file (${(err as NodeJS.ErrnoException).code ?? err}): pass --config FILE or set KINOITE_ZFS_CONFIG`]);
+    throw new ConfigError(file, [
+      `cannot read the file (${(err as NodeJS.ErrnoException).code ?? err}): pass --config FILE or set KINOITE_ZFS_CONFIG`,
+    ]);
   }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (err) {
     const e = err as YAMLParseError;
-    throw new ConfigError(file, [`YAML syntax error${e.linePos ? ` at line ${e.linePos[0].line}` : ''}: ${e.message.split('\n')[0]}`]);
+    throw new ConfigError(file, [
+      `YAML syntax error${e.linePos ? ` at line ${e.linePos[0].line}` : ''}: ${e.message.split('\n')[0]}`,
+    ]);
   }
   const config = parseConfig(raw ?? {}, file);
   return normalise(applyEnv(config, env), dirname(resolve(file)));
@@ -94,16 +100,35 @@ function normalise(config: Config, baseDir: string): Config {
       name,
       {
         ...s,
-        signing: { ...s.signing, keyFile: p(s.signing.keyFile)!, publicKeyFile: p(s.signing.publicKeyFile)!, passwordFile: p(s.signing.passwordFile) },
+        signing: {
+          ...s.signing,
+          keyFile: p(s.signing.keyFile)!,
+          publicKeyFile: p(s.signing.publicKeyFile)!,
+          passwordFile: p(s.signing.passwordFile),
+        },
       },
     ]),
   );
   return {
     ...config,
     registries: { ...config.registries, authFile: p(config.registries.authFile) },
-    worker: { ...config.worker, workDir: p(config.worker.workDir)!, containersConf: p(config.worker.containersConf), buildCacheDir: p(config.worker.buildCacheDir)!, ccacheDir: p(config.worker.ccacheDir)! },
+    worker: {
+      ...config.worker,
+      workDir: p(config.worker.workDir)!,
+      containersConf: p(config.worker.containersConf),
+      buildCacheDir: p(config.worker.buildCacheDir)!,
+      ccacheDir: p(config.worker.ccacheDir)!,
+    },
     temporal: config.temporal.tls
-      ? { ...config.temporal, tls: { ...config.temporal.tls, certFile: p(config.temporal.tls.certFile), keyFile: p(config.temporal.tls.keyFile), caFile: p(config.temporal.tls.caFile) } }
+      ? {
+          ...config.temporal,
+          tls: {
+            ...config.temporal.tls,
+            certFile: p(config.temporal.tls.certFile),
+            keyFile: p(config.temporal.tls.keyFile),
+            caFile: p(config.temporal.tls.caFile),
+          },
+        }
       : config.temporal,
     streams,
   };

@@ -12,7 +12,10 @@ export function connectionOptions(t: TemporalSettings, env: NodeJS.ProcessEnv = 
     ? {
         serverNameOverride: t.tls.serverName,
         serverRootCACertificate: t.tls.caFile ? readFileSync(t.tls.caFile) : undefined,
-        clientCertPair: t.tls.certFile && t.tls.keyFile ? { crt: readFileSync(t.tls.certFile), key: readFileSync(t.tls.keyFile) } : undefined,
+        clientCertPair:
+          t.tls.certFile && t.tls.keyFile
+            ? { crt: readFileSync(t.tls.certFile), key: readFileSync(t.tls.keyFile) }
+            : undefined,
       }
     : apiKey
       ? true

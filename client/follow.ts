@@ -46,15 +46,27 @@ export class ProgressPrinter {
     // Facts are printed under the stage that produced them, so lines read in pipeline order.
     for (const s of p.stages) {
       this.once(`start:${s.stage}:${s.startedAt}`, `▶ ${s.stage}`);
-      if (s.stage === 'akmods') for (const a of p.akmods) this.once(`akmods:${a.kernel}:${a.status}`, `  akmods ${a.kernel}: ${a.status}`);
+      if (s.stage === 'akmods')
+        for (const a of p.akmods) this.once(`akmods:${a.kernel}:${a.status}`, `  akmods ${a.kernel}: ${a.status}`);
       if (s.stage === 'approval' && s.status === 'running' && p.candidateDigest && p.inputsHash) {
-        this.once(`approval:${p.candidateDigest}`, `  waiting for approval; to approve: kinoite-zfs approve --stream ${p.stream} --digest ${p.candidateDigest} --inputs-hash ${p.inputsHash} --by <you>`);
+        this.once(
+          `approval:${p.candidateDigest}`,
+          `  waiting for approval; to approve: kinoite-zfs approve --stream ${p.stream} --digest ${p.candidateDigest} --inputs-hash ${p.inputsHash} --by <you>`,
+        );
       }
       if (s.status === 'running') continue;
       const mark = s.status === 'done' ? '✔' : s.status === 'failed' ? '✖' : '–';
-      this.once(`end:${s.stage}:${s.startedAt}`, `${mark} ${s.stage} (${secs(s.startedAt, s.endedAt)}s)${s.detail ? ` ${s.detail}` : ''}`);
-      if (s.stage === 'resolve' && p.kernels.length) this.once(`kernels:${p.kernels.join(' ')}`, `  kernels: ${p.kernels.join(', ')}${p.zfsVersion ? ` · ZFS ${p.zfsVersion}` : ''}`);
-      if (s.stage === 'compose' && p.candidateDigest) this.once(`candidate:${p.candidateDigest}`, `  candidate: ${p.candidateDigest}`);
+      this.once(
+        `end:${s.stage}:${s.startedAt}`,
+        `${mark} ${s.stage} (${secs(s.startedAt, s.endedAt)}s)${s.detail ? ` ${s.detail}` : ''}`,
+      );
+      if (s.stage === 'resolve' && p.kernels.length)
+        this.once(
+          `kernels:${p.kernels.join(' ')}`,
+          `  kernels: ${p.kernels.join(', ')}${p.zfsVersion ? ` · ZFS ${p.zfsVersion}` : ''}`,
+        );
+      if (s.stage === 'compose' && p.candidateDigest)
+        this.once(`candidate:${p.candidateDigest}`, `  candidate: ${p.candidateDigest}`);
     }
   }
 
@@ -66,7 +78,10 @@ export class ProgressPrinter {
 }
 
 /** Waits for the run to end, printing progress unless `quiet`; returns the summary. */
-export async function followRun(handle: WorkflowHandle, opts: { quiet: boolean; tty: boolean; url?: string; verifyKey?: string }): Promise<RunSummary> {
+export async function followRun(
+  handle: WorkflowHandle,
+  opts: { quiet: boolean; tty: boolean; url?: string; verifyKey?: string },
+): Promise<RunSummary> {
   const out = (line: string) => {
     if (opts.quiet) return;
     if (opts.tty) process.stderr.write('\r\x1b[K');
@@ -91,7 +106,9 @@ export async function followRun(handle: WorkflowHandle, opts: { quiet: boolean; 
       // not picked up by a worker yet, or finished between two polls
     }
     if (opts.tty && !opts.quiet && progress) {
-      process.stderr.write(`\r\x1b[K${spinner[tick++ % spinner.length]} ${progress.stage} … ${((Date.now() - t0) / 1000).toFixed(0)}s`);
+      process.stderr.write(
+        `\r\x1b[K${spinner[tick++ % spinner.length]} ${progress.stage} … ${((Date.now() - t0) / 1000).toFixed(0)}s`,
+      );
     }
     await Promise.race([resultP, new Promise((r) => setTimeout(r, 1000))]);
   }
@@ -107,20 +124,27 @@ export async function followRun(handle: WorkflowHandle, opts: { quiet: boolean; 
   if (settled.ok) return summarise(settled.result, base, opts.verifyKey);
   const err = settled.err;
   const failure = err instanceof WorkflowFailedError ? err.cause : undefined;
-  const details = failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<PipelineResult> | undefined) : undefined;
+  const details =
+    failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<PipelineResult> | undefined) : undefined;
   return {
     ...base,
     outcome: details?.outcome ?? Outcome.Failed,
     message: failure?.message ?? (err as Error).message,
     kernels: progress?.kernels ?? [],
     zfsRelease: progress?.zfsVersion,
-    candidate: details?.candidate ? { ...details.candidate, ref: `${details.candidate.repo}@${details.candidate.digest}` } : undefined,
+    candidate: details?.candidate
+      ? { ...details.candidate, ref: `${details.candidate.repo}@${details.candidate.digest}` }
+      : undefined,
     stages: details?.stages ?? progress?.stages ?? [],
   };
 }
 
 /** Builds the summary of a finished run. */
-export function summarise(r: PipelineResult, base: { workflowId: string; runId: string; url?: string }, verifyKey?: string): RunSummary {
+export function summarise(
+  r: PipelineResult,
+  base: { workflowId: string; runId: string; url?: string },
+  verifyKey?: string,
+): RunSummary {
   const stableRef = r.promotion ? `${r.promotion.stableRepo}@${r.promotion.digest}` : undefined;
   return {
     ...base,
@@ -130,9 +154,21 @@ export function summarise(r: PipelineResult, base: { workflowId: string; runId: 
     zfsRelease: r.inputs?.zfs.version,
     inputsHash: r.inputsHash,
     candidate: r.candidate ? { ...r.candidate, ref: `${r.candidate.repo}@${r.candidate.digest}` } : undefined,
-    stable: r.promotion ? { repo: r.promotion.stableRepo, digest: r.promotion.digest, ref: stableRef!, tags: r.promotion.stableTags, auditTag: r.promotion.auditTag } : undefined,
-    akmods: r.akmods ? { ref: `${r.akmods.repo}@${r.akmods.digest}`, built: r.akmods.built, reused: r.akmods.reused } : undefined,
-    verify: stableRef ? `cosign verify --key ${verifyKey ?? 'cosign.pub'} --insecure-ignore-tlog${/^(localhost|127\.)/.test(stableRef) ? ' --allow-insecure-registry' : ''} ${stableRef}` : undefined,
+    stable: r.promotion
+      ? {
+          repo: r.promotion.stableRepo,
+          digest: r.promotion.digest,
+          ref: stableRef!,
+          tags: r.promotion.stableTags,
+          auditTag: r.promotion.auditTag,
+        }
+      : undefined,
+    akmods: r.akmods
+      ? { ref: `${r.akmods.repo}@${r.akmods.digest}`, built: r.akmods.built, reused: r.akmods.reused }
+      : undefined,
+    verify: stableRef
+      ? `cosign verify --key ${verifyKey ?? 'cosign.pub'} --insecure-ignore-tlog${/^(localhost|127\.)/.test(stableRef) ? ' --allow-insecure-registry' : ''} ${stableRef}`
+      : undefined,
     stages: r.stages,
   };
 }

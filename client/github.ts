@@ -84,13 +84,22 @@ export function triggerFromGithub(ctx: GithubContext): GithubTrigger {
     source: 'github',
     by: ctx.actor,
     ...(ctx.sha ? { commit: ctx.sha } : {}),
-    github: { repository: ctx.repository, ref: ctx.ref, runId: ctx.runId, runUrl: ctx.runUrl, eventName: ctx.eventName },
+    github: {
+      repository: ctx.repository,
+      ref: ctx.ref,
+      runId: ctx.runId,
+      runUrl: ctx.runUrl,
+      eventName: ctx.eventName,
+    },
   };
 }
 
 /** Escapes a value for one Markdown table cell: `|` would end the cell, a newline the row. */
 export function tableCell(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n|\r/g, '<br>');
+  return value
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n|\r/g, '<br>');
 }
 
 /** Escapes text placed inside Markdown link brackets. */
@@ -112,7 +121,12 @@ function duration(startedAt: string, endedAt?: string): string {
   return Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : '';
 }
 
-const STATUS_MARK: Record<string, string> = { done: '✅ done', failed: '❌ failed', skipped: '⏭️ skipped', running: '⏳ running' };
+const STATUS_MARK: Record<string, string> = {
+  done: '✅ done',
+  failed: '❌ failed',
+  skipped: '⏭️ skipped',
+  running: '⏳ running',
+};
 
 /**
  * The Markdown step summary of a finished run: outcome headline, a stage table with durations,
@@ -127,12 +141,17 @@ export function stepSummaryMarkdown(summary: RunSummary & { trigger?: string }, 
   if (summary.message) out.push(...summary.message.split(/\r?\n/).map((l) => `> ${l}`), '');
   const ui = summary.url ? `[${linkText(summary.workflowId)}](${summary.url})` : `\`${summary.workflowId}\``;
   out.push(`Run ${ui} in the Temporal Web UI${summary.trigger ? ` (trigger: ${tableCell(summary.trigger)})` : ''}.`);
-  if (ctx?.runUrl) out.push(`GitHub run: [${linkText(`${ctx.repository} #${ctx.runNumber || ctx.runId}`)}](${ctx.runUrl})${ctx.sha ? ` at \`${ctx.sha.slice(0, 7)}\`` : ''}.`);
+  if (ctx?.runUrl)
+    out.push(
+      `GitHub run: [${linkText(`${ctx.repository} #${ctx.runNumber || ctx.runId}`)}](${ctx.runUrl})${ctx.sha ? ` at \`${ctx.sha.slice(0, 7)}\`` : ''}.`,
+    );
   out.push('');
   if (summary.stages.length) {
     out.push('| Stage | Status | Duration | Detail |', '|---|---|---|---|');
     for (const s of summary.stages) {
-      out.push(`| ${tableCell(s.stage)} | ${tableCell(STATUS_MARK[s.status] ?? s.status)} | ${duration(s.startedAt, s.endedAt)} | ${tableCell(s.detail ?? '')} |`);
+      out.push(
+        `| ${tableCell(s.stage)} | ${tableCell(STATUS_MARK[s.status] ?? s.status)} | ${duration(s.startedAt, s.endedAt)} | ${tableCell(s.detail ?? '')} |`,
+      );
     }
     out.push('');
   }
@@ -141,8 +160,16 @@ export function stepSummaryMarkdown(summary: RunSummary & { trigger?: string }, 
     ['ZFS release', summary.zfsRelease ? `\`${summary.zfsRelease}\`` : undefined],
     ['Inputs hash', summary.inputsHash ? `\`${summary.inputsHash}\`` : undefined],
     ['Candidate', summary.candidate ? `\`${summary.candidate.ref}\`` : undefined],
-    ['Stable', summary.stable ? `\`${summary.stable.ref}\` (${summary.stable.tags.map((t) => `\`${t}\``).join(', ')}; audit \`${summary.stable.auditTag}\`)` : undefined],
-    ['Akmods', summary.akmods ? `\`${summary.akmods.ref}\` (built: ${summary.akmods.built.join(', ') || 'none'})` : undefined],
+    [
+      'Stable',
+      summary.stable
+        ? `\`${summary.stable.ref}\` (${summary.stable.tags.map((t) => `\`${t}\``).join(', ')}; audit \`${summary.stable.auditTag}\`)`
+        : undefined,
+    ],
+    [
+      'Akmods',
+      summary.akmods ? `\`${summary.akmods.ref}\` (built: ${summary.akmods.built.join(', ') || 'none'})` : undefined,
+    ],
   ];
   const shown = facts.filter(([, v]) => v !== undefined);
   if (shown.length) {
@@ -175,7 +202,10 @@ const DELIMITER = 'KINOITE_ZFS_EOF';
 export function formatGithubOutput(record: Record<string, string>): string {
   let text = '';
   for (const [name, value] of Object.entries(record)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) throw new Error(`GitHub output name "${name}" is not valid: use letters, digits, "_" and "-" (it is written to $GITHUB_OUTPUT as a key)`);
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name))
+      throw new Error(
+        `GitHub output name "${name}" is not valid: use letters, digits, "_" and "-" (it is written to $GITHUB_OUTPUT as a key)`,
+      );
     if (!/[\r\n]/.test(value)) {
       text += `${name}=${value}\n`;
       continue;
@@ -209,14 +239,19 @@ export function redactSecrets(text: string, env: NodeJS.ProcessEnv): string {
  * Appends the step summary to `$GITHUB_STEP_SUMMARY` and the outputs to `$GITHUB_OUTPUT`, each
  * only when its variable is set; returns the files written.
  */
-export async function writeGithubFiles(summary: RunSummary & { trigger?: string }, env: NodeJS.ProcessEnv): Promise<{ summaryFile?: string; outputFile?: string }> {
+export async function writeGithubFiles(
+  summary: RunSummary & { trigger?: string },
+  env: NodeJS.ProcessEnv,
+): Promise<{ summaryFile?: string; outputFile?: string }> {
   const written: { summaryFile?: string; outputFile?: string } = {};
   if (env.GITHUB_STEP_SUMMARY) {
     await appendFile(env.GITHUB_STEP_SUMMARY, redactSecrets(stepSummaryMarkdown(summary, githubContext(env)), env));
     written.summaryFile = env.GITHUB_STEP_SUMMARY;
   }
   if (env.GITHUB_OUTPUT) {
-    const outputs = Object.fromEntries(Object.entries(githubOutputs(summary)).map(([k, v]) => [k, redactSecrets(v, env)]));
+    const outputs = Object.fromEntries(
+      Object.entries(githubOutputs(summary)).map(([k, v]) => [k, redactSecrets(v, env)]),
+    );
     await appendFile(env.GITHUB_OUTPUT, formatGithubOutput(outputs));
     written.outputFile = env.GITHUB_OUTPUT;
   }

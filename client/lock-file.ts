@@ -24,16 +24,31 @@ export async function readLock(file: string, config: Config, opts: { builderOver
     throw new ConfigError(file, [`Replay lock file is not valid JSON: ${(err as Error).message}`]);
   }
   const parsed = Lock.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error).map((p) => p.replace(/^base_image: required field is missing.*/, 'Lock file missing required field: base_image')));
+  if (!parsed.success)
+    throw new ConfigError(
+      file,
+      formatIssues(parsed.error).map((p) =>
+        p.replace(/^base_image: required field is missing.*/, 'Lock file missing required field: base_image'),
+      ),
+    );
   const problems = lockProblems(parsed.data, opts.builderOverride);
   if (problems.length) throw new ConfigError(file, problems);
-  const registry = new RegistryClient({ insecureHosts: config.registries.insecure, authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE });
-  for (const [field, ref] of [['base_image', parsed.data.base_image], ['build_container', parsed.data.build_container]] as const) {
+  const registry = new RegistryClient({
+    insecureHosts: config.registries.insecure,
+    authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE,
+  });
+  for (const [field, ref] of [
+    ['base_image', parsed.data.base_image],
+    ['build_container', parsed.data.build_container],
+  ] as const) {
     if (!ref) continue;
     const digest = await registry.resolveDigest(ref).catch((err) => {
       throw new ConfigError(file, [`Cannot check ${field} ${ref} in the registry: ${(err as Error).message}`]);
     });
-    if (!digest) throw new ConfigError(file, [`Lock file ${field} ${ref} is not in the registry (it may have been garbage-collected); export a lock from a newer run.`]);
+    if (!digest)
+      throw new ConfigError(file, [
+        `Lock file ${field} ${ref} is not in the registry (it may have been garbage-collected); export a lock from a newer run.`,
+      ]);
   }
   return parsed.data;
 }

@@ -21,18 +21,33 @@ export function streamHandle(client: Client, stream: string) {
 }
 
 /** Triggers a run on a stream, starting the stream workflow on first use. */
-export async function triggerStream(client: Client, config: Config, stream: string, req: Omit<TriggerRequest, 'plan'>, extra: Partial<StreamInput> = {}): Promise<TriggerReply> {
+export async function triggerStream(
+  client: Client,
+  config: Config,
+  stream: string,
+  req: Omit<TriggerRequest, 'plan'>,
+  extra: Partial<StreamInput> = {},
+): Promise<TriggerReply> {
   const plan = streamPlan(config, stream);
   // Used only when this trigger starts the stream: run numbers (and audit tags) continue from earlier runs.
-  const previousRuns = (await client.workflow.count(`WorkflowType = 'pipelineRunWorkflow' AND KzStream = '${stream}'`).catch(() => ({ count: 0 }))).count;
+  const previousRuns = (
+    await client.workflow
+      .count(`WorkflowType = 'pipelineRunWorkflow' AND KzStream = '${stream}'`)
+      .catch(() => ({ count: 0 }))
+  ).count;
   const op = new WithStartWorkflowOperation(streamWorkflow, {
     workflowId: streamWorkflowId(stream),
     taskQueue: config.temporal.taskQueues.control,
     workflowIdConflictPolicy: 'USE_EXISTING',
-    args: [{ stream, taskQueues: config.temporal.taskQueues, approvers: plan.promotion.approvers, previousRuns, ...extra }],
+    args: [
+      { stream, taskQueues: config.temporal.taskQueues, approvers: plan.promotion.approvers, previousRuns, ...extra },
+    ],
     staticSummary: `kinoite-zfs stream ${stream}: the only writer of its stable tags`,
   });
-  return client.workflow.executeUpdateWithStart(triggerUpdate, { args: [{ ...req, plan, taskQueues: config.temporal.taskQueues }], startWorkflowOperation: op });
+  return client.workflow.executeUpdateWithStart(triggerUpdate, {
+    args: [{ ...req, plan, taskQueues: config.temporal.taskQueues }],
+    startWorkflowOperation: op,
+  });
 }
 
 /** The stream's state, or undefined when the stream has never run. */
@@ -46,7 +61,12 @@ export async function streamState(client: Client, stream: string): Promise<Strea
 }
 
 /** Waits until a queued or coalesced trigger has a run, printing nothing; returns the run's workflow id. */
-export async function waitForRun(client: Client, stream: string, requestId: string, onWait?: (s: StreamStateData) => void): Promise<string> {
+export async function waitForRun(
+  client: Client,
+  stream: string,
+  requestId: string,
+  onWait?: (s: StreamStateData) => void,
+): Promise<string> {
   for (;;) {
     const s = await streamState(client, stream);
     const t = s?.triggers.find((x) => x.requestId === requestId);

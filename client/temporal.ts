@@ -39,7 +39,11 @@ export function runStamp(now = new Date()): string {
  * With a `workflowId` (e.g. one derived from the commit), starting the same run twice attaches to
  * the first instead of starting a second.
  */
-export async function startPipelineRun(client: Client, config: Config, input: Omit<PipelineInput, 'plan' | 'runNumber'> & { runNumber?: number; workflowId?: string }) {
+export async function startPipelineRun(
+  client: Client,
+  config: Config,
+  input: Omit<PipelineInput, 'plan' | 'runNumber'> & { runNumber?: number; workflowId?: string },
+) {
   const now = new Date();
   const stamp = runStamp(now);
   const runNumber = input.runNumber ?? Number(stamp);
@@ -49,18 +53,36 @@ export async function startPipelineRun(client: Client, config: Config, input: Om
   try {
     return await startRun(client, config, { ...rest, runNumber, plan, workflowId });
   } catch (err) {
-    if (wanted && err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<typeof pipelineRunWorkflow>(workflowId);
+    if (wanted && err instanceof WorkflowExecutionAlreadyStartedError)
+      return client.workflow.getHandle<typeof pipelineRunWorkflow>(workflowId);
     throw err;
   }
 }
 
-function startRun(client: Client, config: Config, input: Omit<PipelineInput, 'runNumber'> & { runNumber: number; workflowId: string }) {
+function startRun(
+  client: Client,
+  config: Config,
+  input: Omit<PipelineInput, 'runNumber'> & { runNumber: number; workflowId: string },
+) {
   const { plan, runNumber, workflowId } = input;
   return client.workflow.start<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
     workflowId,
     taskQueue: config.temporal.taskQueues.control,
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    args: [{ stream: input.stream, plan, runNumber, trigger: input.trigger, options: input.options, mode: input.mode, branch: input.branch, pr: input.pr, lock: input.lock, taskQueues: config.temporal.taskQueues }],
+    args: [
+      {
+        stream: input.stream,
+        plan,
+        runNumber,
+        trigger: input.trigger,
+        options: input.options,
+        mode: input.mode,
+        branch: input.branch,
+        pr: input.pr,
+        lock: input.lock,
+        taskQueues: config.temporal.taskQueues,
+      },
+    ],
     typedSearchAttributes: [
       { key: SearchAttr.stream, value: input.stream },
       { key: SearchAttr.trigger, value: input.trigger.source },

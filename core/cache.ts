@@ -149,7 +149,9 @@ export function cacheCheckMessage(input: {
       lines.push(`No existing source akmods cache image for Fedora ${fedora}; rebuild is required.`);
       break;
     case 'reusable':
-      lines.push(`Found matching ${image} kmods for kernels ${coverage.covered.join(' ')}; akmods rebuild can be skipped.`);
+      lines.push(
+        `Found matching ${image} kmods for kernels ${coverage.covered.join(' ')}; akmods rebuild can be skipped.`,
+      );
       break;
     case 'stale': {
       const cached = input.cachedZfsVersion?.trim();

@@ -34,9 +34,17 @@ export interface BlockedRun {
 }
 
 /** The hold after a run ended: begun or kept by `blocked`, ended by a promotion, unchanged otherwise. */
-export function holdAfterRun(hold: CompatHold | undefined, run: { outcome: string; blocked?: BlockedRun }, now: string): { hold: CompatHold | undefined; transition?: 'blocked' | 'unblocked' } {
+export function holdAfterRun(
+  hold: CompatHold | undefined,
+  run: { outcome: string; blocked?: BlockedRun },
+  now: string,
+): { hold: CompatHold | undefined; transition?: 'blocked' | 'unblocked' } {
   if (run.outcome === 'blocked' && run.blocked) {
-    const next: CompatHold = { since: hold?.since ?? now, ...run.blocked, ...(hold?.lastCheck ? { lastCheck: hold.lastCheck } : {}) };
+    const next: CompatHold = {
+      since: hold?.since ?? now,
+      ...run.blocked,
+      ...(hold?.lastCheck ? { lastCheck: hold.lastCheck } : {}),
+    };
     return { hold: next, transition: hold ? undefined : 'blocked' };
   }
   if (run.outcome === 'promoted' && hold) return { hold: undefined, transition: 'unblocked' };
@@ -44,16 +52,32 @@ export function holdAfterRun(hold: CompatHold | undefined, run: { outcome: strin
 }
 
 /** The re-check: would `release` build every held kernel? */
-export function recheck(hold: CompatHold, release: { version: string; linuxMin?: string; linuxMax?: string }, allowExperimental: boolean, now: string): { hold: CompatHold; start: boolean } {
-  const v = compatVerdict({ kernels: hold.kernels, linuxMin: release.linuxMin, linuxMax: release.linuxMax, allowExperimental, zfsVersion: release.version });
-  return { hold: { ...hold, lastCheck: { at: now, zfsVersion: release.version, verdict: v.verdict } }, start: v.verdict !== 'blocked' };
+export function recheck(
+  hold: CompatHold,
+  release: { version: string; linuxMin?: string; linuxMax?: string },
+  allowExperimental: boolean,
+  now: string,
+): { hold: CompatHold; start: boolean } {
+  const v = compatVerdict({
+    kernels: hold.kernels,
+    linuxMin: release.linuxMin,
+    linuxMax: release.linuxMax,
+    allowExperimental,
+    zfsVersion: release.version,
+  });
+  return {
+    hold: { ...hold, lastCheck: { at: now, zfsVersion: release.version, verdict: v.verdict } },
+    start: v.verdict !== 'blocked',
+  };
 }
 
 /** One line for `status` and the UI: since when, and what the stream waits for. */
 export function holdText(hold: CompatHold): string {
   const s = kernelSeries(hold.kernel);
   const series = s ? `${s.major}.${s.minor}` : hold.kernel;
-  const checked = hold.lastCheck ? `; last re-check ${hold.lastCheck.at}: zfs-${hold.lastCheck.zfsVersion} ${hold.lastCheck.verdict}` : '';
+  const checked = hold.lastCheck
+    ? `; last re-check ${hold.lastCheck.at}: zfs-${hold.lastCheck.zfsVersion} ${hold.lastCheck.verdict}`
+    : '';
   return `held by compatibility since ${hold.since}, waiting for an OpenZFS release supporting ${series} (kernel ${hold.kernel}; zfs-${hold.zfsVersion} supports up to ${hold.max ?? '?'})${checked}`;
 }
 
@@ -65,7 +89,12 @@ export interface KernelLag {
 }
 
 /** Records the kernels a run saw, and, when it promoted, the kernels that reached stable. */
-export function updateLag(lag: readonly KernelLag[], run: { kernels?: readonly string[]; promoted: boolean }, now: string, max = 20): KernelLag[] {
+export function updateLag(
+  lag: readonly KernelLag[],
+  run: { kernels?: readonly string[]; promoted: boolean },
+  now: string,
+  max = 20,
+): KernelLag[] {
   const out = lag.map((l) => ({ ...l }));
   for (const kernel of run.kernels ?? []) {
     let row = out.find((l) => l.kernel === kernel);
@@ -79,6 +108,13 @@ export function updateLag(lag: readonly KernelLag[], run: { kernels?: readonly s
 export function lagText(l: KernelLag, now: string): string {
   const ms = Date.parse(l.firstPromoted ?? now) - Date.parse(l.firstSeen);
   const h = Math.floor(ms / 3_600_000);
-  const span = h >= 24 ? `${Math.floor(h / 24)}d ${h % 24}h` : h >= 1 ? `${h}h ${Math.floor((ms % 3_600_000) / 60_000)}m` : `${Math.max(0, Math.round(ms / 60_000))}m`;
-  return l.firstPromoted ? `${l.kernel}: first seen ${l.firstSeen}, stable ${l.firstPromoted} (lag ${span})` : `${l.kernel}: first seen ${l.firstSeen}, not stable yet (${span} so far)`;
+  const span =
+    h >= 24
+      ? `${Math.floor(h / 24)}d ${h % 24}h`
+      : h >= 1
+        ? `${h}h ${Math.floor((ms % 3_600_000) / 60_000)}m`
+        : `${Math.max(0, Math.round(ms / 60_000))}m`;
+  return l.firstPromoted
+    ? `${l.kernel}: first seen ${l.firstSeen}, stable ${l.firstPromoted} (lag ${span})`
+    : `${l.kernel}: first seen ${l.firstSeen}, not stable yet (${span} so far)`;
 }

@@ -27,16 +27,18 @@ const imageRef = safeToken('image reference').refine((v) => /^[a-z0-9][a-z0-9._:
 });
 
 /** An image repository without tag or digest (`registry/namespace/name`). */
-const repository = safeToken('image repository').refine((v) => /^[a-z0-9][a-z0-9._:/-]*[a-z0-9]$/.test(v) && !/[@]/.test(v), {
-  message: 'must be a lowercase repository without tag or digest, e.g. ghcr.io/owner/kinoite-zfs',
-});
+const repository = safeToken('image repository').refine(
+  (v) => /^[a-z0-9][a-z0-9._:/-]*[a-z0-9]$/.test(v) && !/[@]/.test(v),
+  {
+    message: 'must be a lowercase repository without tag or digest, e.g. ghcr.io/owner/kinoite-zfs',
+  },
+);
 
 /** A tag pattern; `{fedora}` expands to the Fedora version of the build. */
-const tagPattern = z
-  .string()
-  .regex(/^([A-Za-z0-9_]|\{fedora\})([A-Za-z0-9._-]|\{fedora\}){0,127}$/, {
-    message: 'must be an OCI tag (letters, digits, . _ -) where {fedora} may stand for the Fedora version, e.g. latest or {fedora}',
-  });
+const tagPattern = z.string().regex(/^([A-Za-z0-9_]|\{fedora\})([A-Za-z0-9._-]|\{fedora\}){0,127}$/, {
+  message:
+    'must be an OCI tag (letters, digits, . _ -) where {fedora} may stand for the Fedora version, e.g. latest or {fedora}',
+});
 
 /** A duration like `30s`, `15m`, `24h` or `7d`. */
 const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, { message: 'must be a duration such as 30s, 15m, 24h or 7d' });
@@ -44,31 +46,55 @@ const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, { message: 'must be a dur
 /** A name of an environment variable (never the secret itself). */
 const envName = z
   .string()
-  .regex(/^[A-Z_][A-Z0-9_]*$/, { message: 'must be the NAME of an environment variable (e.g. COSIGN_PASSWORD), never the secret itself' });
+  .regex(/^[A-Z_][A-Z0-9_]*$/, {
+    message: 'must be the NAME of an environment variable (e.g. COSIGN_PASSWORD), never the secret itself',
+  });
 
 /** An absolute or home-relative file path. */
-const filePath = z.string().min(1).refine((v) => !/[\n\r\0]/.test(v), { message: 'must be a file path on one line' });
+const filePath = z
+  .string()
+  .min(1)
+  .refine((v) => !/[\n\r\0]/.test(v), { message: 'must be a file path on one line' });
 
 /** Connection to the Temporal service; environment variables override every field (see client/config-file.ts). */
 export const TemporalSettings = z
   .strictObject({
-    address: z.string().default('127.0.0.1:7233').describe('host:port of the Temporal frontend. Env: TEMPORAL_ADDRESS.'),
+    address: z
+      .string()
+      .default('127.0.0.1:7233')
+      .describe('host:port of the Temporal frontend. Env: TEMPORAL_ADDRESS.'),
     namespace: z.string().default('default').describe('Temporal namespace. Env: TEMPORAL_NAMESPACE.'),
-    apiKeyEnv: envName.optional().describe('Name of the environment variable holding a Temporal Cloud API key. Env override: TEMPORAL_API_KEY is read directly.'),
+    apiKeyEnv: envName
+      .optional()
+      .describe(
+        'Name of the environment variable holding a Temporal Cloud API key. Env override: TEMPORAL_API_KEY is read directly.',
+      ),
     tls: z
       .strictObject({
         certFile: filePath.optional().describe('Client certificate (PEM) for mTLS. Env: TEMPORAL_TLS_CERT.'),
         keyFile: filePath.optional().describe('Client private key (PEM) for mTLS. Env: TEMPORAL_TLS_KEY.'),
-        caFile: filePath.optional().describe('CA bundle (PEM) that signed the server certificate. Env: TEMPORAL_TLS_CA.'),
+        caFile: filePath
+          .optional()
+          .describe('CA bundle (PEM) that signed the server certificate. Env: TEMPORAL_TLS_CA.'),
         serverName: z.string().optional().describe('Server name to verify, when it differs from the address host.'),
       })
       .optional()
       .describe('TLS settings; omit for a plain-text local dev server.'),
-    webUrl: z.string().url().optional().describe('Base URL of the Temporal Web UI, used to print links to runs (e.g. http://127.0.0.1:8233).'),
+    webUrl: z
+      .string()
+      .url()
+      .optional()
+      .describe('Base URL of the Temporal Web UI, used to print links to runs (e.g. http://127.0.0.1:8233).'),
     taskQueues: z
       .strictObject({
-        control: z.string().default('kinoite-zfs-control').describe('Queue for workflows and light activities (registry reads, signing, promotion).'),
-        build: z.string().default('kinoite-zfs-build').describe('Queue for heavy podman work (akmods builds, compose).'),
+        control: z
+          .string()
+          .default('kinoite-zfs-control')
+          .describe('Queue for workflows and light activities (registry reads, signing, promotion).'),
+        build: z
+          .string()
+          .default('kinoite-zfs-build')
+          .describe('Queue for heavy podman work (akmods builds, compose).'),
       })
       .prefault({})
       .describe('Task queue names.'),
@@ -81,10 +107,14 @@ export const RegistrySettings = z
     insecure: z
       .array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, { message: 'must be host or host:port, e.g. 127.0.0.1:5000' }))
       .default([])
-      .describe('Registry hosts allowed over plain HTTP. Only for local registries; every registry not listed here must use HTTPS.'),
+      .describe(
+        'Registry hosts allowed over plain HTTP. Only for local registries; every registry not listed here must use HTTPS.',
+      ),
     authFile: filePath
       .optional()
-      .describe('containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE.'),
+      .describe(
+        'containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE.',
+      ),
   })
   .describe('Registry access for all streams.');
 
@@ -112,22 +142,38 @@ export const StreamImages = z
   .strictObject({
     candidate: repository.describe('Repository of candidate images (composed, not yet promoted).'),
     stable: repository.describe('Repository of the user-facing stable image.'),
-    akmodsCandidate: repository.describe('Repository of the akmods cache the pipeline builds and reuses (never user-facing).'),
-    akmodsStable: repository.describe('Repository of the stable akmods cache, moved only together with the stable image.'),
-    stableTags: z.array(tagPattern).min(1).default(['latest', '{fedora}']).describe('Tags moved on every promotion; {fedora} expands to the Fedora version.'),
-    akmodsTagPrefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,40}$/).default('main').describe('Prefix of akmods cache tags: <prefix>-<fedora>.'),
+    akmodsCandidate: repository.describe(
+      'Repository of the akmods cache the pipeline builds and reuses (never user-facing).',
+    ),
+    akmodsStable: repository.describe(
+      'Repository of the stable akmods cache, moved only together with the stable image.',
+    ),
+    stableTags: z
+      .array(tagPattern)
+      .min(1)
+      .default(['latest', '{fedora}'])
+      .describe('Tags moved on every promotion; {fedora} expands to the Fedora version.'),
+    akmodsTagPrefix: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,40}$/)
+      .default('main')
+      .describe('Prefix of akmods cache tags: <prefix>-<fedora>.'),
   })
   .describe('Where a stream publishes.');
 
 /** Git source of the image recipe, read at an exact commit for every run. */
 export const RecipeSource = z
   .strictObject({
-    git: safeToken('git URL or path').describe('Git URL (https://, ssh://, file://) or local path of the recipe repository.'),
+    git: safeToken('git URL or path').describe(
+      'Git URL (https://, ssh://, file://) or local path of the recipe repository.',
+    ),
     ref: safeToken('git ref').default('main').describe('Branch, tag or commit to build.'),
     path: z
       .string()
       .regex(/^[A-Za-z0-9._/-]*$/, { message: 'must be a relative folder path inside the repository' })
-      .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), { message: 'must stay inside the repository (no .. or leading /)' })
+      .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), {
+        message: 'must stay inside the repository (no .. or leading /)',
+      })
       .default('recipes')
       .describe('Folder in the repository holding os/ and akmods/.'),
   })
@@ -136,9 +182,14 @@ export const RecipeSource = z
 /** Promotion policy of a stream. */
 export const PromotionSettings = z
   .strictObject({
-    policy: z.enum(['auto', 'approval', 'never']).default('auto').describe('auto: promote a passing candidate; approval: wait for an approver; never: build and test only.'),
+    policy: z
+      .enum(['auto', 'approval', 'never'])
+      .default('auto')
+      .describe('auto: promote a passing candidate; approval: wait for an approver; never: build and test only.'),
     approvers: z.array(z.string().min(1)).default([]).describe('Who may approve or reject (when policy is approval).'),
-    timeout: duration.default('72h').describe('How long a candidate waits for approval before the run ends as expired.'),
+    timeout: duration
+      .default('72h')
+      .describe('How long a candidate waits for approval before the run ends as expired.'),
   })
   .prefault({})
   .describe('When a tested candidate becomes stable.');
@@ -149,8 +200,12 @@ export const SmokeSettings = z
     boot: z
       .enum(['required', 'optional', 'off'])
       .default('required')
-      .describe('The booted check: every kernel of the candidate boots under qemu with its own zfs.ko and userland and round-trips a pool. required: a failure fails the run; optional: a failure is a warning; off: not run (build hosts without qemu, or images whose kernels cannot boot here).'),
-    bootTimeout: duration.default('5m').describe('How long one kernel\'s booted check may take before it counts as hung.'),
+      .describe(
+        'The booted check: every kernel of the candidate boots under qemu with its own zfs.ko and userland and round-trips a pool. required: a failure fails the run; optional: a failure is a warning; off: not run (build hosts without qemu, or images whose kernels cannot boot here).',
+      ),
+    bootTimeout: duration
+      .default('5m')
+      .describe("How long one kernel's booted check may take before it counts as hung."),
   })
   .prefault({})
   .describe('Tests of the candidate after the layer smoke test.');
@@ -158,9 +213,21 @@ export const SmokeSettings = z
 /** One webhook of a stream's notifications. */
 export const WebhookSettings = z
   .strictObject({
-    url: z.string().url({ message: 'must be an http(s) URL' }).refine((u) => /^https?:\/\//.test(u), { message: 'must be an http(s) URL' }).describe('Where the JSON payload is POSTed (docs/notifications.md).'),
-    events: z.array(z.enum(NOTIFY_EVENTS)).min(1).default([...NOTIFY_EVENTS]).describe(`Events to send: ${NOTIFY_EVENTS.join(', ')}.`),
-    secretEnv: envName.optional().describe('Name of a worker environment variable holding the HMAC secret; the payload is then signed in X-Kinoite-ZFS-Signature.'),
+    url: z
+      .string()
+      .url({ message: 'must be an http(s) URL' })
+      .refine((u) => /^https?:\/\//.test(u), { message: 'must be an http(s) URL' })
+      .describe('Where the JSON payload is POSTed (docs/notifications.md).'),
+    events: z
+      .array(z.enum(NOTIFY_EVENTS))
+      .min(1)
+      .default([...NOTIFY_EVENTS])
+      .describe(`Events to send: ${NOTIFY_EVENTS.join(', ')}.`),
+    secretEnv: envName
+      .optional()
+      .describe(
+        'Name of a worker environment variable holding the HMAC secret; the payload is then signed in X-Kinoite-ZFS-Signature.',
+      ),
   })
   .describe('A webhook.');
 
@@ -187,19 +254,35 @@ export const ScheduleSettings = z
 /** One published image line. */
 export const StreamSettings = z
   .strictObject({
-    baseImage: imageRef.describe('Base image to follow, usually a floating tag (ghcr.io/ublue-os/kinoite-main:latest).'),
-    builderImage: imageRef.describe('Image the akmods builder runs in: a Fedora image of the base\'s release with the OpenZFS build dependencies and dnf (docs/operations.md, "Builder image").'),
+    baseImage: imageRef.describe(
+      'Base image to follow, usually a floating tag (ghcr.io/ublue-os/kinoite-main:latest).',
+    ),
+    builderImage: imageRef.describe(
+      'Image the akmods builder runs in: a Fedora image of the base\'s release with the OpenZFS build dependencies and dnf (docs/operations.md, "Builder image").',
+    ),
     builderNetwork: z
       .enum(['default', 'none'])
       .default('default')
-      .describe('Network of the akmods builder container: default (the recipe installs kernel-devel-<kernel> with dnf) or none (the builder image already carries every kernel\'s build tree, as in the test world).'),
+      .describe(
+        "Network of the akmods builder container: default (the recipe installs kernel-devel-<kernel> with dnf) or none (the builder image already carries every kernel's build tree, as in the test world).",
+      ),
     zfs: z
       .strictObject({
-        line: z.string().regex(/^\d+\.\d+$/, { message: 'must be a major.minor release line such as 2.4' }).describe('OpenZFS release line; the newest release in it is built.'),
-        allowExperimental: z.boolean().default(false).describe('Build kernels newer than the release supports (--enable-linux-experimental). Never for stable users.'),
+        line: z
+          .string()
+          .regex(/^\d+\.\d+$/, { message: 'must be a major.minor release line such as 2.4' })
+          .describe('OpenZFS release line; the newest release in it is built.'),
+        allowExperimental: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Build kernels newer than the release supports (--enable-linux-experimental). Never for stable users.',
+          ),
         recheckEvery: duration
           .default('6h')
-          .describe('While a kernel of the base is newer than the OpenZFS release supports (a compatibility hold), how often the stream re-checks the release source, besides its schedule; it starts a run by itself when a release supports every kernel.'),
+          .describe(
+            'While a kernel of the base is newer than the OpenZFS release supports (a compatibility hold), how often the stream re-checks the release source, besides its schedule; it starts a run by itself when a release supports every kernel.',
+          ),
         source: ReleaseSource.prefault({}),
       })
       .describe('Which OpenZFS to build.'),
@@ -208,7 +291,12 @@ export const StreamSettings = z
     recipe: RecipeSource,
     promotion: PromotionSettings,
     schedule: ScheduleSettings,
-    notify: z.array(WebhookSettings).default([]).describe('Webhooks told about the stream\'s transitions: promoted, failed, blocked, unblocked, approval pending or expired, rolled back.'),
+    notify: z
+      .array(WebhookSettings)
+      .default([])
+      .describe(
+        "Webhooks told about the stream's transitions: promoted, failed, blocked, unblocked, approval pending or expired, rolled back.",
+      ),
     signing: SigningSettings,
   })
   .describe('One stream: a published image line.');
@@ -216,16 +304,26 @@ export const StreamSettings = z
 /** Worker host settings. */
 export const WorkerSettings = z
   .strictObject({
-    workDir: filePath.default('~/.cache/kinoite-zfs/work').describe('Scratch space for builds, checkouts and the kernel memo.'),
-    containersConf: filePath.optional().describe('CONTAINERS_CONF file for podman/buildah on this host (only where the host needs one).'),
+    workDir: filePath
+      .default('~/.cache/kinoite-zfs/work')
+      .describe('Scratch space for builds, checkouts and the kernel memo.'),
+    containersConf: filePath
+      .optional()
+      .describe('CONTAINERS_CONF file for podman/buildah on this host (only where the host needs one).'),
     buildCacheDir: filePath
       .default('~/.cache/kinoite-zfs/builds')
-      .describe('Finished akmods builds on this host, keyed by their content (source tarball, builder image, recipe, kernel): the same build is never run twice.'),
-    ccacheDir: filePath.default('~/.cache/kinoite-zfs/ccache').describe('Compiler cache mounted into akmods builders (used when the builder image has ccache).'),
+      .describe(
+        'Finished akmods builds on this host, keyed by their content (source tarball, builder image, recipe, kernel): the same build is never run twice.',
+      ),
+    ccacheDir: filePath
+      .default('~/.cache/kinoite-zfs/ccache')
+      .describe('Compiler cache mounted into akmods builders (used when the builder image has ccache).'),
     qemuAccel: z
       .enum(['auto', 'kvm', 'tcg'])
       .default('auto')
-      .describe('qemu acceleration of the booted check: auto uses KVM when /dev/kvm works and falls back to TCG (software) when it does not.'),
+      .describe(
+        'qemu acceleration of the booted check: auto uses KVM when /dev/kvm works and falls back to TCG (software) when it does not.',
+      ),
   })
   .prefault({})
   .describe('Settings of the worker host.');
@@ -238,7 +336,10 @@ export const Config = z
     registries: RegistrySettings.prefault({}),
     worker: WorkerSettings,
     streams: z
-      .record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'stream names are lowercase letters, digits and -' }), StreamSettings)
+      .record(
+        z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'stream names are lowercase letters, digits and -' }),
+        StreamSettings,
+      )
       .refine((s) => Object.keys(s).length > 0, { message: 'add at least one stream' })
       .describe('Streams by name.'),
   })

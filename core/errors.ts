@@ -64,8 +64,7 @@ export interface ToolFailure {
 
 /** The classifier's verdict for one failed tool run. */
 export type ToolFailureClass =
-  | { permanent: true; type: FailureType; reason: string }
-  | { permanent: false; reason: string };
+  { permanent: true; type: FailureType; reason: string } | { permanent: false; reason: string };
 
 interface Rule {
   readonly reason: string;
@@ -114,7 +113,8 @@ const RULES: readonly Rule[] = [
   { reason: 'unexpected EOF', pattern: /\bEOF\b/ },
   {
     reason: 'authentication failed',
-    pattern: /(unauthorized|authentication required|authentication failed|could not read Username|Permission denied \(publickey)/i,
+    pattern:
+      /(unauthorized|authentication required|authentication failed|could not read Username|Permission denied \(publickey)/i,
     type: FailureType.AuthDenied,
   },
   {
@@ -158,7 +158,8 @@ const RULES: readonly Rule[] = [
 export function classifyToolFailure(input: ToolFailure): ToolFailureClass {
   const { tool, exitCode, stderr, spawnErrorCode } = input;
   // 127 is what a shell or `env` wrapper returns when it cannot find the program.
-  const notOnPath = exitCode === 127 && /(command not found|executable file not found|No such file or directory)/i.test(stderr);
+  const notOnPath =
+    exitCode === 127 && /(command not found|executable file not found|No such file or directory)/i.test(stderr);
   if (spawnErrorCode === 'ENOENT' || notOnPath) {
     return {
       permanent: true,
@@ -176,9 +177,7 @@ export function classifyToolFailure(input: ToolFailure): ToolFailureClass {
   for (const rule of RULES) {
     if (rule.pattern.test(stderr)) {
       const reason = `${tool}: ${rule.reason}`;
-      return rule.type === undefined
-        ? { permanent: false, reason }
-        : { permanent: true, type: rule.type, reason };
+      return rule.type === undefined ? { permanent: false, reason } : { permanent: true, type: rule.type, reason };
     }
   }
   const code = exitCode === undefined ? (spawnErrorCode ?? 'unknown') : String(exitCode);

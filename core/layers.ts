@@ -127,7 +127,8 @@ export function wantsModuleContent(name: string): boolean {
 }
 
 /** What the scan knows of a checked module file: its build, why it has none, or where it points. */
-type ModuleState = { build: Omit<ModuleBuild, 'path'> & { release: string } } | { unreadable: string } | { symlink: string };
+type ModuleState =
+  { build: Omit<ModuleBuild, 'path'> & { release: string } } | { unreadable: string } | { symlink: string };
 
 interface Live {
   /** Index of the layer that last wrote this path. */
@@ -299,11 +300,20 @@ export class LayerScan {
     }
     if (problems.length > 0) {
       const wrong = problems.some((p) => p.builtFor !== undefined);
-      const what = problems.map((p) => (p.builtFor !== undefined ? `${p.path} was built for kernel ${p.builtFor}, not ${p.kernel}` : `cannot check ${p.path}: ${p.unreadable}`));
+      const what = problems.map((p) =>
+        p.builtFor !== undefined
+          ? `${p.path} was built for kernel ${p.builtFor}, not ${p.kernel}`
+          : `cannot check ${p.path}: ${p.unreadable}`,
+      );
       const next = wrong
         ? 'The ZFS modules do not match the kernels they are installed for; rebuild the akmods for these kernels.'
         : 'Install the ZFS modules uncompressed (or gzip-compressed) and stripped of debug info so their kernel can be checked.';
-      return { ok: false, reason: wrong ? 'wrong-kernel' : 'unreadable-module', moduleProblems: problems, message: `Candidate image ${ref}: ${what.join('; ')}. ${next}` };
+      return {
+        ok: false,
+        reason: wrong ? 'wrong-kernel' : 'unreadable-module',
+        moduleProblems: problems,
+        message: `Candidate image ${ref}: ${what.join('; ')}. ${next}`,
+      };
     }
     return { ok: true, kernels: [...required], commands, modules };
   }
@@ -331,12 +341,18 @@ export class LayerScan {
     let at = path;
     let s = state;
     for (let hop = 0; hop <= MAX_SYMLINK_HOPS; hop++) {
-      if (s === undefined) return { unreadable: 'its content was not given to the scan (the layer reader was not asked for it)' };
-      if (!('symlink' in s)) return hop === 0 || 'build' in s ? s : { unreadable: `it is a symlink to ${at}, which is unreadable: ${s.unreadable}` };
+      if (s === undefined)
+        return { unreadable: 'its content was not given to the scan (the layer reader was not asked for it)' };
+      if (!('symlink' in s))
+        return hop === 0 || 'build' in s
+          ? s
+          : { unreadable: `it is a symlink to ${at}, which is unreadable: ${s.unreadable}` };
       const target = resolveLink(at, s.symlink);
       const live = target === undefined ? undefined : this.live(target);
       if (target === undefined || !live?.module) {
-        return { unreadable: `it is a symlink to ${s.symlink}, which is not a ZFS module file of the image; the smoke test reads only regular files` };
+        return {
+          unreadable: `it is a symlink to ${s.symlink}, which is not a ZFS module file of the image; the smoke test reads only regular files`,
+        };
       }
       at = target;
       s = live.module;
@@ -362,13 +378,21 @@ export class LayerScan {
       const target = e.linkname === undefined ? undefined : normalizeTarPath(e.linkname);
       const state = target === undefined ? undefined : this.live(target)?.module;
       if (state && !('symlink' in state)) return state;
-      return { unreadable: `it is a hard link to ${e.linkname ?? '(no target)'}, which is not a ZFS module file the scan read` };
+      return {
+        unreadable: `it is a hard link to ${e.linkname ?? '(no target)'}, which is not a ZFS module file the scan read`,
+      };
     }
     const ext = CHECKED_TAIL.exec(tail)?.[2];
-    if (ext !== undefined && ext !== 'gz') return { unreadable: `cannot check the vermagic of a .${ext}-compressed module: not supported (only .ko and .ko.gz are read)` };
-    if (content === undefined) return { unreadable: 'its content was not given to the scan (the layer reader was not asked for it)' };
+    if (ext !== undefined && ext !== 'gz')
+      return {
+        unreadable: `cannot check the vermagic of a .${ext}-compressed module: not supported (only .ko and .ko.gz are read)`,
+      };
+    if (content === undefined)
+      return { unreadable: 'its content was not given to the scan (the layer reader was not asked for it)' };
     if ('tooLarge' in content) {
-      return { unreadable: `it is ${content.size} bytes, over the ${content.limit}-byte limit of what the smoke test reads into memory (is it built with debug info?)` };
+      return {
+        unreadable: `it is ${content.size} bytes, over the ${content.limit}-byte limit of what the smoke test reads into memory (is it built with debug info?)`,
+      };
     }
     let bytes = content.bytes;
     if (ext === 'gz') {
@@ -386,9 +410,15 @@ export class LayerScan {
       return { unreadable: (err as Error).message };
     }
     const vermagic = info['vermagic'];
-    if (vermagic === undefined || vermagicRelease(vermagic) === '') return { unreadable: 'its .modinfo has no vermagic' };
+    if (vermagic === undefined || vermagicRelease(vermagic) === '')
+      return { unreadable: 'its .modinfo has no vermagic' };
     const version = info['version'];
-    return { build: version === undefined ? { vermagic, release: vermagicRelease(vermagic) } : { vermagic, release: vermagicRelease(vermagic), version } };
+    return {
+      build:
+        version === undefined
+          ? { vermagic, release: vermagicRelease(vermagic) }
+          : { vermagic, release: vermagicRelease(vermagic), version },
+    };
   }
 
   private add(path: string, type: TarEntry['type'], e?: TarEntry, content?: ModuleContent): void {
@@ -404,7 +434,8 @@ export class LayerScan {
     // The kernel directory itself counts only as a directory (the original listed directories);
     // anything beneath it proves the directory exists.
     if (m[3] === undefined && type !== 'directory') return;
-    if (live.payload && e && m[3] !== undefined && CHECKED_TAIL.test(m[3])) live.module = this.moduleState(m[3], e, content);
+    if (live.payload && e && m[3] !== undefined && CHECKED_TAIL.test(m[3]))
+      live.module = this.moduleState(m[3], e, content);
     const root = `${m[1]}/${kernel}`;
     let g = this.groups.get(root);
     if (!g) {

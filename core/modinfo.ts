@@ -76,25 +76,34 @@ export function vermagicRelease(vermagic: string): string {
 /** The bytes of the `.modinfo` section, found through the section header table. */
 function modinfoSection(bytes: Uint8Array): Uint8Array {
   if (bytes.length < ELF_MAGIC.length || ELF_MAGIC.some((b, i) => bytes[i] !== b)) {
-    throw new ModinfoError(`not an ELF file (${bytes.length < ELF_MAGIC.length ? `only ${bytes.length} bytes` : 'no \\x7fELF magic'})`);
+    throw new ModinfoError(
+      `not an ELF file (${bytes.length < ELF_MAGIC.length ? `only ${bytes.length} bytes` : 'no \\x7fELF magic'})`,
+    );
   }
-  if (bytes.length < ELF64_EHDR_SIZE) throw new ModinfoError(`the ELF header is truncated (${bytes.length} of ${ELF64_EHDR_SIZE} bytes)`);
+  if (bytes.length < ELF64_EHDR_SIZE)
+    throw new ModinfoError(`the ELF header is truncated (${bytes.length} of ${ELF64_EHDR_SIZE} bytes)`);
   if (bytes[4] !== ELFCLASS64 || bytes[5] !== ELFDATA2LSB) {
-    throw new ModinfoError(`ELF class ${bytes[4]} data ${bytes[5]} is not 64-bit little-endian; only x86_64/aarch64-style modules are read`);
+    throw new ModinfoError(
+      `ELF class ${bytes[4]} data ${bytes[5]} is not 64-bit little-endian; only x86_64/aarch64-style modules are read`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = view.getUint16(16, true);
-  if (type !== ET_REL) throw new ModinfoError(`ELF type ${type} is not a relocatable object (ET_REL), so not a kernel module`);
+  if (type !== ET_REL)
+    throw new ModinfoError(`ELF type ${type} is not a relocatable object (ET_REL), so not a kernel module`);
   const shoff = u64(view, 0x28, 'e_shoff');
   const shentsize = view.getUint16(0x3a, true);
   let shnum = view.getUint16(0x3c, true);
   let shstrndx = view.getUint16(0x3e, true);
   if (shoff === 0) throw new ModinfoError('the ELF file has no section header table (e_shoff is 0)');
-  if (shentsize < ELF64_SHDR_SIZE) throw new ModinfoError(`e_shentsize ${shentsize} is smaller than an ELF64 section header (64)`);
+  if (shentsize < ELF64_SHDR_SIZE)
+    throw new ModinfoError(`e_shentsize ${shentsize} is smaller than an ELF64 section header (64)`);
   const header = (index: number) => {
     const at = shoff + index * shentsize;
     if (at + ELF64_SHDR_SIZE > bytes.length) {
-      throw new ModinfoError(`section header ${index} at offset ${at} lies past the end of the file (${bytes.length} bytes); the file is truncated`);
+      throw new ModinfoError(
+        `section header ${index} at offset ${at} lies past the end of the file (${bytes.length} bytes); the file is truncated`,
+      );
     }
     return {
       name: view.getUint32(at, true),
@@ -108,7 +117,8 @@ function modinfoSection(bytes: Uint8Array): Uint8Array {
   // index live in section 0. Large objects built with -ffunction-sections can get there.
   if (shnum === 0) shnum = header(0).size;
   if (shstrndx === SHN_XINDEX) shstrndx = header(0).link;
-  if (shstrndx === 0 || shstrndx >= shnum) throw new ModinfoError(`e_shstrndx ${shstrndx} does not name one of the ${shnum} sections`);
+  if (shstrndx === 0 || shstrndx >= shnum)
+    throw new ModinfoError(`e_shstrndx ${shstrndx} does not name one of the ${shnum} sections`);
   const names = sectionBytes(bytes, header(shstrndx), 'section name table');
   for (let i = 1; i < shnum; i++) {
     const h = header(i);
@@ -121,7 +131,9 @@ function modinfoSection(bytes: Uint8Array): Uint8Array {
 
 function sectionBytes(bytes: Uint8Array, h: { offset: number; size: number }, what: string): Uint8Array {
   if (h.offset + h.size > bytes.length) {
-    throw new ModinfoError(`the ${what} (offset ${h.offset}, ${h.size} bytes) lies past the end of the file (${bytes.length} bytes); the file is truncated`);
+    throw new ModinfoError(
+      `the ${what} (offset ${h.offset}, ${h.size} bytes) lies past the end of the file (${bytes.length} bytes); the file is truncated`,
+    );
   }
   return bytes.subarray(h.offset, h.offset + h.size);
 }
@@ -139,6 +151,7 @@ function cString(table: Uint8Array, offset: number): string {
 /** A 64-bit offset or size as a number; anything beyond 2^53 cannot fit in a buffer anyway. */
 function u64(view: DataView, at: number, what: string): number {
   const v = view.getBigUint64(at, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ModinfoError(`${what} (${v}) is implausibly large; the file is corrupt`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new ModinfoError(`${what} (${v}) is implausibly large; the file is corrupt`);
   return Number(v);
 }

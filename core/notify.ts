@@ -4,7 +4,15 @@
  */
 
 /** The transitions a stream announces. */
-export const NOTIFY_EVENTS = ['promoted', 'failed', 'blocked', 'unblocked', 'approval-pending', 'approval-expired', 'rolled-back'] as const;
+export const NOTIFY_EVENTS = [
+  'promoted',
+  'failed',
+  'blocked',
+  'unblocked',
+  'approval-pending',
+  'approval-expired',
+  'rolled-back',
+] as const;
 /** One of {@link NOTIFY_EVENTS}. */
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
@@ -39,5 +47,11 @@ export function webhooksFor(hooks: readonly Webhook[] | undefined, event: Notify
 
 /** The stream event a finished run announces, if any. */
 export function runEvent(outcome: string): NotifyEvent | undefined {
-  return outcome === 'promoted' ? 'promoted' : outcome === 'failed' ? 'failed' : outcome === 'expired' ? 'approval-expired' : undefined;
+  return outcome === 'promoted'
+    ? 'promoted'
+    : outcome === 'failed'
+      ? 'failed'
+      : outcome === 'expired'
+        ? 'approval-expired'
+        : undefined;
 }

@@ -122,7 +122,9 @@ export function tagPlan(input: { plan: StreamPlan; inputs: RunInputs; runNumber:
   return {
     candidate: candidateTag({ sha7, fedora }),
     akmodsCache: akmodsCacheTag({ prefix, fedora }),
-    akmodsKernel: Object.fromEntries(input.inputs.kernels.map((k) => [k, akmodsKernelTag({ prefix, fedora, kernel: k })])),
+    akmodsKernel: Object.fromEntries(
+      input.inputs.kernels.map((k) => [k, akmodsKernelTag({ prefix, fedora, kernel: k })]),
+    ),
     audit: auditTag({ run: input.runNumber, sha7 }),
     stable: [...new Set(input.plan.images.stableTags.map((p) => expandTagPattern(p, { fedora })))],
   };
@@ -253,11 +255,19 @@ export function provenanceRecord(input: {
   promotion?: Omit<PromotionRecord, 'previous'>;
   promotionResult: string;
 }): object {
-  const ref = (repo: string, tag: string, digest: string) => ({ tag, tag_ref: `${repo}:${tag}`, digest, digest_ref: `${repo}@${digest}` });
+  const ref = (repo: string, tag: string, digest: string) => ({
+    tag,
+    tag_ref: `${repo}:${tag}`,
+    digest,
+    digest_ref: `${repo}@${digest}`,
+  });
   const b = buildInputsRecord(input.ctx, input.inputs, input.hash) as { inputs: Record<string, unknown> };
   return {
     ...b,
-    candidate: { image: ref(input.candidate.repo, input.candidate.tag, input.candidate.digest), akmods: ref(input.akmods.repo, input.akmods.tag, input.akmods.digest) },
+    candidate: {
+      image: ref(input.candidate.repo, input.candidate.tag, input.candidate.digest),
+      akmods: ref(input.akmods.repo, input.akmods.tag, input.akmods.digest),
+    },
     stable: input.promotion
       ? {
           promotion_result: 'success',
@@ -265,7 +275,11 @@ export function provenanceRecord(input: {
           audit_tag: input.promotion.auditTag,
           image: ref(input.promotion.stableRepo, input.promotion.stableTags[0]!, input.promotion.digest),
           tags: input.promotion.stableTags,
-          akmods: ref(input.promotion.akmodsStable.repo, input.promotion.akmodsStable.tag, input.promotion.akmodsStable.digest),
+          akmods: ref(
+            input.promotion.akmodsStable.repo,
+            input.promotion.akmodsStable.tag,
+            input.promotion.akmodsStable.digest,
+          ),
         }
       : { promotion_result: input.promotionResult, promoted: false },
   };
@@ -277,10 +291,25 @@ export function slsaPredicate(input: { ctx: RunContext; inputs: RunInputs; hash:
   return {
     buildDefinition: {
       buildType: 'urn:kinoite-zfs:buildtype:pipeline-run:v1',
-      externalParameters: { baseImage: i.base.ref, builderImage: i.builder.ref, zfsLine: i.zfs.line, recipe: { git: i.recipe.git, ref: i.recipe.ref, path: i.recipe.path } },
-      internalParameters: { inputsHash: input.hash, pipelineVersion: i.pipelineVersion, kernels: i.kernels, zfsRelease: i.zfs.version, fedora: i.fedora },
+      externalParameters: {
+        baseImage: i.base.ref,
+        builderImage: i.builder.ref,
+        zfsLine: i.zfs.line,
+        recipe: { git: i.recipe.git, ref: i.recipe.ref, path: i.recipe.path },
+      },
+      internalParameters: {
+        inputsHash: input.hash,
+        pipelineVersion: i.pipelineVersion,
+        kernels: i.kernels,
+        zfsRelease: i.zfs.version,
+        fedora: i.fedora,
+      },
       resolvedDependencies: [
-        { uri: `oci://${i.base.name}`, digest: { sha256: i.base.digest.replace(/^sha256:/, '') }, annotations: { tag: i.base.tag } },
+        {
+          uri: `oci://${i.base.name}`,
+          digest: { sha256: i.base.digest.replace(/^sha256:/, '') },
+          annotations: { tag: i.base.tag },
+        },
         { uri: `oci://${i.builder.name}`, digest: { sha256: i.builder.digest.replace(/^sha256:/, '') } },
         { uri: `git+${i.recipe.git}`, digest: { gitCommit: i.recipe.commit } },
         { uri: `zfs:${i.zfs.tag}` },
@@ -308,7 +337,10 @@ export function validatePlan(plan: StreamPlan): void {
   parseImageRef(plan.builderImage, 'builderImage');
   for (const key of ['candidate', 'stable', 'akmodsCandidate', 'akmodsStable'] as const) {
     const ref = parseImageRef(plan.images[key], `images.${key}`);
-    if (ref.tag || ref.digest) throw invalidInput(`images.${key} must be a repository without tag or digest, got ${JSON.stringify(plan.images[key])}`);
+    if (ref.tag || ref.digest)
+      throw invalidInput(
+        `images.${key} must be a repository without tag or digest, got ${JSON.stringify(plan.images[key])}`,
+      );
   }
   assertSafeToken(plan.recipe.git, 'recipe.git');
   assertSafeToken(plan.recipe.ref, 'recipe.ref');

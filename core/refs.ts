@@ -27,7 +27,8 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** One repository path component (distribution/reference grammar). */
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 /** A registry host with an optional port. */
-const REGISTRY = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$/;
+const REGISTRY =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$/;
 /** distribution/reference limits the name (registry/repository) to 255 characters. */
 const MAX_NAME_LENGTH = 255;
 
@@ -95,7 +96,12 @@ export function parseImageRef(ref: string, field = 'image reference'): ImageRef 
     throw bad(field, ref, 'contains shell metacharacters', 'use a plain reference such as ghcr.io/owner/name:tag');
   }
   if (/^[a-z-]+:\/\//i.test(ref)) {
-    throw bad(field, ref, 'has a transport or URL prefix', 'drop the prefix (e.g. docker://) and give registry/repository[:tag][@digest]');
+    throw bad(
+      field,
+      ref,
+      'has a transport or URL prefix',
+      'drop the prefix (e.g. docker://) and give registry/repository[:tag][@digest]',
+    );
   }
 
   let rest = ref;
@@ -116,7 +122,12 @@ export function parseImageRef(ref: string, field = 'image reference'): ImageRef 
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
     if (!isValidTag(tag)) {
-      throw bad(field, ref, `has an invalid tag ${show(tag)}`, 'a tag is 1-128 characters of [A-Za-z0-9_.-] and cannot start with . or -');
+      throw bad(
+        field,
+        ref,
+        `has an invalid tag ${show(tag)}`,
+        'a tag is 1-128 characters of [A-Za-z0-9_.-] and cannot start with . or -',
+      );
     }
   }
 
@@ -135,17 +146,32 @@ export function parseImageRef(ref: string, field = 'image reference'): ImageRef 
   }
   for (const p of parts) {
     if (/[A-Z]/.test(p)) {
-      throw bad(field, ref, `has uppercase letters in repository component ${show(p)}`, 'repository names must be lowercase');
+      throw bad(
+        field,
+        ref,
+        `has uppercase letters in repository component ${show(p)}`,
+        'repository names must be lowercase',
+      );
     }
     if (!PATH_COMPONENT.test(p)) {
-      throw bad(field, ref, `has an invalid repository component ${show(p)}`, 'use lowercase letters and digits separated by . _ __ or -');
+      throw bad(
+        field,
+        ref,
+        `has an invalid repository component ${show(p)}`,
+        'use lowercase letters and digits separated by . _ __ or -',
+      );
     }
   }
   if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
   const repository = parts.join('/');
   const name = `${registry}/${repository}`;
   if (name.length > MAX_NAME_LENGTH) {
-    throw bad(field, ref, `is longer than ${MAX_NAME_LENGTH} characters without tag and digest`, 'shorten the repository path');
+    throw bad(
+      field,
+      ref,
+      `is longer than ${MAX_NAME_LENGTH} characters without tag and digest`,
+      'shorten the repository path',
+    );
   }
 
   const out: ImageRef = { registry, repository, name };
@@ -179,7 +205,12 @@ export function digestRef(name: string, digest: string): string {
  */
 export function tagRef(name: string, tag: string): string {
   if (!isValidTag(tag)) {
-    throw bad('tag', tag, 'is not a valid OCI tag', 'a tag is 1-128 characters of [A-Za-z0-9_.-] and cannot start with . or -');
+    throw bad(
+      'tag',
+      tag,
+      'is not a valid OCI tag',
+      'a tag is 1-128 characters of [A-Za-z0-9_.-] and cannot start with . or -',
+    );
   }
   assertSafeToken(name, 'image name');
   return `${name}:${tag}`;

@@ -57,16 +57,34 @@ export type RunGate = { go: true } | { go: false; outcome: 'unchanged' | 'vetoed
 /** Decides, right after inputs are resolved, whether a run builds at all. */
 export function runGate(ctx: StreamContext, inputs: Pick<RunInputs, 'kernels' | 'zfs'>, hash: string): RunGate {
   if (ctx.lastGoodInputsHash === hash) {
-    return { go: false, outcome: 'unchanged', message: `Inputs are unchanged since the last good release (inputs hash ${hash.slice(0, 12)}); nothing to build.` };
+    return {
+      go: false,
+      outcome: 'unchanged',
+      message: `Inputs are unchanged since the last good release (inputs hash ${hash.slice(0, 12)}); nothing to build.`,
+    };
   }
   const veto = vetoFor(ctx.vetoes, inputs, hash);
-  if (veto) return { go: false, outcome: 'vetoed', message: `Vetoed ${veto.kind} ${veto.value} by ${veto.by}: ${veto.reason}. Stable stays where it is.` };
+  if (veto)
+    return {
+      go: false,
+      outcome: 'vetoed',
+      message: `Vetoed ${veto.kind} ${veto.value} by ${veto.by}: ${veto.reason}. Stable stays where it is.`,
+    };
   return { go: true };
 }
 
 /** The first veto that matches these inputs, if any. */
-export function vetoFor(vetoes: readonly Veto[], inputs: Pick<RunInputs, 'kernels' | 'zfs'>, hash: string): Veto | undefined {
-  return vetoes.find((v) => (v.kind === 'inputs' && v.value === hash) || (v.kind === 'kernel' && inputs.kernels.includes(v.value)) || (v.kind === 'zfs' && v.value === inputs.zfs.version));
+export function vetoFor(
+  vetoes: readonly Veto[],
+  inputs: Pick<RunInputs, 'kernels' | 'zfs'>,
+  hash: string,
+): Veto | undefined {
+  return vetoes.find(
+    (v) =>
+      (v.kind === 'inputs' && v.value === hash) ||
+      (v.kind === 'kernel' && inputs.kernels.includes(v.value)) ||
+      (v.kind === 'zfs' && v.value === inputs.zfs.version),
+  );
 }
 
 /** An approve or reject request as an operator sends it. */
@@ -78,12 +96,20 @@ export interface ApprovalRequest {
 }
 
 /** Why an approval request cannot be accepted, or undefined when it can. */
-export function approvalProblem(input: { pending?: PendingApproval; approvers: readonly string[]; request: ApprovalRequest; reject?: boolean }): string | undefined {
+export function approvalProblem(input: {
+  pending?: PendingApproval;
+  approvers: readonly string[];
+  request: ApprovalRequest;
+  reject?: boolean;
+}): string | undefined {
   const { pending, request } = input;
   if (!pending) return 'No candidate is waiting for approval on this stream.';
-  if (!request.by || !input.approvers.includes(request.by)) return `${JSON.stringify(request.by ?? '')} may not approve or reject on this stream; approvers are: ${input.approvers.join(', ') || '(none configured)'}.`;
-  if (request.digest !== pending.digest) return `The pending candidate is ${pending.digest}, not ${request.digest}; approve exactly the candidate that was tested.`;
-  if (request.inputsHash !== pending.inputsHash) return `The pending candidate's inputs hash is ${pending.inputsHash}, not ${request.inputsHash}.`;
+  if (!request.by || !input.approvers.includes(request.by))
+    return `${JSON.stringify(request.by ?? '')} may not approve or reject on this stream; approvers are: ${input.approvers.join(', ') || '(none configured)'}.`;
+  if (request.digest !== pending.digest)
+    return `The pending candidate is ${pending.digest}, not ${request.digest}; approve exactly the candidate that was tested.`;
+  if (request.inputsHash !== pending.inputsHash)
+    return `The pending candidate's inputs hash is ${pending.inputsHash}, not ${request.inputsHash}.`;
   if (input.reject && !request.reason?.trim()) return 'A rejection needs a reason.';
   return undefined;
 }
@@ -92,8 +118,17 @@ export function approvalProblem(input: { pending?: PendingApproval; approvers: r
  * Identity of a trigger for de-duplication: the same source and commit with the same options is
  * the same trigger (a manual run on an already-built commit with other options is a new one).
  */
-export function triggerKey(t: { source: string; commit?: string; requestId?: string }, extra: { options?: { rebuildAkmods?: boolean; promote?: boolean }; lockHash?: string } = {}): string | undefined {
-  const opts = [extra.options?.rebuildAkmods ? 'rebuild' : '', extra.options?.promote === false ? 'no-promote' : '', extra.lockHash ? `lock=${extra.lockHash}` : ''].filter(Boolean).join(',');
+export function triggerKey(
+  t: { source: string; commit?: string; requestId?: string },
+  extra: { options?: { rebuildAkmods?: boolean; promote?: boolean }; lockHash?: string } = {},
+): string | undefined {
+  const opts = [
+    extra.options?.rebuildAkmods ? 'rebuild' : '',
+    extra.options?.promote === false ? 'no-promote' : '',
+    extra.lockHash ? `lock=${extra.lockHash}` : '',
+  ]
+    .filter(Boolean)
+    .join(',');
   if (t.commit) return `${t.source}@${t.commit}${opts ? `+${opts}` : ''}`;
   return t.requestId ? `request:${t.requestId}` : undefined;
 }
@@ -127,11 +162,23 @@ export function promotionGate(input: {
   candidate: string;
   akmodsTag: string;
 }): { promote: true; needsApproval: boolean } | { promote: false; why: string } {
-  if (input.mode === 'branch') return { promote: false, why: `branch build: published only ${input.candidate} and the akmods alias ${input.akmodsTag}; nothing signed, stable untouched` };
-  if (input.mode === 'pr') return { promote: false, why: `PR validation: built and smoke-tested as ${input.candidate} in the candidate repository only; not published to any user-facing repository, not signed` };
+  if (input.mode === 'branch')
+    return {
+      promote: false,
+      why: `branch build: published only ${input.candidate} and the akmods alias ${input.akmodsTag}; nothing signed, stable untouched`,
+    };
+  if (input.mode === 'pr')
+    return {
+      promote: false,
+      why: `PR validation: built and smoke-tested as ${input.candidate} in the candidate repository only; not published to any user-facing repository, not signed`,
+    };
   if (!input.promoteRequested) return { promote: false, why: 'promotion not requested (candidate-only run)' };
   if (input.policy === 'never') return { promote: false, why: 'policy is never (build and test only)' };
   if (input.held) return { promote: false, why: 'the stream is held (kinoite-zfs release to let it promote again)' };
-  if (input.policy === 'approval' && !input.throughStream) return { promote: false, why: 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them' };
+  if (input.policy === 'approval' && !input.throughStream)
+    return {
+      promote: false,
+      why: 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them',
+    };
   return { promote: true, needsApproval: input.policy === 'approval' };
 }

@@ -36,7 +36,10 @@ await writeFile(
   specFile,
   stringify({
     name: 'bench-akmods',
-    base: { repository: 'ublue-os/kinoite-main', versions: [{ version: '43.20261201.0', kernels: [{ kind: 'debian', release: kernel }] }] },
+    base: {
+      repository: 'ublue-os/kinoite-main',
+      versions: [{ version: '43.20261201.0', kernels: [{ kind: 'debian', release: kernel }] }],
+    },
     builder: { repository: 'ublue-os/devcontainer' },
     zfs: { releases: [{ source: 'openzfs', tag }] },
     stream: { name: 'bench-akmods', zfsLine: version.split('.').slice(0, 2).join('.'), owner: 'kinoite' },
@@ -55,10 +58,29 @@ async function build(ccache: string | undefined): Promise<{ steps: Record<string
   const t0 = Date.now();
   const r = await execa(
     'podman',
-    ['run', '--rm', '--network=none', '-v', `${join(repoRoot, 'recipes', 'akmods')}:/recipe:ro`, '-v', `${src}:/src:ro`, '-v', `${out}:/out`,
+    [
+      'run',
+      '--rm',
+      '--network=none',
+      '-v',
+      `${join(repoRoot, 'recipes', 'akmods')}:/recipe:ro`,
+      '-v',
+      `${src}:/src:ro`,
+      '-v',
+      `${out}:/out`,
       ...(ccache ? ['-v', `${ccache}:/ccache`] : []),
-      '-e', `KERNEL_RELEASE=${kernel}`, '-e', `ZFS_VERSION=${version}`, '-e', 'FEDORA_VERSION=43', '-e', 'ZFS_BUILD_USERSPACE=1',
-      builder, '/bin/sh', '/recipe/build-akmods.sh'],
+      '-e',
+      `KERNEL_RELEASE=${kernel}`,
+      '-e',
+      `ZFS_VERSION=${version}`,
+      '-e',
+      'FEDORA_VERSION=43',
+      '-e',
+      'ZFS_BUILD_USERSPACE=1',
+      builder,
+      '/bin/sh',
+      '/recipe/build-akmods.sh',
+    ],
     { env, reject: false, all: true },
   );
   if (r.exitCode !== 0) throw new Error(`recipe failed:\n${String(r.all).split('\n').slice(-20).join('\n')}`);
@@ -68,12 +90,15 @@ async function build(ccache: string | undefined): Promise<{ steps: Record<string
 try {
   const ccache = join(work, 'ccache');
   await mkdir(ccache);
-  console.log(`kernel ${kernel}, ${tag}: first build with an empty ccache (what a fresh build host, or a builder without ccache, pays)…`);
+  console.log(
+    `kernel ${kernel}, ${tag}: first build with an empty ccache (what a fresh build host, or a builder without ccache, pays)…`,
+  );
   const cold = await build(ccache);
   console.log('second build of the same kernel with the warm ccache…');
   const warm = await build(ccache);
   const steps = ['autogen', 'kmod-configure', 'kmod-build', 'user-configure', 'user-build', 'package'];
-  const row = (name: string, a: number, b: number) => `| ${name} | ${a.toFixed(0)} s | ${b.toFixed(0)} s | ${(a / Math.max(b, 1)).toFixed(1)} |`;
+  const row = (name: string, a: number, b: number) =>
+    `| ${name} | ${a.toFixed(0)} s | ${b.toFixed(0)} s | ${(a / Math.max(b, 1)).toFixed(1)} |`;
   const table = [
     `Kernel \`${kernel}\`, \`${tag}\` (tarball without configure), ${(await execa('nproc')).stdout} cores, measured ${new Date().toISOString().slice(0, 10)}.`,
     '',

@@ -25,7 +25,11 @@ import type { KernelBoot } from '../core/boot.ts';
 
 await ensureTemporal();
 const dir = join(repoRoot, '.state', 'bench-boot');
-const { info } = await worldUp({ specFile: join(repoRoot, 'world', 'specs', 'real-kernels.yaml'), dir, log: () => undefined });
+const { info } = await worldUp({
+  specFile: join(repoRoot, 'world', 'specs', 'real-kernels.yaml'),
+  dir,
+  log: () => undefined,
+});
 const config = await loadConfig(info.configFile);
 const world: TestWorld = { dir, info, config, configFile: info.configFile, stream: Object.keys(config.streams)[0]! };
 const worker = await startWorker(config);
@@ -41,10 +45,18 @@ try {
   await c.connection.close();
 }
 const kernels = info.base.versions.at(-1)!.kernels;
-const acts = bootTestActivities({ registry: new RegistryClient({ insecureHosts: config.registries.insecure }), host: new Host(config) });
+const acts = bootTestActivities({
+  registry: new RegistryClient({ insecureHosts: config.registries.insecure }),
+  host: new Host(config),
+});
 const boot = async (maxParallel?: number) => {
   const t0 = Date.now();
-  const { kernels: boots } = await new MockActivityEnvironment().run(acts.bootTestCandidate, { candidate, kernels, timeoutSeconds: 300, maxParallel });
+  const { kernels: boots } = await new MockActivityEnvironment().run(acts.bootTestCandidate, {
+    candidate,
+    kernels,
+    timeoutSeconds: 300,
+    maxParallel,
+  });
   for (const b of boots) if (b.error) throw new Error(`${b.kernel}: ${b.error}`);
   return { boots, wall: (Date.now() - t0) / 1000 };
 };

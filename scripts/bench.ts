@@ -89,7 +89,12 @@ async function logEntries(file: string, since: number, until?: number): Promise<
     const m = /http\.request\.uri=(?:"([^"]+)"|(\S+))/.exec(line);
     const uri = m?.[1] ?? m?.[2];
     if (!method || !uri) continue;
-    out.push({ method, uri, status: Number(/http\.response\.status=(\d+)/.exec(line)?.[1] ?? 0), written: Number(/http\.response\.written=(\d+)/.exec(line)?.[1] ?? 0) });
+    out.push({
+      method,
+      uri,
+      status: Number(/http\.response\.status=(\d+)/.exec(line)?.[1] ?? 0),
+      written: Number(/http\.response\.written=(\d+)/.exec(line)?.[1] ?? 0),
+    });
   }
   return out;
 }
@@ -126,13 +131,20 @@ async function traffic(host: string, entries: LogEntry[]): Promise<Traffic> {
 async function contentLength(url: string): Promise<number> {
   const res = await fetch(url, {
     method: 'HEAD',
-    headers: { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' },
+    headers: {
+      Accept:
+        'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json',
+    },
   });
   return res.ok ? Number(res.headers.get('content-length') ?? 0) : 0;
 }
 
 /** Runs `fn` and returns its result, wall seconds and the registry log slice it caused. */
-async function observed<T>(logFile: string, host: string, fn: () => Promise<T>): Promise<{ value: T; seconds: number; traffic: Traffic }> {
+async function observed<T>(
+  logFile: string,
+  host: string,
+  fn: () => Promise<T>,
+): Promise<{ value: T; seconds: number; traffic: Traffic }> {
   const mark = await logMark(logFile);
   const t0 = performance.now();
   const value = await fn();
@@ -154,7 +166,10 @@ async function bringUp(dir: string, fresh: boolean): Promise<TestWorld> {
     // first run of the fresh world would end as unchanged.
     const connection = await Connection.connect({ address: temporal.address });
     try {
-      await new TemporalClient({ connection }).workflow.getHandle(`stream/${name}`).terminate('fresh bench world').catch(() => undefined);
+      await new TemporalClient({ connection }).workflow
+        .getHandle(`stream/${name}`)
+        .terminate('fresh bench world')
+        .catch(() => undefined);
     } finally {
       await connection.close();
     }
@@ -225,7 +240,10 @@ async function main(): Promise<void> {
     if (!full || !(await fresh().resolveDigest(`${s.stable}:latest`))) {
       console.error('bench: full pipeline run (once per world)…');
       const run = await observed(logFile, host, () => streamRun(c, world));
-      if (run.value.outcome !== 'promoted') throw new Error(`The full run ended ${run.value.outcome}: ${run.value.message}; fix the pipeline before benchmarking`);
+      if (run.value.outcome !== 'promoted')
+        throw new Error(
+          `The full run ended ${run.value.outcome}: ${run.value.message}; fix the pipeline before benchmarking`,
+        );
       full = { at: new Date().toISOString(), seconds: run.seconds, traffic: run.traffic, outcome: run.value.outcome };
       await writeFile(recordFile, JSON.stringify(full, null, 2));
     }
@@ -242,13 +260,25 @@ async function main(): Promise<void> {
     {
       const workDir = join(scratch, 'work');
       const registry = fresh();
-      const acts = resolveActivities({ registry, host: new Host({ ...world.config, worker: { ...world.config.worker, workDir } }) });
+      const acts = resolveActivities({
+        registry,
+        host: new Host({ ...world.config, worker: { ...world.config.worker, workDir } }),
+      });
       const envA = new MockActivityEnvironment();
-      const first = await timed(() => envA.run(acts.listBaseKernels, { pinned: base, digest: baseImage.indexDigest ?? baseImage.digest }));
-      const firstSide = side(registry.stats, first.seconds, `listBaseKernels, empty memo: streams ${first.value.layersRead} base layers`);
+      const first = await timed(() =>
+        envA.run(acts.listBaseKernels, { pinned: base, digest: baseImage.indexDigest ?? baseImage.digest }),
+      );
+      const firstSide = side(
+        registry.stats,
+        first.seconds,
+        `listBaseKernels, empty memo: streams ${first.value.layersRead} base layers`,
+      );
       const statsAfterFirst = { ...registry.stats };
-      const second = await timed(() => envA.run(acts.listBaseKernels, { pinned: base, digest: baseImage.indexDigest ?? baseImage.digest }));
-      if (!second.value.memoised || second.value.layersRead !== 0) throw new Error('listBaseKernels did not answer the second call from its memo');
+      const second = await timed(() =>
+        envA.run(acts.listBaseKernels, { pinned: base, digest: baseImage.indexDigest ?? baseImage.digest }),
+      );
+      if (!second.value.memoised || second.value.layersRead !== 0)
+        throw new Error('listBaseKernels did not answer the second call from its memo');
       const memoSide: Side = {
         bytes: registry.stats.blobBytesRead - statsAfterFirst.blobBytesRead,
         requests: registry.stats.requests - statsAfterFirst.requests,
@@ -264,10 +294,32 @@ async function main(): Promise<void> {
         const storage = ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--storage-driver', 'vfs'];
         try {
           const run = await observed(logFile, host, () =>
-            execa('podman', [...storage, 'run', '--rm', '--tls-verify=false', base, 'find', '/usr/lib/modules', '-mindepth', '1', '-maxdepth', '1', '-type', 'd'], { env }),
+            execa(
+              'podman',
+              [
+                ...storage,
+                'run',
+                '--rm',
+                '--tls-verify=false',
+                base,
+                'find',
+                '/usr/lib/modules',
+                '-mindepth',
+                '1',
+                '-maxdepth',
+                '1',
+                '-type',
+                'd',
+              ],
+              { env },
+            ),
           );
           const found = run.value.stdout.split('\n').filter(Boolean).length;
-          naive = fromTraffic(run.traffic, run.seconds, `podman run <base@digest> find /usr/lib/modules with an empty containers storage (pull + run; ${found} kernels found)`);
+          naive = fromTraffic(
+            run.traffic,
+            run.seconds,
+            `podman run <base@digest> find /usr/lib/modules with an empty containers storage (pull + run; ${found} kernels found)`,
+          );
         } finally {
           await rm(store, { recursive: true, force: true });
         }
@@ -280,18 +332,34 @@ async function main(): Promise<void> {
     {
       const registry = fresh();
       const acts = smokeTestActivities({ registry, host: new Host(world.config) });
-      const ours = await timed(() => new MockActivityEnvironment().run(acts.smokeTestCandidate, { candidate, base, kernels: [K1, K2] }));
+      const ours = await timed(() =>
+        new MockActivityEnvironment().run(acts.smokeTestCandidate, { candidate, base, kernels: [K1, K2] }),
+      );
       const naiveClient = fresh();
       const naive = await timed(async () => {
         const scan = new LayerScan({ expectedKernels: [K1, K2] });
-        await scanLayers({ client: naiveClient, ref: candidate, onLayer: () => scan.beginLayer(), wantContent: (_i, e) => wantsModuleContent(e.name), onEntry: (_i, e, content) => scan.entry(e, content) });
+        await scanLayers({
+          client: naiveClient,
+          ref: candidate,
+          onLayer: () => scan.beginLayer(),
+          wantContent: (_i, e) => wantsModuleContent(e.name),
+          onEntry: (_i, e, content) => scan.entry(e, content),
+        });
         const result = scan.smoke(candidate);
         if (!result.ok) throw new Error(result.message);
       });
       rows.push({
         name: 'smoke test',
-        ours: side(registry.stats, ours.seconds, `smokeTestCandidate: ${ours.value.layersRead} layers read, ${ours.value.layersSkipped} base layers skipped`),
-        naive: side(naiveClient.stats, naive.seconds, `scanLayers over all ${candidateImage.layers.length} candidate layers`),
+        ours: side(
+          registry.stats,
+          ours.seconds,
+          `smokeTestCandidate: ${ours.value.layersRead} layers read, ${ours.value.layersSkipped} base layers skipped`,
+        ),
+        naive: side(
+          naiveClient.stats,
+          naive.seconds,
+          `scanLayers over all ${candidateImage.layers.length} candidate layers`,
+        ),
       });
     }
 
@@ -301,14 +369,24 @@ async function main(): Promise<void> {
       const sources: { repo: string; digest: string; kernel: string }[] = [];
       for (const kernel of [K1, K2]) {
         const tag = tags.find((t) => t.endsWith(`-${kernel}`));
-        if (!tag) throw new Error(`No per-kernel akmods tag for ${kernel} in ${s.akmodsCandidate} (tags: ${tags.join(', ')})`);
-        sources.push({ repo: s.akmodsCandidate, digest: (await probe.resolveDigest(`${s.akmodsCandidate}:${tag}`))!, kernel });
+        if (!tag)
+          throw new Error(`No per-kernel akmods tag for ${kernel} in ${s.akmodsCandidate} (tags: ${tags.join(', ')})`);
+        sources.push({
+          repo: s.akmodsCandidate,
+          digest: (await probe.resolveDigest(`${s.akmodsCandidate}:${tag}`))!,
+          kernel,
+        });
       }
       const zfsVersion = info.releaseSource.releases.at(-1)?.version ?? '2.4.4';
       const labels = cacheLabels({ kernels: [K1, K2], zfsVersion });
       const registry = fresh();
       const ours = await observed(logFile, host, () =>
-        registry.assembleImage({ repo: `${host}/bench/akmods-ours-${stamp}`, tag: 'main-43', layersFrom: sources.map(({ repo, digest }) => ({ repo, digest })), labels }),
+        registry.assembleImage({
+          repo: `${host}/bench/akmods-ours-${stamp}`,
+          tag: 'main-43',
+          layersFrom: sources.map(({ repo, digest }) => ({ repo, digest })),
+          labels,
+        }),
       );
       let naive: Side | undefined;
       if (!quick) {
@@ -318,19 +396,45 @@ async function main(): Promise<void> {
         const run = await observed(logFile, host, async () => {
           for (const src of sources) {
             const out = join(scratch, `dl-${src.kernel}`);
-            await execa('skopeo', ['copy', '--src-tls-verify=false', `docker://${src.repo}@${src.digest}`, `dir:${out}`]);
+            await execa('skopeo', [
+              'copy',
+              '--src-tls-verify=false',
+              `docker://${src.repo}@${src.digest}`,
+              `dir:${out}`,
+            ]);
             const image = await fresh().getImage(`${src.repo}@${src.digest}`);
-            for (const l of image.layers) await execa('tar', ['-xf', join(out, l.digest.replace('sha256:', '')), '-C', root]);
+            for (const l of image.layers)
+              await execa('tar', ['-xf', join(out, l.digest.replace('sha256:', '')), '-C', root]);
           }
           await scratchImage({ dir: root, labels, tag: local, env });
-          return pushImage({ local, dest: `${host}/bench/akmods-naive-${stamp}:main-43`, digestFile: join(scratch, 'naive.digest'), tls: ['--tls-verify=false'], env }, 'podman');
+          return pushImage(
+            {
+              local,
+              dest: `${host}/bench/akmods-naive-${stamp}:main-43`,
+              digestFile: join(scratch, 'naive.digest'),
+              tls: ['--tls-verify=false'],
+              env,
+            },
+            'podman',
+          );
         });
         await execa('podman', ['rmi', '--force', local], { env, reject: false });
-        naive = fromTraffic(run.traffic, run.seconds, 'skopeo copy each per-kernel image to dir:, untar, buildah from scratch + copy + commit, podman push');
+        naive = fromTraffic(
+          run.traffic,
+          run.seconds,
+          'skopeo copy each per-kernel image to dir:, untar, buildah from scratch + copy + commit, podman push',
+        );
       }
       rows.push({
         name: 'akmods merge',
-        ours: { ...fromTraffic(ours.traffic, ours.seconds, `assembleImage: ${registry.stats.blobsMounted} blobs mounted, config read/written ${registry.stats.blobBytesRead}/${registry.stats.blobBytesWritten} B`), requests: registry.stats.requests },
+        ours: {
+          ...fromTraffic(
+            ours.traffic,
+            ours.seconds,
+            `assembleImage: ${registry.stats.blobsMounted} blobs mounted, config read/written ${registry.stats.blobBytesRead}/${registry.stats.blobBytesWritten} B`,
+          ),
+          requests: registry.stats.requests,
+        },
         naive,
       });
     }
@@ -339,9 +443,13 @@ async function main(): Promise<void> {
     {
       const registry = fresh();
       const acts = promotionActivities({ registry, host: new Host(world.config) });
-      const ours = await observed(logFile, host, () => acts.copyImageByDigest({ from: candidate, to: `${host}/bench/promote-${stamp}:latest` }));
-      if (ours.value.digest !== candidateDigest) throw new Error(`copyImageByDigest changed the digest to ${ours.value.digest}`);
-      const reupload = candidateImage.layers.reduce((n, l) => n + l.size, 0) + (candidateImage.manifest.config.size as number);
+      const ours = await observed(logFile, host, () =>
+        acts.copyImageByDigest({ from: candidate, to: `${host}/bench/promote-${stamp}:latest` }),
+      );
+      if (ours.value.digest !== candidateDigest)
+        throw new Error(`copyImageByDigest changed the digest to ${ours.value.digest}`);
+      const reupload =
+        candidateImage.layers.reduce((n, l) => n + l.size, 0) + (candidateImage.manifest.config.size as number);
       let naive: Side | undefined;
       if (!quick) {
         const otherDir = join(dir, 'bench-other');
@@ -351,17 +459,37 @@ async function main(): Promise<void> {
         try {
           const markSrc = await logMark(logFile);
           const markDst = await logMark(other.logFile);
-          const t = await timed(() => execa('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${candidate}`, `docker://${other.host}/bench/promote:latest`]));
+          const t = await timed(() =>
+            execa('skopeo', [
+              'copy',
+              '--src-tls-verify=false',
+              '--dest-tls-verify=false',
+              `docker://${candidate}`,
+              `docker://${other.host}/bench/promote:latest`,
+            ]),
+          );
           const src = await traffic(host, await logEntries(logFile, markSrc, await logMark(logFile)));
           const dst = await traffic(other.host, await logEntries(other.logFile, markDst, await logMark(other.logFile)));
-          naive = { bytes: src.down + dst.up, requests: src.requests + dst.requests, seconds: t.seconds, how: 'skopeo copy docker://candidate@digest to a second registry (no mount possible)' };
+          naive = {
+            bytes: src.down + dst.up,
+            requests: src.requests + dst.requests,
+            seconds: t.seconds,
+            how: 'skopeo copy docker://candidate@digest to a second registry (no mount possible)',
+          };
         } finally {
           await stopRegistry({ dir: otherDir }).catch(() => undefined);
         }
       }
       rows.push({
         name: 'promotion copy',
-        ours: { ...fromTraffic(ours.traffic, ours.seconds, `copyImageByDigest: ${registry.stats.blobsMounted} blobs mounted, manifest put`), requests: registry.stats.requests },
+        ours: {
+          ...fromTraffic(
+            ours.traffic,
+            ours.seconds,
+            `copyImageByDigest: ${registry.stats.blobsMounted} blobs mounted, manifest put`,
+          ),
+          requests: registry.stats.requests,
+        },
         naive,
         note: `a re-upload would move ${reupload} B of layers and config`,
       });
@@ -370,11 +498,22 @@ async function main(): Promise<void> {
     // 5. Unchanged stream run vs the world's full run.
     {
       const run = await observed(logFile, host, () => streamRun(c, world));
-      if (run.value.outcome !== 'unchanged') throw new Error(`Expected an unchanged run, got ${run.value.outcome}: ${run.value.message}`);
+      if (run.value.outcome !== 'unchanged')
+        throw new Error(`Expected an unchanged run, got ${run.value.outcome}: ${run.value.message}`);
       rows.push({
         name: 'unchanged run (registry writes)',
-        ours: { bytes: run.traffic.up, requests: run.traffic.writes, seconds: run.seconds, how: `bytes written / write requests to the registry (it also served ${run.traffic.down} B in ${run.traffic.requests} requests)` },
-        naive: { bytes: full.traffic.up, requests: full.traffic.writes, seconds: full.seconds, how: `the world's full run at ${full.at} (bytes written / write requests; it also served ${full.traffic.down} B)` },
+        ours: {
+          bytes: run.traffic.up,
+          requests: run.traffic.writes,
+          seconds: run.seconds,
+          how: `bytes written / write requests to the registry (it also served ${run.traffic.down} B in ${run.traffic.requests} requests)`,
+        },
+        naive: {
+          bytes: full.traffic.up,
+          requests: full.traffic.writes,
+          seconds: full.seconds,
+          how: `the world's full run at ${full.at} (bytes written / write requests; it also served ${full.traffic.down} B)`,
+        },
       });
     }
 
@@ -420,11 +559,16 @@ function render(rows: Row[], opts: { quick: boolean; baseLayerBytes: number }): 
     '',
     '| measurement | ours (bytes, requests, seconds) | naive (bytes, requests, seconds) | ratio naive/ours (bytes) | ratio naive/ours (time) |',
     '| --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.name} | ${fmtSide(r.ours)} | ${fmtSide(r.naive)} | ${r.naive ? ratio(r.naive.bytes, r.ours.bytes) : '-'} | ${r.naive ? ratio(r.naive.seconds, r.ours.seconds) : '-'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${fmtSide(r.ours)} | ${fmtSide(r.naive)} | ${r.naive ? ratio(r.naive.bytes, r.ours.bytes) : '-'} | ${r.naive ? ratio(r.naive.seconds, r.ours.seconds) : '-'} |`,
+    ),
     '',
     'How each side was measured:',
     '',
-    ...rows.flatMap((r) => [`- ${r.name}: ours = ${r.ours.how}; naive = ${r.naive?.how ?? 'skipped'}${r.note ? `; ${r.note}` : ''}`]),
+    ...rows.flatMap((r) => [
+      `- ${r.name}: ours = ${r.ours.how}; naive = ${r.naive?.how ?? 'skipped'}${r.note ? `; ${r.note}` : ''}`,
+    ]),
   ];
   return lines.join('\n');
 }

@@ -6,8 +6,11 @@ import { loadConfig } from '../client/config-file.ts';
 import { connectClient } from '../client/temporal.ts';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 
-const { values } = parseArgs({ options: { config: { type: 'string' }, 'workflow-id': { type: 'string' }, out: { type: 'string' } } });
-if (!values.config || !values['workflow-id'] || !values.out) throw new Error('usage: --config FILE --workflow-id ID --out FILE');
+const { values } = parseArgs({
+  options: { config: { type: 'string' }, 'workflow-id': { type: 'string' }, out: { type: 'string' } },
+});
+if (!values.config || !values['workflow-id'] || !values.out)
+  throw new Error('usage: --config FILE --workflow-id ID --out FILE');
 const client = await connectClient(await loadConfig(values.config));
 const history = await client.workflow.getHandle(values['workflow-id']).fetchHistory();
 await writeFile(values.out, historyToJSON(history) + '\n');

@@ -61,9 +61,15 @@ export async function screenshotUi(opts: ScreenshotOptions): Promise<{ png: stri
   const chromium = chromiumPath();
   const shot = await mkdtemp(join(tmpdir(), 'kz-chromium-'));
   try {
-    const r = await execa(chromium, [...baseFlags(shot, opts), `--screenshot=${png}`, opts.url], { reject: false, timeout: 120_000, stdin: 'ignore' });
+    const r = await execa(chromium, [...baseFlags(shot, opts), `--screenshot=${png}`, opts.url], {
+      reject: false,
+      timeout: 120_000,
+      stdin: 'ignore',
+    });
     if (r.exitCode !== 0 || !existsSync(png)) {
-      throw new Error(`chromium could not screenshot ${opts.url} (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join('\n')}\nCheck that ${chromium} exists (apt-get install chromium) and that the Web UI is up.`);
+      throw new Error(
+        `chromium could not screenshot ${opts.url} (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join('\n')}\nCheck that ${chromium} exists (apt-get install chromium) and that the Web UI is up.`,
+      );
     }
   } finally {
     await rm(shot, { recursive: true, force: true });
@@ -74,8 +80,16 @@ export async function screenshotUi(opts: ScreenshotOptions): Promise<{ png: stri
   // A second profile: the screenshot run may still hold the first one's lock while it exits.
   const dump = await mkdtemp(join(tmpdir(), 'kz-chromium-'));
   try {
-    const r = await execa(chromium, [...baseFlags(dump, opts), '--dump-dom', opts.url], { reject: false, timeout: 120_000, stdin: 'ignore', maxBuffer: 64 * 1024 * 1024 });
-    if (r.exitCode !== 0) throw new Error(`chromium could not dump the DOM of ${opts.url} (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join('\n')}`);
+    const r = await execa(chromium, [...baseFlags(dump, opts), '--dump-dom', opts.url], {
+      reject: false,
+      timeout: 120_000,
+      stdin: 'ignore',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    if (r.exitCode !== 0)
+      throw new Error(
+        `chromium could not dump the DOM of ${opts.url} (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-5).join('\n')}`,
+      );
     await writeFile(dom, r.stdout);
   } finally {
     await rm(dump, { recursive: true, force: true });
@@ -84,13 +98,29 @@ export async function screenshotUi(opts: ScreenshotOptions): Promise<{ png: stri
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { url: { type: 'string' }, out: { type: 'string' }, dom: { type: 'string' }, 'wait-ms': { type: 'string' }, size: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string' },
+      out: { type: 'string' },
+      dom: { type: 'string' },
+      'wait-ms': { type: 'string' },
+      size: { type: 'string' },
+    },
+  });
   if (!values.url || !values.out) {
-    console.error('usage: node --import tsx scripts/screenshot-ui.ts --url URL --out FILE.png [--dom FILE.html] [--wait-ms 8000] [--size 1400,900]');
+    console.error(
+      'usage: node --import tsx scripts/screenshot-ui.ts --url URL --out FILE.png [--dom FILE.html] [--wait-ms 8000] [--size 1400,900]',
+    );
     process.exit(2);
   }
   try {
-    const r = await screenshotUi({ url: values.url, out: values.out, dom: values.dom, waitMs: values['wait-ms'] ? Number(values['wait-ms']) : undefined, size: values.size });
+    const r = await screenshotUi({
+      url: values.url,
+      out: values.out,
+      dom: values.dom,
+      waitMs: values['wait-ms'] ? Number(values['wait-ms']) : undefined,
+      size: values.size,
+    });
     console.log(`wrote ${r.png}${r.dom ? ` and ${r.dom}` : ''}`);
   } catch (err) {
     console.error((err as Error).message);

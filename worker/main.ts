@@ -33,12 +33,20 @@ export async function checkTools(queues: QueueKind[]): Promise<void> {
     for (const tool of QUEUE_TOOLS[q]) {
       const bin = tool === 'cosign' ? toolPath('cosign') : tool;
       // busybox has no --version; `busybox true` proves it runs.
-      const ok = await execa(bin, tool === 'busybox' ? ['true'] : ['--version'], { reject: false, timeout: 20_000 }).then((r) => r.exitCode === 0 || /version/i.test(`${r.stdout}${r.stderr}`), () => false);
+      const ok = await execa(bin, tool === 'busybox' ? ['true'] : ['--version'], {
+        reject: false,
+        timeout: 20_000,
+      }).then(
+        (r) => r.exitCode === 0 || /version/i.test(`${r.stdout}${r.stderr}`),
+        () => false,
+      );
       if (!ok) missing.push(`${tool} (needed by the ${q} queue)`);
     }
   }
   if (missing.length) {
-    throw new MissingToolError(`This host lacks ${missing.join(', ')}. Install them (scripts/setup.sh does, or apt-get install podman buildah qemu-system-x86 busybox-static cpio; cosign from the Go module proxy) or start the worker with --queues for what this host can serve.`);
+    throw new MissingToolError(
+      `This host lacks ${missing.join(', ')}. Install them (scripts/setup.sh does, or apt-get install podman buildah qemu-system-x86 busybox-static cpio; cosign from the Go module proxy) or start the worker with --queues for what this host can serve.`,
+    );
   }
 }
 
@@ -67,14 +75,21 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const queues = opts.queues ?? ['control', 'build'];
   await checkTools(queues);
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger(opts.logLevel ?? 'INFO', (entry) => console.log(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} ${entry.level} ${entry.message}${entry.meta?.workflowId ? ` [${entry.meta.workflowId}]` : ''}`)) });
+    Runtime.install({
+      logger: new DefaultLogger(opts.logLevel ?? 'INFO', (entry) =>
+        console.log(
+          `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} ${entry.level} ${entry.message}${entry.meta?.workflowId ? ` [${entry.meta.workflowId}]` : ''}`,
+        ),
+      ),
+    });
     runtimeInstalled = true;
   }
   const { config } = opts;
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
   const all = hostActivities(config);
   const buildNames = new Set<string>(BUILD_QUEUE_ACTIVITIES);
-  const pick = (build: boolean) => Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));
+  const pick = (build: boolean) =>
+    Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));
   const workers: Worker[] = [];
   try {
     if (queues.includes('control')) {
@@ -101,11 +116,15 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
         }),
       );
     }
-    const stop = opts.stop ?? new Promise<void>((resolve) => {
-      process.once('SIGINT', () => resolve());
-      process.once('SIGTERM', () => resolve());
-    });
-    console.log(`worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}`);
+    const stop =
+      opts.stop ??
+      new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+    console.log(
+      `worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}`,
+    );
     void stop.then(() => {
       console.log('worker shutting down: finishing or cancelling in-flight activities');
       // NOTE: the SDK also reacts to SIGINT/SIGTERM; shutting down a draining worker again throws.

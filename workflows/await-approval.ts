@@ -19,7 +19,14 @@ export function listenForApproval(): void {
 }
 
 /** Announces the candidate to the stream and waits for a decision. */
-export async function awaitApproval(input: { streamWorkflowId: string; digest: string; inputsHash: string; kernels: string[]; zfsVersion: string; timeout: string }): Promise<ApprovalOutcome> {
+export async function awaitApproval(input: {
+  streamWorkflowId: string;
+  digest: string;
+  inputsHash: string;
+  kernels: string[];
+  zfsVersion: string;
+  timeout: string;
+}): Promise<ApprovalOutcome> {
   const now = Date.now();
   const pending: PendingApproval = {
     runWorkflowId: workflowInfo().workflowId,

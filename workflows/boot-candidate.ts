@@ -13,19 +13,30 @@ import type { Acts } from './activities.ts';
 import type { RunState } from './run-state.ts';
 
 /** Runs the booted check under the stream's policy; throws BootFailed when it is required and a kernel failed. */
-export async function bootCandidate(acts: Acts, state: RunState, args: { plan: StreamPlan; candidate: string; kernels: string[] }): Promise<BootRecord> {
+export async function bootCandidate(
+  acts: Acts,
+  state: RunState,
+  args: { plan: StreamPlan; candidate: string; kernels: string[] },
+): Promise<BootRecord> {
   const policy = args.plan.smoke?.boot ?? BootPolicy.Required;
   return state.stage(
     Stage.Boot,
     async () => {
       if (policy === BootPolicy.Off) return state.boot({ policy, kernels: [], warnings: [] });
       const timeoutSeconds = Math.ceil(durationMs(args.plan.smoke?.bootTimeout ?? '5m') / 1000);
-      const { kernels } = await acts.build.bootTestCandidate.executeWithOptions({ summary: `boot ${args.kernels.length} kernel(s) of ${args.candidate} (${policy})` }, [{ candidate: args.candidate, kernels: args.kernels, timeoutSeconds }]);
+      const { kernels } = await acts.build.bootTestCandidate.executeWithOptions(
+        { summary: `boot ${args.kernels.length} kernel(s) of ${args.candidate} (${policy})` },
+        [{ candidate: args.candidate, kernels: args.kernels, timeoutSeconds }],
+      );
       const verdict = bootVerdict(policy, kernels);
       const record = state.boot({ policy, kernels, warnings: verdict.warnings });
-      if (!verdict.ok) throw ApplicationFailure.create({ type: FailureType.BootFailed, message: verdict.message, nonRetryable: true });
+      if (!verdict.ok)
+        throw ApplicationFailure.create({ type: FailureType.BootFailed, message: verdict.message, nonRetryable: true });
       return record;
     },
-    (r) => (r.policy === BootPolicy.Off ? 'off (smoke.boot)' : `${r.policy}: ${r.kernels.map((k) => `${k.kernel} ${k.error ? 'failed' : `ok ${k.seconds.toFixed(1)}s`}`).join(', ')}`),
+    (r) =>
+      r.policy === BootPolicy.Off
+        ? 'off (smoke.boot)'
+        : `${r.policy}: ${r.kernels.map((k) => `${k.kernel} ${k.error ? 'failed' : `ok ${k.seconds.toFixed(1)}s`}`).join(', ')}`,
   );
 }

@@ -24,15 +24,40 @@ export interface AkmodsResult {
 export async function ensureAkmods(
   acts: Acts,
   state: RunState,
-  args: { stream: string; plan: StreamPlan; inputs: RunInputs; tags: TagPlan; rebuild: boolean; experimental?: boolean },
+  args: {
+    stream: string;
+    plan: StreamPlan;
+    inputs: RunInputs;
+    tags: TagPlan;
+    rebuild: boolean;
+    experimental?: boolean;
+  },
 ): Promise<AkmodsResult> {
   const { plan, inputs, tags } = args;
   const repo = plan.images.akmodsCandidate;
   const kernelRefs = Object.fromEntries(inputs.kernels.map((k) => [k, `${repo}:${tags.akmodsKernel[k]}`]));
-  const cache = await acts.control.checkAkmodsCache.executeWithOptions({ summary: `check akmods cache ${repo}:${tags.akmodsCache}` }, [{ cacheRef: `${repo}:${tags.akmodsCache}`, kernelRefs, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora }]);
+  const cache = await acts.control.checkAkmodsCache.executeWithOptions(
+    { summary: `check akmods cache ${repo}:${tags.akmodsCache}` },
+    [
+      {
+        cacheRef: `${repo}:${tags.akmodsCache}`,
+        kernelRefs,
+        kernels: inputs.kernels,
+        zfsVersion: inputs.zfs.version,
+        fedora: inputs.fedora,
+      },
+    ],
+  );
   if (cache.status === 'reusable' && !args.rebuild && cache.digest) {
     for (const k of inputs.kernels) state.akmods(k, 'cached');
-    return { repo, tag: tags.akmodsCache, digest: cache.digest, built: [], reused: inputs.kernels, message: cache.message };
+    return {
+      repo,
+      tag: tags.akmodsCache,
+      digest: cache.digest,
+      built: [],
+      reused: inputs.kernels,
+      message: cache.message,
+    };
   }
   const toBuild = args.rebuild ? inputs.kernels : cache.missing;
   const reused = inputs.kernels.filter((k) => !toBuild.includes(k));
@@ -79,9 +104,25 @@ export async function ensureAkmods(
   for (const k of reused) if (cache.perKernel[k]) sources.push({ repo, digest: cache.perKernel[k]! });
   holds = holds.concat(reused);
   for (const b of built) sources.push({ repo, digest: b.digest });
-  const { digest } = await acts.control.publishAkmodsCache.executeWithOptions({ summary: `publish merged akmods ${repo}:${tags.akmodsCache}` }, [{ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources }]);
-  const builds = built.map((b) => `${b.kernel}: ${b.reusedBuild ? 'same inputs built before on this host, reused' : buildTimes(b.timings)}`);
-  return { repo, tag: tags.akmodsCache, digest, built: toBuild, reused, message: [...cache.message, ...builds, `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`] };
+  const { digest } = await acts.control.publishAkmodsCache.executeWithOptions(
+    { summary: `publish merged akmods ${repo}:${tags.akmodsCache}` },
+    [{ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources }],
+  );
+  const builds = built.map(
+    (b) => `${b.kernel}: ${b.reusedBuild ? 'same inputs built before on this host, reused' : buildTimes(b.timings)}`,
+  );
+  return {
+    repo,
+    tag: tags.akmodsCache,
+    digest,
+    built: toBuild,
+    reused,
+    message: [
+      ...cache.message,
+      ...builds,
+      `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`,
+    ],
+  };
 }
 
 /**
@@ -89,11 +130,26 @@ export async function ensureAkmods(
  * the original's guidance when the cache is missing or misses a kernel. A branch run publishes a
  * branch-scoped alias of the cache (by digest); a PR run writes nothing.
  */
-export async function reuseSharedAkmods(acts: Acts, state: RunState, args: { stream: string; plan: StreamPlan; inputs: RunInputs; tags: TagPlan; aliasTag?: string }): Promise<AkmodsResult> {
+export async function reuseSharedAkmods(
+  acts: Acts,
+  state: RunState,
+  args: { stream: string; plan: StreamPlan; inputs: RunInputs; tags: TagPlan; aliasTag?: string },
+): Promise<AkmodsResult> {
   const { plan, inputs, tags } = args;
   const repo = plan.images.akmodsCandidate;
   const source = `${repo}:${tags.akmodsCache}`;
-  const cache = await acts.control.checkAkmodsCache.executeWithOptions({ summary: `check shared akmods ${source} (read-only)` }, [{ cacheRef: source, kernelRefs: {}, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, fedora: inputs.fedora }]);
+  const cache = await acts.control.checkAkmodsCache.executeWithOptions(
+    { summary: `check shared akmods ${source} (read-only)` },
+    [
+      {
+        cacheRef: source,
+        kernelRefs: {},
+        kernels: inputs.kernels,
+        zfsVersion: inputs.zfs.version,
+        fedora: inputs.fedora,
+      },
+    ],
+  );
   if (cache.status !== 'reusable' || !cache.digest) {
     throw new PermanentError(
       FailureType.PolicyViolation,
@@ -101,12 +157,24 @@ export async function reuseSharedAkmods(acts: Acts, state: RunState, args: { str
     );
   }
   for (const k of inputs.kernels) state.akmods(k, 'cached');
-  const message = [...cache.message, `Read-only validation will reuse ${source} for kernels ${inputs.kernels.join(' ')}.`];
+  const message = [
+    ...cache.message,
+    `Read-only validation will reuse ${source} for kernels ${inputs.kernels.join(' ')}.`,
+  ];
   if (args.aliasTag) {
-    await acts.control.copyImageByDigest.executeWithOptions({ summary: `branch akmods alias ${args.aliasTag}` }, [{ from: digestRef(repo, cache.digest), to: `${repo}:${args.aliasTag}` }]);
+    await acts.control.copyImageByDigest.executeWithOptions({ summary: `branch akmods alias ${args.aliasTag}` }, [
+      { from: digestRef(repo, cache.digest), to: `${repo}:${args.aliasTag}` },
+    ]);
     message.push(`Published branch akmods alias: ${source} -> ${repo}:${args.aliasTag}`);
   }
-  return { repo, tag: args.aliasTag ?? tags.akmodsCache, digest: cache.digest, built: [], reused: inputs.kernels, message };
+  return {
+    repo,
+    tag: args.aliasTag ?? tags.akmodsCache,
+    digest: cache.digest,
+    built: [],
+    reused: inputs.kernels,
+    message,
+  };
 }
 
 /** `configure 189s, build 312s, …` from a build's step timings. */

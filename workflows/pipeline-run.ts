@@ -3,12 +3,29 @@
  * promote → record. Stable moves only at the promote step, only to the digest the smoke test
  * passed, and only after that digest is signed.
  */
-import { ApplicationFailure, workflowInfo, ActivityFailure, isCancellation, getExternalWorkflowHandle, setHandler, patched } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  workflowInfo,
+  ActivityFailure,
+  isCancellation,
+  getExternalWorkflowHandle,
+  setHandler,
+  patched,
+} from '@temporalio/workflow';
 import { Stage, Outcome } from '../core/progress.ts';
 import { compatVerdict } from '../core/compat.ts';
 import { isPermanentError } from '../core/errors.ts';
 import { digestRef } from '../core/refs.ts';
-import { buildInputsRecord, imageLabels, provenanceRecord, slsaPredicate, tagPlan, type PipelineInput, type PipelineResult, type RunContext } from '../core/pipeline.ts';
+import {
+  buildInputsRecord,
+  imageLabels,
+  provenanceRecord,
+  slsaPredicate,
+  tagPlan,
+  type PipelineInput,
+  type PipelineResult,
+  type RunContext,
+} from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
 import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
@@ -30,7 +47,13 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   const state = new RunState(input.stream);
   const { plan } = input;
   const info = workflowInfo();
-  const ctx: RunContext = { workflowId: info.workflowId, runId: info.runId, runNumber: input.runNumber, trigger: input.trigger, generatedAt: new Date(info.startTime).toISOString() };
+  const ctx: RunContext = {
+    workflowId: info.workflowId,
+    runId: info.runId,
+    runNumber: input.runNumber,
+    trigger: input.trigger,
+    generatedAt: new Date(info.startTime).toISOString(),
+  };
   const streamId = input.context?.streamWorkflowId;
   listenForApproval();
   // A hold set while this run is in flight still stops its promotion.
@@ -40,9 +63,23 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   const warnings: string[] = [];
   const tellStream = async (outcome: Outcome, message: string, release?: Release, blocked?: BlockedRun) => {
     const kernels = state.progress.kernels.length ? state.progress.kernels : undefined;
-    if (streamId) await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, { runWorkflowId: info.workflowId, outcome, message, release, kernels, blocked, ...(warnings.length ? { warnings } : {}) });
+    if (streamId)
+      await getExternalWorkflowHandle(streamId).signal(runFinishedSignal, {
+        runWorkflowId: info.workflowId,
+        outcome,
+        message,
+        release,
+        kernels,
+        blocked,
+        ...(warnings.length ? { warnings } : {}),
+      });
   };
-  const end = async (outcome: Outcome, message: string, extra: Partial<PipelineResult> = {}, blocked?: BlockedRun): Promise<PipelineResult> => {
+  const end = async (
+    outcome: Outcome,
+    message: string,
+    extra: Partial<PipelineResult> = {},
+    blocked?: BlockedRun,
+  ): Promise<PipelineResult> => {
     state.finish(outcome, message);
     await tellStream(outcome, message, extra.release, blocked);
     return { stream: input.stream, outcome, message, stages: state.stages, ...extra };
@@ -51,7 +88,15 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   try {
     // 1. Resolve inputs
     const mode = input.mode ?? 'main';
-    const { inputs, hash, notes } = await state.stage(Stage.Resolve, () => resolveInputs(acts, plan, input.lock), (r) => [`${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`, ...r.notes].join('; '));
+    const { inputs, hash, notes } = await state.stage(
+      Stage.Resolve,
+      () => resolveInputs(acts, plan, input.lock),
+      (r) =>
+        [
+          `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`,
+          ...r.notes,
+        ].join('; '),
+    );
     state.know({ kernels: inputs.kernels, zfsVersion: inputs.zfs.version, inputsHash: hash });
     warnings.push(...notes);
     const tags = tagPlan({ plan, inputs, runNumber: input.runNumber });
@@ -60,15 +105,55 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
 
     // 2. Decide: skip when unchanged or vetoed; only a compatible ZFS release spends build time
     const gate = runGate(input.context ?? { vetoes: [], held: false }, inputs, hash);
-    const verdict = await state.stage(Stage.Decide, async () => (gate.go ? compatVerdict({ kernels: inputs.kernels, linuxMin: inputs.zfs.linuxMin, linuxMax: inputs.zfs.linuxMax, allowExperimental: plan.zfs.allowExperimental, zfsVersion: inputs.zfs.version }) : undefined), (v) => (gate.go ? v!.verdict : gate.outcome));
+    const verdict = await state.stage(
+      Stage.Decide,
+      async () =>
+        gate.go
+          ? compatVerdict({
+              kernels: inputs.kernels,
+              linuxMin: inputs.zfs.linuxMin,
+              linuxMax: inputs.zfs.linuxMax,
+              allowExperimental: plan.zfs.allowExperimental,
+              zfsVersion: inputs.zfs.version,
+            })
+          : undefined,
+      (v) => (gate.go ? v!.verdict : gate.outcome),
+    );
     if (!gate.go) return end(gate.outcome === 'unchanged' ? Outcome.Unchanged : Outcome.Vetoed, gate.message, known);
-    if (verdict!.verdict === 'blocked') return end(Outcome.Blocked, verdict!.message, known, { kernel: verdict!.kernel, max: verdict!.max, zfsVersion: inputs.zfs.version, kernels: inputs.kernels });
+    if (verdict!.verdict === 'blocked')
+      return end(Outcome.Blocked, verdict!.message, known, {
+        kernel: verdict!.kernel,
+        max: verdict!.max,
+        zfsVersion: inputs.zfs.version,
+        kernels: inputs.kernels,
+      });
 
     // 3. Akmods: reuse or build for exactly these kernels (branch and PR runs only reuse, read-only)
-    const modeTag = mode === 'branch' ? branchTag({ branch: input.branch ?? '', fedora: inputs.fedora }) : mode === 'pr' ? prTag({ number: input.pr ?? 0, fedora: inputs.fedora }) : undefined;
+    const modeTag =
+      mode === 'branch'
+        ? branchTag({ branch: input.branch ?? '', fedora: inputs.fedora })
+        : mode === 'pr'
+          ? prTag({ number: input.pr ?? 0, fedora: inputs.fedora })
+          : undefined;
     const akmods = await state.stage(
       Stage.Akmods,
-      () => (mode === 'main' ? ensureAkmods(acts, state, { stream: input.stream, plan, inputs, tags, rebuild: !!input.options?.rebuildAkmods, experimental: verdict!.verdict === 'experimental' }) : reuseSharedAkmods(acts, state, { stream: input.stream, plan, inputs, tags, aliasTag: mode === 'branch' ? modeTag : undefined })),
+      () =>
+        mode === 'main'
+          ? ensureAkmods(acts, state, {
+              stream: input.stream,
+              plan,
+              inputs,
+              tags,
+              rebuild: !!input.options?.rebuildAkmods,
+              experimental: verdict!.verdict === 'experimental',
+            })
+          : reuseSharedAkmods(acts, state, {
+              stream: input.stream,
+              plan,
+              inputs,
+              tags,
+              aliasTag: mode === 'branch' ? modeTag : undefined,
+            }),
       (a) => `built ${a.built.length}, reused ${a.reused.length}`,
     );
     const candidateTag = modeTag ?? tags.candidate;
@@ -92,44 +177,143 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     state.know({ candidateDigest: digest });
 
     // 5. Smoke-test the pushed candidate by digest
-    await state.stage(Stage.SmokeTest, () => acts.control.smokeTestCandidate.executeWithOptions({ summary: `smoke-test ${digestRef(candidate.repo, digest)}` }, [{ candidate: digestRef(candidate.repo, digest), base: inputs.base.pinned, kernels: inputs.kernels }]), (s) => `read ${s.layersRead} layer(s), skipped ${s.layersSkipped}`);
-    const akmodsRecord = { repo: akmods.repo, tag: akmods.tag, digest: akmods.digest, built: akmods.built, reused: akmods.reused };
+    await state.stage(
+      Stage.SmokeTest,
+      () =>
+        acts.control.smokeTestCandidate.executeWithOptions(
+          { summary: `smoke-test ${digestRef(candidate.repo, digest)}` },
+          [{ candidate: digestRef(candidate.repo, digest), base: inputs.base.pinned, kernels: inputs.kernels }],
+        ),
+      (s) => `read ${s.layersRead} layer(s), skipped ${s.layersSkipped}`,
+    );
+    const akmodsRecord = {
+      repo: akmods.repo,
+      tag: akmods.tag,
+      digest: akmods.digest,
+      built: akmods.built,
+      reused: akmods.reused,
+    };
 
     // 5b. Boot every kernel with the candidate's own modules and userland (policy smoke.boot)
-    const boot = patched('boot-stage') ? await bootCandidate(acts, state, { plan, candidate: digestRef(candidate.repo, digest), kernels: inputs.kernels }) : undefined;
+    const boot = patched('boot-stage')
+      ? await bootCandidate(acts, state, {
+          plan,
+          candidate: digestRef(candidate.repo, digest),
+          kernels: inputs.kernels,
+        })
+      : undefined;
     warnings.push(...(boot?.warnings ?? []));
 
     // 6. Approval: policy auto, approval (a human, through the stream) or never; a held stream does not promote
-    const allowed = promotionGate({ mode, promoteRequested: input.options?.promote !== false, policy: plan.promotion.policy, held, throughStream: !!streamId, candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`, akmodsTag: akmods.tag });
+    const allowed = promotionGate({
+      mode,
+      promoteRequested: input.options?.promote !== false,
+      policy: plan.promotion.policy,
+      held,
+      throughStream: !!streamId,
+      candidate: `${digestRef(candidate.repo, digest)} (${candidateTag})`,
+      akmodsTag: akmods.tag,
+    });
     if (!allowed.promote) {
       const provenance = provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotionResult: 'skipped' });
-      return end(Outcome.CandidateOnly, `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${allowed.why}.`, { ...known, candidate, akmods: akmodsRecord, boot, provenance });
+      return end(
+        Outcome.CandidateOnly,
+        `Candidate ${digestRef(candidate.repo, digest)} passed the smoke test; ${allowed.why}.`,
+        { ...known, candidate, akmods: akmodsRecord, boot, provenance },
+      );
     }
     let approvedBy = `policy:${plan.promotion.policy}`;
     if (allowed.needsApproval) {
-      const decision = await state.stage(Stage.Approval, () => awaitApproval({ streamWorkflowId: streamId!, digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, timeout: plan.promotion.timeout }), (d) => d.kind);
+      const decision = await state.stage(
+        Stage.Approval,
+        () =>
+          awaitApproval({
+            streamWorkflowId: streamId!,
+            digest,
+            inputsHash: hash,
+            kernels: inputs.kernels,
+            zfsVersion: inputs.zfs.version,
+            timeout: plan.promotion.timeout,
+          }),
+        (d) => d.kind,
+      );
       const stays = { ...known, candidate, akmods: akmodsRecord, boot };
-      if (decision.kind === 'rejected') return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, stays);
-      if (decision.kind === 'superseded') return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, stays);
-      if (decision.kind === 'expired') return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, stays);
+      if (decision.kind === 'rejected')
+        return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, stays);
+      if (decision.kind === 'superseded')
+        return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, stays);
+      if (decision.kind === 'expired')
+        return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, stays);
       approvedBy = decision.by;
-      if (held) return end(Outcome.CandidateOnly, `Approved by ${decision.by}, but the stream was held meanwhile; stable did not move.`, stays);
+      if (held)
+        return end(
+          Outcome.CandidateOnly,
+          `Approved by ${decision.by}, but the stream was held meanwhile; stable did not move.`,
+          stays,
+        );
     }
 
     // 7. Promote exactly the tested digest (saga), then record
     const predicate = slsaPredicate({ ctx, inputs, hash, builderId: `kinoite-zfs/${input.taskQueues.build}` });
     const promotion = await state.stage(Stage.Promote, () =>
-      promotionSaga(acts, { stream: input.stream, candidate: { repo: candidate.repo, digest }, stableRepo: plan.images.stable, stableTags: tags.stable, auditTag: tags.audit, akmods: { repo: akmods.repo, digest: akmods.digest, stableRepo: plan.images.akmodsStable, tag: akmods.tag }, predicate }),
+      promotionSaga(acts, {
+        stream: input.stream,
+        candidate: { repo: candidate.repo, digest },
+        stableRepo: plan.images.stable,
+        stableTags: tags.stable,
+        auditTag: tags.audit,
+        akmods: { repo: akmods.repo, digest: akmods.digest, stableRepo: plan.images.akmodsStable, tag: akmods.tag },
+        predicate,
+      }),
     );
-    const provenance = await state.stage(Stage.Record, async () => provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotion, promotionResult: 'success' }));
-    const release: Release = { kind: 'promotion', digest, inputsHash: hash, kernels: inputs.kernels, zfsVersion: inputs.zfs.version, auditTag: tags.audit, akmodsDigest: akmods.digest, akmodsTag: akmods.tag, stableTags: tags.stable, at: new Date().toISOString(), approvedBy, runWorkflowId: info.workflowId };
-    return end(Outcome.Promoted, `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`, { ...known, candidate, akmods: akmodsRecord, boot, promotion, provenance, release });
+    const provenance = await state.stage(Stage.Record, async () =>
+      provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotion, promotionResult: 'success' }),
+    );
+    const release: Release = {
+      kind: 'promotion',
+      digest,
+      inputsHash: hash,
+      kernels: inputs.kernels,
+      zfsVersion: inputs.zfs.version,
+      auditTag: tags.audit,
+      akmodsDigest: akmods.digest,
+      akmodsTag: akmods.tag,
+      stableTags: tags.stable,
+      at: new Date().toISOString(),
+      approvedBy,
+      runWorkflowId: info.workflowId,
+    };
+    return end(
+      Outcome.Promoted,
+      `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`,
+      { ...known, candidate, akmods: akmodsRecord, boot, promotion, provenance, release },
+    );
   } catch (err) {
     if (isCancellation(err)) throw err;
-    const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err instanceof ApplicationFailure ? err : undefined;
+    const cause =
+      err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
+        ? err.cause
+        : err instanceof ApplicationFailure
+          ? err
+          : undefined;
     const message = `${state.progress.stage} failed: ${cause?.message ?? (err as Error).message}`;
     state.finish(Outcome.Failed, message);
     await tellStream(Outcome.Failed, message);
-    throw ApplicationFailure.create({ type: cause?.type ?? (isPermanentError(err) ? err.type : 'PipelineFailed'), message, nonRetryable: true, details: [{ stream: input.stream, outcome: Outcome.Failed, message, stages: state.stages, candidate: state.progress.candidateDigest ? { repo: plan.images.candidate, tag: '', digest: state.progress.candidateDigest } : undefined }] });
+    throw ApplicationFailure.create({
+      type: cause?.type ?? (isPermanentError(err) ? err.type : 'PipelineFailed'),
+      message,
+      nonRetryable: true,
+      details: [
+        {
+          stream: input.stream,
+          outcome: Outcome.Failed,
+          message,
+          stages: state.stages,
+          candidate: state.progress.candidateDigest
+            ? { repo: plan.images.candidate, tag: '', digest: state.progress.candidateDigest }
+            : undefined,
+        },
+      ],
+    });
   }
 }

@@ -28,13 +28,23 @@ export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<P
   return CancellationScope.nonCancellable(async () => {
     const stableRefs = plan.stableTags.map((t) => tagRef(plan.stableRepo, t));
     const akmodsRef = tagRef(plan.akmods.stableRepo, plan.akmods.tag);
-    const previous = await control.readTagDigests.executeWithOptions({ summary: 'read the current stable digests (for restore)' }, [{ refs: [...stableRefs, akmodsRef] }]);
+    const previous = await control.readTagDigests.executeWithOptions(
+      { summary: 'read the current stable digests (for restore)' },
+      [{ refs: [...stableRefs, akmodsRef] }],
+    );
     const target = digestRef(plan.stableRepo, plan.candidate.digest);
 
-    await control.copyImageByDigest.executeWithOptions({ summary: `copy ${plan.candidate.digest.slice(0, 19)} into ${plan.stableRepo}` }, [{ from: digestRef(plan.candidate.repo, plan.candidate.digest), to: target }]);
+    await control.copyImageByDigest.executeWithOptions(
+      { summary: `copy ${plan.candidate.digest.slice(0, 19)} into ${plan.stableRepo}` },
+      [{ from: digestRef(plan.candidate.repo, plan.candidate.digest), to: target }],
+    );
     await control.signImage.executeWithOptions({ summary: `sign ${target}` }, [{ stream: plan.stream, ref: target }]);
-    await control.attestProvenance.executeWithOptions({ summary: `attest provenance of ${target}` }, [{ stream: plan.stream, ref: target, predicate: plan.predicate }]);
-    await control.copyImageByDigest.executeWithOptions({ summary: `audit tag ${plan.auditTag}` }, [{ from: target, to: tagRef(plan.stableRepo, plan.auditTag) }]);
+    await control.attestProvenance.executeWithOptions({ summary: `attest provenance of ${target}` }, [
+      { stream: plan.stream, ref: target, predicate: plan.predicate },
+    ]);
+    await control.copyImageByDigest.executeWithOptions({ summary: `audit tag ${plan.auditTag}` }, [
+      { from: target, to: tagRef(plan.stableRepo, plan.auditTag) },
+    ]);
 
     const moves = [
       ...stableRefs.map((ref) => ({ ref, from: target, repo: plan.stableRepo })),
@@ -44,12 +54,17 @@ export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<P
     try {
       for (const move of moves) {
         moved.push(move);
-        await control.copyImageByDigest.executeWithOptions({ summary: `move ${move.ref}` }, [{ from: move.from, to: move.ref }]);
+        await control.copyImageByDigest.executeWithOptions({ summary: `move ${move.ref}` }, [
+          { from: move.from, to: move.ref },
+        ]);
       }
     } catch (err) {
       for (const move of moved.reverse()) {
         const prev = previous[move.ref];
-        if (prev) await control.copyImageByDigest.executeWithOptions({ summary: `restore ${move.ref}` }, [{ from: digestRef(move.repo, prev), to: move.ref }]);
+        if (prev)
+          await control.copyImageByDigest.executeWithOptions({ summary: `restore ${move.ref}` }, [
+            { from: digestRef(move.repo, prev), to: move.ref },
+          ]);
       }
       throw err;
     }

@@ -28,18 +28,36 @@ export async function resolveInputs({ control }: Acts, streamPlan: StreamPlan, l
   validatePlan(plan);
   const [base, builder, zfs, recipe] = await Promise.all([
     control.inspectBaseImage.executeWithOptions({ summary: `pin base ${plan.baseImage}` }, [{ ref: plan.baseImage }]),
-    control.resolveImageDigest.executeWithOptions({ summary: `pin builder ${plan.builderImage}` }, [{ ref: plan.builderImage, field: 'builderImage' }]),
-    control.resolveZfsRelease.executeWithOptions({ summary: `pick OpenZFS ${lock?.zfs_release ?? `${plan.zfs.line}.x`}` }, [{ line: plan.zfs.line, source: plan.zfs.source, ...(lock?.zfs_release ? { pin: lock.zfs_release } : {}) }]),
-    control.resolveRecipeCommit.executeWithOptions({ summary: `pin recipe ${plan.recipe.ref}` }, [{ git: plan.recipe.git, ref: plan.recipe.ref }]),
+    control.resolveImageDigest.executeWithOptions({ summary: `pin builder ${plan.builderImage}` }, [
+      { ref: plan.builderImage, field: 'builderImage' },
+    ]),
+    control.resolveZfsRelease.executeWithOptions(
+      { summary: `pick OpenZFS ${lock?.zfs_release ?? `${plan.zfs.line}.x`}` },
+      [{ line: plan.zfs.line, source: plan.zfs.source, ...(lock?.zfs_release ? { pin: lock.zfs_release } : {}) }],
+    ),
+    control.resolveRecipeCommit.executeWithOptions({ summary: `pin recipe ${plan.recipe.ref}` }, [
+      { git: plan.recipe.git, ref: plan.recipe.ref },
+    ]),
   ]);
-  const { kernels } = await control.listBaseKernels.executeWithOptions({ summary: `list kernels of ${base.pinned}` }, [{ pinned: base.pinned, digest: base.digest }]);
+  const { kernels } = await control.listBaseKernels.executeWithOptions({ summary: `list kernels of ${base.pinned}` }, [
+    { pinned: base.pinned, digest: base.digest },
+  ]);
   const kernel = primaryKernel(kernels);
   // Fedora from the newest kernel (the original's rule); images with other kernel naming fall back to the version label.
   const fedora = fedoraVersionFromKernel(kernel) ?? base.version.split('.')[0] ?? '';
   const notes: string[] = [];
-  if (base.ostreeLinux !== kernel) notes.push(`Base image label/kernel directory mismatch: label=${base.ostreeLinux} newest_dir=${kernel}`);
+  if (base.ostreeLinux !== kernel)
+    notes.push(`Base image label/kernel directory mismatch: label=${base.ostreeLinux} newest_dir=${kernel}`);
   const inputs: RunInputs = {
-    base: { ref: base.ref, name: base.name, digest: base.digest, pinned: base.pinned, tag: base.tag, ostreeLinux: base.ostreeLinux, version: base.version },
+    base: {
+      ref: base.ref,
+      name: base.name,
+      digest: base.digest,
+      pinned: base.pinned,
+      tag: base.tag,
+      ostreeLinux: base.ostreeLinux,
+      version: base.version,
+    },
     builder,
     kernels,
     kernel,

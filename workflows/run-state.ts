@@ -98,7 +98,9 @@ export class RunState {
       p.zfsVersion ? `**ZFS** ${p.zfsVersion}` : '',
       p.candidateDigest ? `**Candidate** \`${p.candidateDigest}\`` : '',
       p.akmods.length ? `**Akmods** ${p.akmods.map((a) => `${a.kernel}: ${a.status}`).join(', ')}` : '',
-      p.boot ? `**Boot** (${p.boot.policy}) ${p.boot.kernels.map((k) => `${k.kernel}: ${k.error ? `FAILED: ${k.error}` : `booted, zfs ${k.moduleVersion ?? '?'} loaded, pool round-trip ok, ${k.seconds.toFixed(1)}s ${k.accel}`}`).join('; ') || 'off'}` : '',
+      p.boot
+        ? `**Boot** (${p.boot.policy}) ${p.boot.kernels.map((k) => `${k.kernel}: ${k.error ? `FAILED: ${k.error}` : `booted, zfs ${k.moduleVersion ?? '?'} loaded, pool round-trip ok, ${k.seconds.toFixed(1)}s ${k.accel}`}`).join('; ') || 'off'}`
+        : '',
       p.message ? `\n${p.message}` : '',
       '',
       ...p.stages.map((s) => `- ${s.stage}: ${s.status}${s.detail ? ` (${s.detail})` : ''}`),

@@ -29,6 +29,10 @@ export async function scheduledTriggerWorkflow(input: ScheduledTriggerInput): Pr
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  await getExternalWorkflowHandle(streamId).signal(triggerSignal, { trigger: { source: 'schedule', by: workflowInfo().workflowId, requestId: workflowInfo().workflowId }, plan: input.plan, taskQueues: input.taskQueues });
+  await getExternalWorkflowHandle(streamId).signal(triggerSignal, {
+    trigger: { source: 'schedule', by: workflowInfo().workflowId, requestId: workflowInfo().workflowId },
+    plan: input.plan,
+    taskQueues: input.taskQueues,
+  });
   return streamId;
 }

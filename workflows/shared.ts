@@ -32,9 +32,11 @@ export interface TaskQueues {
   build: string;
 }
 
-
 /** A run's approval decision, sent by the stream to the waiting run. */
-export type ApprovalDecision = { kind: 'approved'; by: string } | { kind: 'rejected'; by: string; reason: string } | { kind: 'superseded'; by: string };
+export type ApprovalDecision =
+  | { kind: 'approved'; by: string }
+  | { kind: 'rejected'; by: string; reason: string }
+  | { kind: 'superseded'; by: string };
 
 /** Run → stream: a candidate passed its tests and waits for approval. */
 export const candidateReadySignal = defineSignal<[PendingApproval]>('candidateReady');
@@ -98,7 +100,9 @@ export const approveSignal = defineSignal<[ApprovalRequest]>('approve');
 /** Roll stable back to an earlier release (audit tag or digest); the stream then holds. */
 export const rollbackUpdate = defineUpdate<Release, [Operator & { to: string }]>('rollback');
 /** Veto an inputs hash, a kernel release or a ZFS release. */
-export const vetoUpdate = defineUpdate<Veto, [Operator & { kind: Veto['kind']; value: string; reason: string }]>('veto');
+export const vetoUpdate = defineUpdate<Veto, [Operator & { kind: Veto['kind']; value: string; reason: string }]>(
+  'veto',
+);
 /** Lift a veto (same kind and value). */
 export const unvetoUpdate = defineUpdate<Veto, [Operator & { kind: Veto['kind']; value: string }]>('unveto');
 /** Hold the stream: runs build and test but do not promote. */

@@ -2,7 +2,16 @@
  * The state of one stream as a plain class: what the stream workflow's handlers change and its
  * query returns. No Temporal calls here except deterministic time; the workflow wires it.
  */
-import { approvalProblem, bounded, findRelease, triggerKey, type ApprovalRequest, type PendingApproval, type Release, type Veto } from '../core/stream-rules.ts';
+import {
+  approvalProblem,
+  bounded,
+  findRelease,
+  triggerKey,
+  type ApprovalRequest,
+  type PendingApproval,
+  type Release,
+  type Veto,
+} from '../core/stream-rules.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { holdAfterRun, recheck, updateLag, type CompatHold, type KernelLag } from '../core/compat-hold.ts';
 import type { RunFinished, TriggerReply, TriggerRequest } from './shared.ts';
@@ -43,7 +52,11 @@ export interface StreamStateData {
   /** The last finished run's warnings. */
   lastWarnings?: { run: string; warnings: string[] };
   /** Webhook deliveries: how many went through or failed for good, and the last failure. */
-  notifications?: { sent: number; failed: number; lastFailure?: { at: string; event: string; webhook: number; error: string } };
+  notifications?: {
+    sent: number;
+    failed: number;
+    lastFailure?: { at: string; event: string; webhook: number; error: string };
+  };
 }
 
 /** The state machine of a stream. */
@@ -57,11 +70,32 @@ export class StreamState {
 
   /** Records a trigger: starts now, coalesces into the follow-up run, or answers a duplicate. */
   trigger(req: TriggerRequest, now: string, requestId: string): TriggerReply {
-    const key = triggerKey(req.trigger, { options: req.options, lockHash: req.lock ? `${req.lock.base_image}|${req.lock.recipe_commit ?? req.lock.akmods_upstream_ref ?? ''}|${req.lock.zfs_release ?? ''}` : undefined });
+    const key = triggerKey(req.trigger, {
+      options: req.options,
+      lockHash: req.lock
+        ? `${req.lock.base_image}|${req.lock.recipe_commit ?? req.lock.akmods_upstream_ref ?? ''}|${req.lock.zfs_release ?? ''}`
+        : undefined,
+    });
     const dup = key ? this.data.triggers.find((t) => t.key === key && t.status !== 'duplicate') : undefined;
     if (dup) {
-      this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status: 'duplicate', runWorkflowId: dup.runWorkflowId }, LIMITS.triggers);
-      return { status: 'duplicate', runWorkflowId: dup.runWorkflowId ?? this.pendingRunOf(dup.requestId), requestId: dup.requestId };
+      this.data.triggers = bounded(
+        this.data.triggers,
+        {
+          requestId,
+          key,
+          source: req.trigger.source,
+          commit: req.trigger.commit,
+          at: now,
+          status: 'duplicate',
+          runWorkflowId: dup.runWorkflowId,
+        },
+        LIMITS.triggers,
+      );
+      return {
+        status: 'duplicate',
+        runWorkflowId: dup.runWorkflowId ?? this.pendingRunOf(dup.requestId),
+        requestId: dup.requestId,
+      };
     }
     if (req.plan) this.data.plan = req.plan;
     const coalescing = !!this.data.next;
@@ -70,7 +104,11 @@ export class StreamState {
     this.data.next = { ...req, requestIds: ids };
     const busy = !!this.data.current;
     const status = coalescing ? 'coalesced' : busy ? 'queued' : 'started';
-    this.data.triggers = bounded(this.data.triggers, { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status }, LIMITS.triggers);
+    this.data.triggers = bounded(
+      this.data.triggers,
+      { requestId, key, source: req.trigger.source, commit: req.trigger.commit, at: now, status },
+      LIMITS.triggers,
+    );
     return { status, requestId };
   }
 
@@ -97,7 +135,10 @@ export class StreamState {
 
   /** A run announced a candidate waiting for approval; returns a run it supersedes, if any. */
   candidateReady(p: PendingApproval): string | undefined {
-    const older = this.data.parked && this.data.parked.runWorkflowId !== p.runWorkflowId ? this.data.parked.runWorkflowId : undefined;
+    const older =
+      this.data.parked && this.data.parked.runWorkflowId !== p.runWorkflowId
+        ? this.data.parked.runWorkflowId
+        : undefined;
     this.data.parked = p;
     // A parked run no longer blocks the stream: the next trigger may build a newer candidate.
     if (this.data.current?.runWorkflowId === p.runWorkflowId) this.data.current = undefined;
@@ -113,7 +154,12 @@ export class StreamState {
     if (r.release) this.recordRelease(r.release);
     this.note(now, `${r.runWorkflowId}: ${r.outcome}: ${r.message}`);
     this.data.lastWarnings = { run: r.runWorkflowId, warnings: r.warnings ?? [] };
-    if (r.kernels) this.data.kernelLag = updateLag(this.data.kernelLag ?? [], { kernels: r.kernels, promoted: r.outcome === 'promoted' }, now);
+    if (r.kernels)
+      this.data.kernelLag = updateLag(
+        this.data.kernelLag ?? [],
+        { kernels: r.kernels, promoted: r.outcome === 'promoted' },
+        now,
+      );
     const { hold, transition } = holdAfterRun(this.data.compatHold, r, now);
     this.data.compatHold = hold;
     if (transition === 'unblocked') this.note(now, `compatibility hold ended: ${r.runWorkflowId} promoted`);
@@ -121,11 +167,18 @@ export class StreamState {
   }
 
   /** Records a re-check of the release source while held; true when a run should start. */
-  recheck(release: { version: string; linuxMin?: string; linuxMax?: string }, allowExperimental: boolean, now: string): boolean {
+  recheck(
+    release: { version: string; linuxMin?: string; linuxMax?: string },
+    allowExperimental: boolean,
+    now: string,
+  ): boolean {
     if (!this.data.compatHold) return false;
     const r = recheck(this.data.compatHold, release, allowExperimental, now);
     this.data.compatHold = r.hold;
-    this.note(now, `compatibility re-check: zfs-${release.version} (Linux-Maximum ${release.linuxMax ?? '?'}) ${r.start ? 'supports every kernel: starting a run' : 'still does not support every kernel'}`);
+    this.note(
+      now,
+      `compatibility re-check: zfs-${release.version} (Linux-Maximum ${release.linuxMax ?? '?'}) ${r.start ? 'supports every kernel: starting a run' : 'still does not support every kernel'}`,
+    );
     return r.start;
   }
 
@@ -144,7 +197,8 @@ export class StreamState {
   /** The release a rollback target names, or a message why there is none. */
   rollbackTarget(to: string): Release | string {
     const r = findRelease(this.data.releases, to);
-    if (!r) return `No release with audit tag or digest ${JSON.stringify(to)} in this stream's history (${this.data.releases.map((x) => x.auditTag).join(', ') || 'empty'}).`;
+    if (!r)
+      return `No release with audit tag or digest ${JSON.stringify(to)} in this stream's history (${this.data.releases.map((x) => x.auditTag).join(', ') || 'empty'}).`;
     if (this.data.lastGood?.digest === r.digest) return `Stable already is ${r.digest} (${r.auditTag}).`;
     return r;
   }

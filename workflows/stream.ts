@@ -75,7 +75,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
 
   const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
   const queueProblem = (req: TriggerRequest) =>
-    req.taskQueues && (req.taskQueues.control !== input.taskQueues.control || req.taskQueues.build !== input.taskQueues.build)
+    req.taskQueues &&
+    (req.taskQueues.control !== input.taskQueues.control || req.taskQueues.build !== input.taskQueues.build)
       ? `stream/${input.stream} runs its pipeline on task queues ${input.taskQueues.control}/${input.taskQueues.build}, but this trigger's config uses ${req.taskQueues.control}/${req.taskQueues.build}. Two configs share the stream name "${input.stream}" on this Temporal namespace: give one of them another stream name or namespace.`
       : undefined;
   setHandler(triggerSignal, (req) => {
@@ -83,22 +84,30 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     if (problem) return state.note(now(), `ignored trigger signal: ${problem}`);
     void onTrigger(req);
   });
-  setHandler(triggerUpdate, async (req) => {
-    const reply = onTrigger(req);
-    if (reply.status !== 'duplicate') {
-      // Answer with the run id as soon as the run this trigger belongs to has one; when another
-      // run is in progress, answer at once (queued or coalesced into the follow-up run).
-      const record = () => state.data.triggers.find((t) => t.requestId === reply.requestId);
-      await condition(() => !!record()?.runWorkflowId || (!!state.data.current && !!state.data.next?.requestIds.includes(reply.requestId)));
-      reply.runWorkflowId = record()?.runWorkflowId;
-    }
-    return reply;
-  }, {
-    validator: (req) => {
-      const problem = queueProblem(req);
-      if (problem) throw new Error(problem);
+  setHandler(
+    triggerUpdate,
+    async (req) => {
+      const reply = onTrigger(req);
+      if (reply.status !== 'duplicate') {
+        // Answer with the run id as soon as the run this trigger belongs to has one; when another
+        // run is in progress, answer at once (queued or coalesced into the follow-up run).
+        const record = () => state.data.triggers.find((t) => t.requestId === reply.requestId);
+        await condition(
+          () =>
+            !!record()?.runWorkflowId ||
+            (!!state.data.current && !!state.data.next?.requestIds.includes(reply.requestId)),
+        );
+        reply.runWorkflowId = record()?.runWorkflowId;
+      }
+      return reply;
     },
-  });
+    {
+      validator: (req) => {
+        const problem = queueProblem(req);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
 
   // Notifications: fire-and-forget deliveries the loop waits for only before continue-as-new.
   const deliveries = new Set<Promise<void>>();
@@ -107,7 +116,9 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     (state.data.plan?.notify ?? []).forEach((hook, index) => {
       if (!hook.events.includes(event)) return;
       const p: Promise<void> = acts.notify.deliverNotification
-        .executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [{ stream: input.stream, index, payload }])
+        .executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [
+          { stream: input.stream, index, payload },
+        ])
         .then(
           () => state.notified(now(), event, index),
           (err: Error) => state.notified(now(), event, index, innermostMessage(err).split('\n')[0]!),
@@ -118,26 +129,48 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   };
 
   setHandler(candidateReadySignal, (pending) => {
-    announce('approval-pending', { message: `Candidate ${pending.digest} waits for approval until ${pending.deadline}.`, run: pending.runWorkflowId, digest: pending.digest, kernels: pending.kernels, zfsVersion: pending.zfsVersion });
+    announce('approval-pending', {
+      message: `Candidate ${pending.digest} waits for approval until ${pending.deadline}.`,
+      run: pending.runWorkflowId,
+      digest: pending.digest,
+      kernels: pending.kernels,
+      zfsVersion: pending.zfsVersion,
+    });
     const superseded = state.candidateReady(pending);
-    if (superseded) void getExternalWorkflowHandle(superseded).signal(approvalDecisionSignal, { kind: 'superseded', by: pending.runWorkflowId });
+    if (superseded)
+      void getExternalWorkflowHandle(superseded).signal(approvalDecisionSignal, {
+        kind: 'superseded',
+        by: pending.runWorkflowId,
+      });
   });
   setHandler(runFinishedSignal, (r) => {
     const transition = state.runFinished(r, now());
-    const facts = { run: r.runWorkflowId, digest: r.release?.digest, kernels: r.kernels, zfsVersion: r.release?.zfsVersion ?? r.blocked?.zfsVersion };
+    const facts = {
+      run: r.runWorkflowId,
+      digest: r.release?.digest,
+      kernels: r.kernels,
+      zfsVersion: r.release?.zfsVersion ?? r.blocked?.zfsVersion,
+    };
     const event = runEvent(r.outcome);
     if (event) announce(event, { message: r.message, ...facts });
     if (transition === 'blocked') announce('blocked', { message: holdText(state.data.compatHold!), ...facts });
-    if (transition === 'unblocked') announce('unblocked', { message: `The compatibility hold ended: ${r.message}`, ...facts });
+    if (transition === 'unblocked')
+      announce('unblocked', { message: `The compatibility hold ended: ${r.message}`, ...facts });
   });
 
   const decide = async (kind: 'approved' | 'rejected', req: { by: string; reason?: string }) => {
     const runId = state.data.parked!.runWorkflowId;
     state.data.parked = undefined;
-    await getExternalWorkflowHandle(runId).signal(approvalDecisionSignal, kind === 'approved' ? { kind, by: req.by } : { kind, by: req.by, reason: req.reason! });
+    await getExternalWorkflowHandle(runId).signal(
+      approvalDecisionSignal,
+      kind === 'approved' ? { kind, by: req.by } : { kind, by: req.by, reason: req.reason! },
+    );
     return runId;
   };
-  const heldProblem = () => (state.data.hold ? `The stream is held (${state.data.hold.reason}, by ${state.data.hold.by}); release it first: kinoite-zfs release --stream ${input.stream}.` : undefined);
+  const heldProblem = () =>
+    state.data.hold
+      ? `The stream is held (${state.data.hold.reason}, by ${state.data.hold.by}); release it first: kinoite-zfs release --stream ${input.stream}.`
+      : undefined;
   setHandler(approveUpdate, async (req) => ({ approved: await decide('approved', req) }), {
     validator: (req) => {
       const problem = heldProblem() ?? state.approvalProblem(req, approvers());
@@ -157,26 +190,38 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     void decide('approved', req);
   });
 
-  setHandler(vetoUpdate, (req) => {
-    const veto: Veto = { kind: req.kind, value: req.value, by: req.by, reason: req.reason, at: now() };
-    state.veto(veto);
-    return veto;
-  }, {
-    validator: (req) => {
-      if (!['inputs', 'kernel', 'zfs'].includes(req.kind)) throw new Error(`veto kind must be inputs, kernel or zfs, not ${JSON.stringify(req.kind)}`);
-      if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim()) throw new Error('a veto needs a value, a reason and who asked');
+  setHandler(
+    vetoUpdate,
+    (req) => {
+      const veto: Veto = { kind: req.kind, value: req.value, by: req.by, reason: req.reason, at: now() };
+      state.veto(veto);
+      return veto;
     },
-  });
+    {
+      validator: (req) => {
+        if (!['inputs', 'kernel', 'zfs'].includes(req.kind))
+          throw new Error(`veto kind must be inputs, kernel or zfs, not ${JSON.stringify(req.kind)}`);
+        if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim())
+          throw new Error('a veto needs a value, a reason and who asked');
+      },
+    },
+  );
   setHandler(unvetoUpdate, (req) => state.unveto(req.kind, req.value)!, {
     validator: (req) => {
       if (!state.data.vetoes.some((v) => v.kind === req.kind && v.value === req.value)) {
-        throw new Error(`No ${req.kind} veto for ${JSON.stringify(req.value)}; vetoes: ${state.data.vetoes.map((v) => `${v.kind} ${v.value}`).join(', ') || 'none'}.`);
+        throw new Error(
+          `No ${req.kind} veto for ${JSON.stringify(req.value)}; vetoes: ${state.data.vetoes.map((v) => `${v.kind} ${v.value}`).join(', ') || 'none'}.`,
+        );
       }
     },
   });
   // Runs in flight learn about a hold too, so none promotes after it.
   const tellRuns = async (held: boolean) => {
-    for (const id of [state.data.current?.runWorkflowId, state.data.parked?.runWorkflowId]) if (id) await getExternalWorkflowHandle(id).signal(holdChangedSignal, held).catch(() => undefined);
+    for (const id of [state.data.current?.runWorkflowId, state.data.parked?.runWorkflowId])
+      if (id)
+        await getExternalWorkflowHandle(id)
+          .signal(holdChangedSignal, held)
+          .catch(() => undefined);
   };
   setHandler(holdUpdate, async (req) => {
     state.setHold({ by: req.by, reason: req.reason ?? 'held by an operator', at: now() });
@@ -189,31 +234,59 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     return { held: false as const };
   });
 
-  setHandler(rollbackUpdate, async (req) => {
-    const target = state.rollbackTarget(req.to) as Release;
-    // Rollbacks run between pipeline runs (the loop below), never while one is promoting.
-    const done = new Promise<unknown>((resolve) => rollbacks.push(() => rollbackSaga(acts, { stream: input.stream, plan: state.data.plan!, target }).then(() => resolve(undefined), resolve)));
-    const failure = await done;
-    if (failure) throw ApplicationFailure.create({ type: 'RollbackFailed', message: `Rollback to ${req.to} failed: ${(failure as Error).message}`, nonRetryable: true });
-    const release: Release = { ...target, kind: 'rollback', at: now(), approvedBy: req.by };
-    state.recordRelease(release);
-    state.setHold({ by: req.by, reason: `rolled back to ${target.auditTag}${req.reason ? `: ${req.reason}` : ''}`, at: now() });
-    announce('rolled-back', { message: `Stable rolled back to ${target.auditTag} (${target.digest}) by ${req.by}; the stream is held.`, digest: target.digest, kernels: target.kernels, zfsVersion: target.zfsVersion });
-    return release;
-  }, {
-    validator: (req) => {
-      if (!state.data.plan) throw new Error('This stream has not run yet; there is nothing to roll back to.');
-      const target = state.rollbackTarget(req.to);
-      if (typeof target === 'string') throw new Error(target);
-      if (!req.by?.trim()) throw new Error('say who asks for the rollback (--by)');
+  setHandler(
+    rollbackUpdate,
+    async (req) => {
+      const target = state.rollbackTarget(req.to) as Release;
+      // Rollbacks run between pipeline runs (the loop below), never while one is promoting.
+      const done = new Promise<unknown>((resolve) =>
+        rollbacks.push(() =>
+          rollbackSaga(acts, { stream: input.stream, plan: state.data.plan!, target }).then(
+            () => resolve(undefined),
+            resolve,
+          ),
+        ),
+      );
+      const failure = await done;
+      if (failure)
+        throw ApplicationFailure.create({
+          type: 'RollbackFailed',
+          message: `Rollback to ${req.to} failed: ${(failure as Error).message}`,
+          nonRetryable: true,
+        });
+      const release: Release = { ...target, kind: 'rollback', at: now(), approvedBy: req.by };
+      state.recordRelease(release);
+      state.setHold({
+        by: req.by,
+        reason: `rolled back to ${target.auditTag}${req.reason ? `: ${req.reason}` : ''}`,
+        at: now(),
+      });
+      announce('rolled-back', {
+        message: `Stable rolled back to ${target.auditTag} (${target.digest}) by ${req.by}; the stream is held.`,
+        digest: target.digest,
+        kernels: target.kernels,
+        zfsVersion: target.zfsVersion,
+      });
+      return release;
     },
-  });
+    {
+      validator: (req) => {
+        if (!state.data.plan) throw new Error('This stream has not run yet; there is nothing to roll back to.');
+        const target = state.rollbackTarget(req.to);
+        if (typeof target === 'string') throw new Error(target);
+        if (!req.by?.trim()) throw new Error('say who asks for the rollback (--by)');
+      },
+    },
+  );
 
   /** One re-check while held: when the line's newest release supports every held kernel, the stream starts a run by itself. */
   const recheckReleases = async () => {
     const plan = state.data.plan!;
     try {
-      const release = await acts.control.resolveZfsRelease.executeWithOptions({ summary: `re-check OpenZFS ${plan.zfs.line} releases (compatibility hold)` }, [{ line: plan.zfs.line, source: plan.zfs.source }]);
+      const release = await acts.control.resolveZfsRelease.executeWithOptions(
+        { summary: `re-check OpenZFS ${plan.zfs.line} releases (compatibility hold)` },
+        [{ line: plan.zfs.line, source: plan.zfs.source }],
+      );
       if (state.recheck(release, plan.zfs.allowExperimental, now()) && state.idle) {
         onTrigger({ trigger: { source: 'recheck', by: `compatibility re-check: zfs-${release.version}` }, plan });
       }
@@ -225,7 +298,10 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
 
   // The loop: start the next run when the stream is free, perform rollbacks between runs.
   const maxEvents = input.maxHistoryEvents ?? 2000;
-  const wake = () => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || (state.idle && workflowInfo().historyLength > maxEvents);
+  const wake = () =>
+    rollbacks.length > 0 ||
+    (!state.data.current && !!state.data.next) ||
+    (state.idle && workflowInfo().historyLength > maxEvents);
   const held = () => !!state.data.compatHold && state.idle && !!state.data.plan;
   for (;;) {
     // Held by compatibility and idle: re-check the release source on a durable timer (zfs.recheckEvery).
@@ -251,16 +327,25 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
             options: next.request.options,
             lock: next.request.lock,
             taskQueues: input.taskQueues,
-            context: { lastGoodInputsHash: state.data.lastGood?.inputsHash, vetoes: state.data.vetoes, held: !!state.data.hold, streamWorkflowId: selfId },
+            context: {
+              lastGoodInputsHash: state.data.lastGood?.inputsHash,
+              vetoes: state.data.vetoes,
+              held: !!state.data.hold,
+              streamWorkflowId: selfId,
+            },
           },
         ],
         staticSummary: `kinoite-zfs ${input.stream}: run ${state.data.runCounter} (${next.request.lock ? 'REPLAY of a lock, ' : ''}${next.request.trigger.source})`,
-        staticDetails: next.request.trigger.github ? `GitHub: [${next.request.trigger.github.repository} run ${next.request.trigger.github.runId}](${next.request.trigger.github.runUrl}) · ${next.request.trigger.github.ref} · ${next.request.trigger.commit ?? ''} · by ${next.request.trigger.by ?? ''}` : undefined,
+        staticDetails: next.request.trigger.github
+          ? `GitHub: [${next.request.trigger.github.repository} run ${next.request.trigger.github.runId}](${next.request.trigger.github.runUrl}) · ${next.request.trigger.github.ref} · ${next.request.trigger.commit ?? ''} · by ${next.request.trigger.by ?? ''}`
+          : undefined,
         typedSearchAttributes: [
           { key: SearchAttr.stream, value: input.stream },
           { key: SearchAttr.trigger, value: next.request.trigger.source },
           ...(next.request.trigger.commit ? [{ key: SearchAttr.commit, value: next.request.trigger.commit }] : []),
-          ...(next.request.trigger.github ? [{ key: SearchAttr.repository, value: next.request.trigger.github.repository }] : []),
+          ...(next.request.trigger.github
+            ? [{ key: SearchAttr.repository, value: next.request.trigger.github.repository }]
+            : []),
         ],
         memo: { stream: input.stream, trigger: next.request.trigger },
       });
@@ -269,8 +354,14 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       void child.result().then(
         () => undefined,
         (err) => {
-          if (state.data.current?.runWorkflowId === next.runWorkflowId || state.data.parked?.runWorkflowId === next.runWorkflowId) {
-            state.runFinished({ runWorkflowId: next.runWorkflowId, outcome: 'failed', message: (err as Error).message }, now());
+          if (
+            state.data.current?.runWorkflowId === next.runWorkflowId ||
+            state.data.parked?.runWorkflowId === next.runWorkflowId
+          ) {
+            state.runFinished(
+              { runWorkflowId: next.runWorkflowId, outcome: 'failed', message: (err as Error).message },
+              now(),
+            );
           }
         },
       );
@@ -282,4 +373,3 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     }
   }
 }
-

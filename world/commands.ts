@@ -23,12 +23,18 @@ function printWorld(info: WorldInfo, out: (line: string) => void): void {
   out(`world ${info.name} in ${info.dir}`);
   out(`  config:          ${info.configFile}   (use: --config ${info.configFile})`);
   out(`  registry:        ${info.registry.host}   (log ${info.registry.logFile})`);
-  out(`  base image:      ${info.base.reference} (${info.base.versions.map((v) => `${v.version}: ${v.kernels.join(' ')}`).join('; ')})`);
+  out(
+    `  base image:      ${info.base.reference} (${info.base.versions.map((v) => `${v.version}: ${v.kernels.join(' ')}`).join('; ')})`,
+  );
   out(`  builder image:   ${info.builder.reference}@${info.builder.digest}`);
-  out(`  release source:  ${info.releaseSource.releasesUrl} (${info.releaseSource.releases.map((r) => r.tag).join(', ')})`);
+  out(
+    `  release source:  ${info.releaseSource.releasesUrl} (${info.releaseSource.releases.map((r) => r.tag).join(', ')})`,
+  );
   out(`  recipe:          ${info.recipe.git} ${info.recipe.ref} @ ${info.recipe.head.slice(0, 12)}`);
   out(`  cosign key:      ${info.signing.keyFile} (password in ${info.signing.passwordFile})`);
-  out(`  Temporal:        ${info.temporal.address} namespace ${info.temporal.namespace}${info.temporal.uiUrl ? `, Web UI ${info.temporal.uiUrl}` : ''}`);
+  out(
+    `  Temporal:        ${info.temporal.address} namespace ${info.temporal.namespace}${info.temporal.uiUrl ? `, Web UI ${info.temporal.uiUrl}` : ''}`,
+  );
 }
 
 /** Runs `kinoite-zfs world <argv…>`; returns the process exit code (0 ok, 1 failure, 2 usage error). */
@@ -65,7 +71,12 @@ export async function worldCommand(argv: string[]): Promise<number> {
         err(`world up needs --spec FILE and --dir DIR\n${USAGE}`);
         return 2;
       }
-      const r = await worldUp({ specFile: values.spec, dir: values.dir, ...(values.temporal ? { temporalAddress: values.temporal } : {}), log: out });
+      const r = await worldUp({
+        specFile: values.spec,
+        dir: values.dir,
+        ...(values.temporal ? { temporalAddress: values.temporal } : {}),
+        log: out,
+      });
       out(`world up in ${r.seconds.toFixed(1)}s`);
       printWorld(r.info, out);
       return 0;
@@ -76,14 +87,18 @@ export async function worldCommand(argv: string[]): Promise<number> {
         return 2;
       }
       const r = values.all ? await servicesDown({ dir: values.dir }) : await worldDown({ dir: values.dir });
-      out(`worker ${r.worker ? 'stopped' : 'was not running'}; registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` +
-        ('temporal' in r ? `; Temporal ${r.temporal ? 'stopped' : 'was not running'}` : ''));
+      out(
+        `worker ${r.worker ? 'stopped' : 'was not running'}; registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` +
+          ('temporal' in r ? `; Temporal ${r.temporal ? 'stopped' : 'was not running'}` : ''),
+      );
       return 0;
     }
     if (sub === 'services') {
       if (action === 'up') {
         const t = await ensureTemporal();
-        out(`Temporal ${t.reused ? 'already running' : 'started'}: ${t.address} namespace ${t.namespace}, Web UI ${t.uiUrl} (log ${t.logFile})`);
+        out(
+          `Temporal ${t.reused ? 'already running' : 'started'}: ${t.address} namespace ${t.namespace}, Web UI ${t.uiUrl} (log ${t.logFile})`,
+        );
         if (values.dir) {
           const info = await readRecord<WorldInfo>(join(resolve(values.dir), 'world.json'));
           if (info) {
@@ -94,18 +109,28 @@ export async function worldCommand(argv: string[]): Promise<number> {
         return 0;
       }
       if (action === 'down') {
-        const r = values.dir ? await servicesDown({ dir: values.dir }) : { temporal: await stopTemporal(), registry: false, releaseSource: false };
-        out(`Temporal ${r.temporal ? 'stopped' : 'was not running'}${values.dir ? `; registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` : ''}`);
+        const r = values.dir
+          ? await servicesDown({ dir: values.dir })
+          : { temporal: await stopTemporal(), registry: false, releaseSource: false };
+        out(
+          `Temporal ${r.temporal ? 'stopped' : 'was not running'}${values.dir ? `; registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` : ''}`,
+        );
         return 0;
       }
       if (action === 'status') {
         const t = await temporalStatus();
-        out(t ? `Temporal: ${t.running ? 'running' : 'stopped'} ${t.address}, Web UI ${t.uiUrl} (state ${stateDir()}, log ${t.logFile})` : `Temporal: never started (state ${stateDir()})`);
+        out(
+          t
+            ? `Temporal: ${t.running ? 'running' : 'stopped'} ${t.address}, Web UI ${t.uiUrl} (state ${stateDir()}, log ${t.logFile})`
+            : `Temporal: never started (state ${stateDir()})`,
+        );
         if (values.dir) {
           const info = await readRecord<WorldInfo>(join(resolve(values.dir), 'world.json'));
           if (!info) out(`no world in ${values.dir}`);
           else {
-            out(`registry: ${(await registryHealthy(info.registry.host)) ? 'running' : 'stopped'} ${info.registry.host}`);
+            out(
+              `registry: ${(await registryHealthy(info.registry.host)) ? 'running' : 'stopped'} ${info.registry.host}`,
+            );
             printWorld(info, out);
           }
         }

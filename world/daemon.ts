@@ -26,7 +26,8 @@ export async function freePort(preferred?: number, waitMs = 5000): Promise<numbe
     }
   }
   const port = await tryListen(0);
-  if (port === undefined) throw new Error('could not bind any port on 127.0.0.1: check that the loopback interface is up');
+  if (port === undefined)
+    throw new Error('could not bind any port on 127.0.0.1: check that the loopback interface is up');
   return port;
 }
 
@@ -155,7 +156,11 @@ export async function writeRecord(file: string, value: unknown): Promise<void> {
 }
 
 /** Polls `check` every `intervalMs` until it returns a value other than undefined, or returns undefined after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 200): Promise<T | undefined> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check().catch(() => undefined);
@@ -187,7 +192,8 @@ export async function withLock<T>(lockFile: string, fn: () => Promise<T>, staleM
         await rm(lockFile, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lockFile}; remove it if no kinoite-zfs process is running`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for lock ${lockFile}; remove it if no kinoite-zfs process is running`);
       await sleep(200);
     }
   }

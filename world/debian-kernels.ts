@@ -56,7 +56,10 @@ export async function debianReleases(flavour: string): Promise<string[]> {
 export async function newestDebianRelease(series: string, flavour = 'cloud-amd64'): Promise<string> {
   const all = await debianReleases(flavour);
   const found = all.filter((k) => parseDebianRelease(k)!.series === series).at(-1);
-  if (!found) throw new Error(`Debian's archive holds no ${series} kernel in flavour ${flavour} (it holds ${all.join(', ') || 'none'}).`);
+  if (!found)
+    throw new Error(
+      `Debian's archive holds no ${series} kernel in flavour ${flavour} (it holds ${all.join(', ') || 'none'}).`,
+    );
   return found;
 }
 
@@ -66,16 +69,26 @@ async function refreshLists(): Promise<void> {
   if (updated) return;
   updated = true;
   const r = await apt(['apt-get', 'update', '-qq']);
-  if (r.exitCode !== 0) throw new Error(`apt-get update failed (needed to find Debian kernel packages): ${String(r.all).trim().split('\n').slice(-5).join('\n')}`);
+  if (r.exitCode !== 0)
+    throw new Error(
+      `apt-get update failed (needed to find Debian kernel packages): ${String(r.all).trim().split('\n').slice(-5).join('\n')}`,
+    );
 }
 
 /**
  * The release a kernel spec names: `release` exactly, or the newest release of `series` in
  * `flavour`. A release or series the archive does not hold is refused with the releases it does hold.
  */
-export async function resolveDebianRelease(spec: { release?: string; series?: string; flavour: string }): Promise<string> {
+export async function resolveDebianRelease(spec: {
+  release?: string;
+  series?: string;
+  flavour: string;
+}): Promise<string> {
   let held = await debianReleases(spec.flavour);
-  const pick = () => (spec.release ? held.find((r) => r === spec.release) : held.filter((r) => parseDebianRelease(r)!.series === spec.series).at(-1));
+  const pick = () =>
+    spec.release
+      ? held.find((r) => r === spec.release)
+      : held.filter((r) => parseDebianRelease(r)!.series === spec.series).at(-1);
   if (!pick()) {
     await refreshLists();
     held = await debianReleases(spec.flavour);
@@ -99,7 +112,10 @@ async function headerPackages(release: string): Promise<string[]> {
 }
 
 /** Downloads (once) and unpacks the image and headers packages of `release` into the cache. */
-export async function ensureDebianKernel(release: string, log: (line: string) => void = () => undefined): Promise<DebianKernelFiles> {
+export async function ensureDebianKernel(
+  release: string,
+  log: (line: string) => void = () => undefined,
+): Promise<DebianKernelFiles> {
   const dir = join(cacheRoot(), 'debian-kernels', release);
   const files: DebianKernelFiles = { release, imageRoot: join(dir, 'image'), headersRoot: join(dir, 'headers') };
   if (existsSync(files.imageRoot) && existsSync(files.headersRoot)) return files;
@@ -114,7 +130,10 @@ export async function ensureDebianKernel(release: string, log: (line: string) =>
       await refreshLists();
       r = await apt(['apt-get', 'download', ...packages], join(tmp, 'debs'));
     }
-    if (r.exitCode !== 0) throw new Error(`apt-get download ${packages.join(' ')} failed: ${String(r.all).trim().split('\n').slice(-5).join('\n')}`);
+    if (r.exitCode !== 0)
+      throw new Error(
+        `apt-get download ${packages.join(' ')} failed: ${String(r.all).trim().split('\n').slice(-5).join('\n')}`,
+      );
     const debs = (await readdir(join(tmp, 'debs'))).filter((f) => f.endsWith('.deb'));
     for (const deb of debs) {
       const into = join(tmp, deb.startsWith('linux-image-') ? 'image' : 'headers');

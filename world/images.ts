@@ -45,7 +45,10 @@ export function ostreeLinuxOf(v: BaseVersion): string {
 
 async function buildah(args: string[], env: NodeJS.ProcessEnv, what: string): Promise<string> {
   const r = await execa('buildah', args, { reject: false, all: true, env });
-  if (r.exitCode !== 0) throw new Error(`buildah ${args[0]} failed while ${what}: ${String(r.all).trim().split('\n').slice(-10).join('\n')}`);
+  if (r.exitCode !== 0)
+    throw new Error(
+      `buildah ${args[0]} failed while ${what}: ${String(r.all).trim().split('\n').slice(-10).join('\n')}`,
+    );
   return String(r.stdout).trim();
 }
 
@@ -62,7 +65,10 @@ async function stageKernel(kernel: KernelSpec, into: string, log: (line: string)
       await writeFile(join(into, 'modules.builtin.modinfo'), '');
       await writeFile(join(into, 'modules.order'), '');
       await writeFile(join(into, 'vmlinuz'), `kinoite-zfs world placeholder: not a kernel image (${kernel.release})\n`);
-      await writeFile(join(into, 'config'), `# synthetic kernel ${kernel.release} (kinoite-zfs world)\nCONFIG_MODULES=y\n`);
+      await writeFile(
+        join(into, 'config'),
+        `# synthetic kernel ${kernel.release} (kinoite-zfs world)\nCONFIG_MODULES=y\n`,
+      );
       return;
     }
     case 'debian': {
@@ -71,7 +77,11 @@ async function stageKernel(kernel: KernelSpec, into: string, log: (line: string)
       // The headers package's build/source links point into the builder; the base has no headers.
       await rm(join(into, 'build'), { force: true });
       await rm(join(into, 'source'), { force: true });
-      for (const [from, to] of [[`vmlinuz-${kernel.release}`, 'vmlinuz'], [`config-${kernel.release}`, 'config'], [`System.map-${kernel.release}`, 'System.map']]) {
+      for (const [from, to] of [
+        [`vmlinuz-${kernel.release}`, 'vmlinuz'],
+        [`config-${kernel.release}`, 'config'],
+        [`System.map-${kernel.release}`, 'System.map'],
+      ]) {
         await copyFile(join(files.imageRoot, 'boot', from!), join(into, to!));
       }
       return;
@@ -82,7 +92,9 @@ async function stageKernel(kernel: KernelSpec, into: string, log: (line: string)
 /** A stable key for a base version chain, so identical versions built earlier on this machine are reused. */
 function chainKey(prevKey: string, v: BaseVersion): string {
   return createHash('sha256')
-    .update(JSON.stringify({ prevKey, version: v.version, kernels: v.kernels, ostreeLinux: ostreeLinuxOf(v), layout: 1 }))
+    .update(
+      JSON.stringify({ prevKey, version: v.version, kernels: v.kernels, ostreeLinux: ostreeLinuxOf(v), layout: 1 }),
+    )
     .digest('hex')
     .slice(0, 16);
 }
@@ -112,7 +124,9 @@ export async function buildAndPushBase(input: {
     key = chainKey(key, v);
     const localImage = `localhost/kinoite-zfs-world/base:${key}`;
     if (await localImageExists(localImage, env)) {
-      input.log(`base image ${v.version} (${kernels.length} kernel${kernels.length === 1 ? '' : 's'}): reusing local build ${localImage}`);
+      input.log(
+        `base image ${v.version} (${kernels.length} kernel${kernels.length === 1 ? '' : 's'}): reusing local build ${localImage}`,
+      );
     } else {
       input.log(`building base image ${v.version} (${kernels.length} kernel${kernels.length === 1 ? '' : 's'})…`);
       const ctr = await buildah(['from', '--pull=never', '--quiet', from], env, `starting base ${v.version}`);
@@ -120,21 +134,46 @@ export async function buildAndPushBase(input: {
       try {
         const dropped = prevKernels.filter((k) => !kernels.includes(k));
         if (dropped.length) {
-          await buildah(['run', '--network', 'none', ctr, '--', 'rm', '-rf', ...dropped.map((k) => `/usr/lib/modules/${k}`)], env, `dropping kernels from ${v.version}`);
+          await buildah(
+            ['run', '--network', 'none', ctr, '--', 'rm', '-rf', ...dropped.map((k) => `/usr/lib/modules/${k}`)],
+            env,
+            `dropping kernels from ${v.version}`,
+          );
         }
         for (const kernel of v.kernels.filter((k) => !prevKernels.includes(k.release))) {
           const dir = join(stage, kernel.release);
           await stageKernel(kernel, dir, input.log);
-          await buildah(['copy', '--quiet', ctr, dir, `/usr/lib/modules/${kernel.release}/`], env, `adding kernel ${kernel.release}`);
+          await buildah(
+            ['copy', '--quiet', ctr, dir, `/usr/lib/modules/${kernel.release}/`],
+            env,
+            `adding kernel ${kernel.release}`,
+          );
           // Real module indexes, made by the real depmod inside the image.
-          await buildah(['run', '--network', 'none', ctr, '--', 'depmod', '-a', kernel.release], env, `running depmod for ${kernel.release}`);
+          await buildah(
+            ['run', '--network', 'none', ctr, '--', 'depmod', '-a', kernel.release],
+            env,
+            `running depmod for ${kernel.release}`,
+          );
         }
         await buildah(
-          ['config', '--label', `ostree.linux=${ostreeLinux}`, '--label', `org.opencontainers.image.version=${v.version}`, '--label', 'io.github.danathar.kinoite-zfs.world=base', ctr],
+          [
+            'config',
+            '--label',
+            `ostree.linux=${ostreeLinux}`,
+            '--label',
+            `org.opencontainers.image.version=${v.version}`,
+            '--label',
+            'io.github.danathar.kinoite-zfs.world=base',
+            ctr,
+          ],
           env,
           `labelling base ${v.version}`,
         );
-        await buildah(['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage], env, `committing base ${v.version}`);
+        await buildah(
+          ['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage],
+          env,
+          `committing base ${v.version}`,
+        );
       } finally {
         await rm(stage, { recursive: true, force: true });
         await execa('buildah', ['rm', ctr], { reject: false, env });
@@ -142,7 +181,9 @@ export async function buildAndPushBase(input: {
     }
     const tags = baseTags(v.version, i === input.versions.length - 1);
     const digest = await pushImage({ localImage, registry: input.registry, repository: input.repository, tags, env });
-    input.log(`  pushed ${input.registry}/${input.repository}@${digest} as ${tags.join(', ')} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+    input.log(
+      `  pushed ${input.registry}/${input.repository}@${digest} as ${tags.join(', ')} (${((Date.now() - started) / 1000).toFixed(1)}s)`,
+    );
     out.push({ version: v.version, kernels, ostreeLinux, digest, tags, localImage });
     from = localImage;
     prevKernels = kernels;
@@ -151,13 +192,27 @@ export async function buildAndPushBase(input: {
 }
 
 /** Pushes a local image to the registry under its first tag and points the other tags at the same digest. */
-export async function pushImage(input: { localImage: string; registry: string; repository: string; tags: string[]; env: NodeJS.ProcessEnv }): Promise<string> {
+export async function pushImage(input: {
+  localImage: string;
+  registry: string;
+  repository: string;
+  tags: string[];
+  env: NodeJS.ProcessEnv;
+}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'kz-world-push-'));
   try {
     const digestFile = join(dir, 'digest');
     const [first, ...rest] = input.tags;
     await buildah(
-      ['push', '--quiet', '--tls-verify=false', '--digestfile', digestFile, input.localImage, `docker://${input.registry}/${input.repository}:${first}`],
+      [
+        'push',
+        '--quiet',
+        '--tls-verify=false',
+        '--digestfile',
+        digestFile,
+        input.localImage,
+        `docker://${input.registry}/${input.repository}:${first}`,
+      ],
       input.env,
       `pushing ${input.localImage} to ${input.registry}/${input.repository}:${first}`,
     );
@@ -192,24 +247,49 @@ export async function buildAndPushBuilder(input: {
   const started = Date.now();
   const recipe = input.toolchain ? BUILDER_ROOTFS_RECIPE : ROOTFS_RECIPE;
   const kernels = sortKernels(input.debianKernels);
-  const key = createHash('sha256').update(JSON.stringify({ rootfs: rootfsHash(recipe), kernels, layout: 2 })).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ rootfs: rootfsHash(recipe), kernels, layout: 2 }))
+    .digest('hex')
+    .slice(0, 16);
   const localImage = `localhost/kinoite-zfs-world/builder:${key}`;
   if (!(await localImageExists(localImage, env))) {
-    input.log(`building builder image${input.toolchain ? ` (OpenZFS build dependencies${kernels.length ? `, headers for ${kernels.join(', ')}` : ''})` : ''}…`);
+    input.log(
+      `building builder image${input.toolchain ? ` (OpenZFS build dependencies${kernels.length ? `, headers for ${kernels.join(', ')}` : ''})` : ''}…`,
+    );
     const from = await ensureRootfsImage({ containersConf: input.containersConf, log: input.log, recipe });
     const ctr = await buildah(['from', '--pull=never', '--quiet', from], env, 'starting the builder image');
     try {
       for (const release of kernels) {
         const files = await ensureDebianKernel(release, input.log);
-        await buildah(['copy', '--quiet', ctr, `${files.headersRoot}/`, '/'], env, `adding the build tree of ${release}`);
+        await buildah(
+          ['copy', '--quiet', ctr, `${files.headersRoot}/`, '/'],
+          env,
+          `adding the build tree of ${release}`,
+        );
       }
-      await buildah(['config', '--label', 'io.github.danathar.kinoite-zfs.world=builder', '--workingdir', '/', ctr], env, 'labelling the builder image');
-      await buildah(['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage], env, 'committing the builder image');
+      await buildah(
+        ['config', '--label', 'io.github.danathar.kinoite-zfs.world=builder', '--workingdir', '/', ctr],
+        env,
+        'labelling the builder image',
+      );
+      await buildah(
+        ['commit', '--quiet', '--format', 'oci', '--rm', ctr, localImage],
+        env,
+        'committing the builder image',
+      );
     } finally {
       await execa('buildah', ['rm', ctr], { reject: false, env });
     }
   }
-  const digest = await pushImage({ localImage, registry: input.registry, repository: input.repository, tags: ['latest'], env });
-  input.log(`  pushed builder ${input.registry}/${input.repository}@${digest} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  const digest = await pushImage({
+    localImage,
+    registry: input.registry,
+    repository: input.repository,
+    tags: ['latest'],
+    env,
+  });
+  input.log(
+    `  pushed builder ${input.registry}/${input.repository}@${digest} (${((Date.now() - started) / 1000).toFixed(1)}s)`,
+  );
   return { digest, localImage };
 }

@@ -14,7 +14,11 @@ import { REPO_ROOT } from './tools.ts';
 export const OPENZFS_DIR_ENV = 'KINOITE_ZFS_OPENZFS_DIR';
 
 /** The folder of real releases: the spec's, else $KINOITE_ZFS_OPENZFS_DIR, else ../shared/openzfs next to the checkout. */
-export function openzfsDir(specValue: string | undefined, specDir: string, env: NodeJS.ProcessEnv = process.env): string {
+export function openzfsDir(
+  specValue: string | undefined,
+  specDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   if (specValue) return resolve(specDir, specValue);
   if (env[OPENZFS_DIR_ENV]) return resolve(env[OPENZFS_DIR_ENV]!);
   return resolve(REPO_ROOT, '..', 'shared', 'openzfs');
@@ -39,7 +43,9 @@ export interface RealRelease {
 export async function readRealRelease(dir: string, tag: string): Promise<RealRelease | { missing: string }> {
   const tarball = join(dir, `${tag}.tar.gz`);
   if (!existsSync(tarball)) {
-    return { missing: `${tarball} not found: set ${OPENZFS_DIR_ENV} (or zfs.openzfsDir in the spec) to a folder holding ${tag}.tar.gz (a GitHub release tarball or a git archive of the tag)` };
+    return {
+      missing: `${tarball} not found: set ${OPENZFS_DIR_ENV} (or zfs.openzfsDir in the spec) to a folder holding ${tag}.tar.gz (a GitHub release tarball or a git archive of the tag)`,
+    };
   }
   const version = tag.replace(/^zfs-/, '');
   const metaFile = join(dir, 'meta', `${tag}.META`);
@@ -48,7 +54,11 @@ export async function readRealRelease(dir: string, tag: string): Promise<RealRel
   let listed: { prerelease?: boolean; published_at?: string } | undefined;
   const releasesFile = join(dir, 'releases.json');
   if (existsSync(releasesFile)) {
-    const list = JSON.parse(await readFile(releasesFile, 'utf8')) as { tag_name: string; prerelease?: boolean; published_at?: string }[];
+    const list = JSON.parse(await readFile(releasesFile, 'utf8')) as {
+      tag_name: string;
+      prerelease?: boolean;
+      published_at?: string;
+    }[];
     listed = list.find((r) => r.tag_name === tag);
   }
   return {
@@ -65,6 +75,9 @@ export async function readRealRelease(dir: string, tag: string): Promise<RealRel
 
 async function metaFromTarball(tarball: string, version: string): Promise<string> {
   const r = await execa('tar', ['-xzOf', tarball, `zfs-${version}/META`], { reject: false, all: true });
-  if (r.exitCode !== 0) throw new Error(`${tarball} has no zfs-${version}/META: is it an OpenZFS release tarball? (${String(r.all).trim()})`);
+  if (r.exitCode !== 0)
+    throw new Error(
+      `${tarball} has no zfs-${version}/META: is it an OpenZFS release tarball? (${String(r.all).trim()})`,
+    );
   return String(r.stdout);
 }

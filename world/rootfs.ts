@@ -25,7 +25,20 @@ export interface RootfsRecipe {
 export const ROOTFS_RECIPE: RootfsRecipe = {
   suite: 'bookworm',
   variant: 'apt',
-  packages: ['rpm', 'kmod', 'cpio', 'jq', 'ca-certificates', 'make', 'libtirpc3', 'libssl3', 'zlib1g', 'libblkid1', 'libuuid1', 'libudev1'],
+  packages: [
+    'rpm',
+    'kmod',
+    'cpio',
+    'jq',
+    'ca-certificates',
+    'make',
+    'libtirpc3',
+    'libssl3',
+    'zlib1g',
+    'libblkid1',
+    'libuuid1',
+    'libudev1',
+  ],
 };
 
 /**
@@ -39,8 +52,27 @@ export const BUILDER_ROOTFS_RECIPE: RootfsRecipe = {
   variant: 'apt',
   packages: [
     ...ROOTFS_RECIPE.packages,
-    'build-essential', 'autoconf', 'automake', 'libtool', 'gawk', 'python3', 'ccache', 'file', 'dwarves', 'bc', 'flex', 'bison',
-    'libblkid-dev', 'uuid-dev', 'libudev-dev', 'libssl-dev', 'zlib1g-dev', 'libaio-dev', 'libattr1-dev', 'libelf-dev', 'libtirpc-dev',
+    'build-essential',
+    'autoconf',
+    'automake',
+    'libtool',
+    'gawk',
+    'python3',
+    'ccache',
+    'file',
+    'dwarves',
+    'bc',
+    'flex',
+    'bison',
+    'libblkid-dev',
+    'uuid-dev',
+    'libudev-dev',
+    'libssl-dev',
+    'zlib1g-dev',
+    'libaio-dev',
+    'libattr1-dev',
+    'libelf-dev',
+    'libtirpc-dev',
   ],
 };
 
@@ -59,7 +91,10 @@ export function rootfsImage(recipe: RootfsRecipe = ROOTFS_RECIPE): string {
  * Path of the cached root filesystem tarball, made with mmdebstrap on first use
  * (`<cache>/rootfs/bookworm-<hash>.tar`).
  */
-export async function ensureRootfs(log: (line: string) => void = () => undefined, recipe: RootfsRecipe = ROOTFS_RECIPE): Promise<string> {
+export async function ensureRootfs(
+  log: (line: string) => void = () => undefined,
+  recipe: RootfsRecipe = ROOTFS_RECIPE,
+): Promise<string> {
   const dir = join(cacheRoot(), 'rootfs');
   const file = join(dir, `${recipe.suite}-${rootfsHash(recipe)}.tar`);
   if (existsSync(file)) return file;
@@ -68,14 +103,18 @@ export async function ensureRootfs(log: (line: string) => void = () => undefined
   const tmp = join(dir, `.partial-${process.pid}-${recipe.suite}-${rootfsHash(recipe)}.tar`);
   try {
     {
-      log(`making a ${recipe.suite} root filesystem with mmdebstrap (${recipe.packages.join(', ')}); takes 1-3 minutes the first time`);
+      log(
+        `making a ${recipe.suite} root filesystem with mmdebstrap (${recipe.packages.join(', ')}); takes 1-3 minutes the first time`,
+      );
       const r = await execa(
         'mmdebstrap',
         ['--format=tar', `--variant=${recipe.variant}`, `--include=${recipe.packages.join(',')}`, recipe.suite, tmp],
         { reject: false, all: true },
       );
       if (r.exitCode !== 0) {
-        throw new Error(`mmdebstrap failed (exit ${r.exitCode}) making ${file}: ${String(r.all).split('\n').slice(-15).join('\n')}\nCheck network access to the Debian mirror and that mmdebstrap is installed (scripts/setup.sh).`);
+        throw new Error(
+          `mmdebstrap failed (exit ${r.exitCode}) making ${file}: ${String(r.all).split('\n').slice(-15).join('\n')}\nCheck network access to the Debian mirror and that mmdebstrap is installed (scripts/setup.sh).`,
+        );
       }
     }
     await rename(tmp, file);
@@ -92,14 +131,22 @@ export async function localImageExists(image: string, env: NodeJS.ProcessEnv): P
 }
 
 /** Imports the root filesystem once per machine as `rootfsImage()` and returns that name. */
-export async function ensureRootfsImage(input: { containersConf: string; log?: (line: string) => void; recipe?: RootfsRecipe }): Promise<string> {
+export async function ensureRootfsImage(input: {
+  containersConf: string;
+  log?: (line: string) => void;
+  recipe?: RootfsRecipe;
+}): Promise<string> {
   const env = { CONTAINERS_CONF: input.containersConf };
   const recipe = input.recipe ?? ROOTFS_RECIPE;
   const image = rootfsImage(recipe);
   if (await localImageExists(image, env)) return image;
   const tarball = await ensureRootfs(input.log, recipe);
   input.log?.(`importing ${tarball} as ${image}`);
-  const r = await execa('podman', ['import', '--change', 'CMD ["/bin/bash"]', tarball, image], { reject: false, all: true, env });
+  const r = await execa('podman', ['import', '--change', 'CMD ["/bin/bash"]', tarball, image], {
+    reject: false,
+    all: true,
+    env,
+  });
   if (r.exitCode !== 0) throw new Error(`podman import of ${tarball} failed: ${String(r.all).trim()}`);
   return image;
 }

@@ -9,7 +9,17 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SearchAttr } from '../workflows/shared.ts';
 import { execa } from 'execa';
-import { freePort, isAlive, readRecord, startDetached, stopProcessGroup, waitFor, withLock, writeAtomic, writeRecord } from './daemon.ts';
+import {
+  freePort,
+  isAlive,
+  readRecord,
+  startDetached,
+  stopProcessGroup,
+  waitFor,
+  withLock,
+  writeAtomic,
+  writeRecord,
+} from './daemon.ts';
 import { stateDir as defaultStateDir, temporalBin } from './tools.ts';
 
 /** The project's search attributes (name and Temporal type), registered on every Temporal server it uses. */
@@ -52,12 +62,22 @@ const TEMPORAL_START_TIMEOUT_MS = 90_000;
 /** Paths of the Temporal state folder. */
 function temporalPaths(stateDir: string) {
   const dir = join(resolve(stateDir), 'temporal');
-  return { dir, record: join(dir, 'temporal.json'), db: join(dir, 'temporal.db'), log: join(dir, 'temporal.log'), lock: join(dir, 'temporal.lock') };
+  return {
+    dir,
+    record: join(dir, 'temporal.json'),
+    db: join(dir, 'temporal.db'),
+    log: join(dir, 'temporal.log'),
+    lock: join(dir, 'temporal.lock'),
+  };
 }
 
 /** Whether the Temporal frontend at `address` reports SERVING. */
 export async function temporalHealthy(address: string): Promise<boolean> {
-  const r = await execa(temporalBin(), ['operator', 'cluster', 'health', '--address', address, '--command-timeout', '3s'], { reject: false, timeout: 10_000 });
+  const r = await execa(
+    temporalBin(),
+    ['operator', 'cluster', 'health', '--address', address, '--command-timeout', '3s'],
+    { reject: false, timeout: 10_000 },
+  );
   return r.exitCode === 0 && /SERVING/.test(String(r.stdout)) && !/NOT_SERVING/.test(String(r.stdout));
 }
 
@@ -76,7 +96,14 @@ export async function ensureTemporal(input: { stateDir?: string } = {}): Promise
       // A server that is alive may still be starting (another process just launched it).
       if (await waitFor(async () => ((await temporalHealthy(address)) ? true : undefined), 20_000, 500)) {
         await configureTemporal(address);
-        return { address, uiUrl: `http://127.0.0.1:${rec.uiPort}`, namespace: 'default', pid: rec.pid, reused: true, logFile: p.log };
+        return {
+          address,
+          uiUrl: `http://127.0.0.1:${rec.uiPort}`,
+          namespace: 'default',
+          pid: rec.pid,
+          reused: true,
+          logFile: p.log,
+        };
       }
       await stopProcessGroup(rec.pid, 10_000, 'start-dev');
     }
@@ -106,17 +133,56 @@ export async function ensureTemporal(input: { stateDir?: string } = {}): Promise
  */
 export async function configureTemporal(address: string, namespace = 'default'): Promise<void> {
   const bin = temporalBin();
-  const listed = await execa(bin, ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '--output', 'json'], { reject: false });
+  const listed = await execa(
+    bin,
+    ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '--output', 'json'],
+    { reject: false },
+  );
   const existing = String(listed.stdout);
   for (const attr of SEARCH_ATTRIBUTES) {
     if (listed.exitCode === 0 && existing.includes(`"${attr.name}"`)) continue;
-    const r = await execa(bin, ['operator', 'search-attribute', 'create', '--address', address, '--namespace', namespace, '--name', attr.name, '--type', attr.type], { reject: false });
+    const r = await execa(
+      bin,
+      [
+        'operator',
+        'search-attribute',
+        'create',
+        '--address',
+        address,
+        '--namespace',
+        namespace,
+        '--name',
+        attr.name,
+        '--type',
+        attr.type,
+      ],
+      { reject: false },
+    );
     if (r.exitCode !== 0 && !/already exists/i.test(`${r.stderr}${r.stdout}`)) {
-      throw new Error(`could not register search attribute ${attr.name} (${attr.type}) on ${address}: ${String(r.stderr || r.stdout).trim()}`);
+      throw new Error(
+        `could not register search attribute ${attr.name} (${attr.type}) on ${address}: ${String(r.stderr || r.stdout).trim()}`,
+      );
     }
   }
-  const r = await execa(bin, ['operator', 'namespace', 'update', '--address', address, '--namespace', namespace, '--retention', NAMESPACE_RETENTION], { reject: false });
-  if (r.exitCode !== 0) throw new Error(`could not set retention of namespace ${namespace} on ${address}: ${String(r.stderr || r.stdout).trim()}`);
+  const r = await execa(
+    bin,
+    [
+      'operator',
+      'namespace',
+      'update',
+      '--address',
+      address,
+      '--namespace',
+      namespace,
+      '--retention',
+      NAMESPACE_RETENTION,
+    ],
+    { reject: false },
+  );
+  if (r.exitCode !== 0)
+    throw new Error(
+      `could not set retention of namespace ${namespace} on ${address}: ${String(r.stderr || r.stdout).trim()}`,
+    );
 }
 
 /** Stops the Temporal dev server of `stateDir` (its data stays in the SQLite file). */
@@ -129,11 +195,19 @@ export async function stopTemporal(input: { stateDir?: string } = {}): Promise<b
 }
 
 /** Where the Temporal dev server of `stateDir` runs, when it does. */
-export async function temporalStatus(input: { stateDir?: string } = {}): Promise<{ address: string; uiUrl: string; pid: number; running: boolean; logFile: string } | undefined> {
+export async function temporalStatus(
+  input: { stateDir?: string } = {},
+): Promise<{ address: string; uiUrl: string; pid: number; running: boolean; logFile: string } | undefined> {
   const p = temporalPaths(input.stateDir ?? defaultStateDir());
   const rec = await readRecord<TemporalRecord>(p.record);
   if (!rec) return undefined;
-  return { address: `127.0.0.1:${rec.port}`, uiUrl: `http://127.0.0.1:${rec.uiPort}`, pid: rec.pid, running: isAlive(rec.pid, 'start-dev'), logFile: p.log };
+  return {
+    address: `127.0.0.1:${rec.port}`,
+    uiUrl: `http://127.0.0.1:${rec.uiPort}`,
+    pid: rec.pid,
+    running: isAlive(rec.pid, 'start-dev'),
+    logFile: p.log,
+  };
 }
 
 /** A running local OCI registry. */
@@ -157,7 +231,14 @@ interface PortRecord {
 
 function registryPaths(dir: string) {
   const base = join(resolve(dir), 'registry');
-  return { base, config: join(base, 'config.yml'), data: join(base, 'data'), log: join(base, 'registry.log'), record: join(base, 'registry.json'), lock: join(base, 'registry.lock') };
+  return {
+    base,
+    config: join(base, 'config.yml'),
+    data: join(base, 'data'),
+    log: join(base, 'registry.log'),
+    record: join(base, 'registry.json'),
+    lock: join(base, 'registry.lock'),
+  };
 }
 
 /** Whether a registry answers `GET /v2/` at host. */
@@ -182,10 +263,11 @@ export async function ensureRegistry(input: { dir: string }): Promise<RegistrySe
     const rec = await readRecord<PortRecord>(p.record);
     if (rec && isAlive(rec.pid, 'docker-registry')) {
       const host = `127.0.0.1:${rec.port}`;
-      if (await waitFor(async () => ((await registryHealthy(host)) ? true : undefined), 10_000)) return { host, pid: rec.pid, reused: true, logFile: p.log };
+      if (await waitFor(async () => ((await registryHealthy(host)) ? true : undefined), 10_000))
+        return { host, pid: rec.pid, reused: true, logFile: p.log };
       await stopProcessGroup(rec.pid, 5000, 'docker-registry');
     }
-  const port = await freePort(rec?.port);
+    const port = await freePort(rec?.port);
     const host = `127.0.0.1:${port}`;
     await writeAtomic(
       p.config,
@@ -209,13 +291,24 @@ export async function ensureRegistry(input: { dir: string }): Promise<RegistrySe
         '',
       ].join('\n'),
     );
-    const pid = await startDetached({ file: 'docker-registry', args: ['serve', p.config], logFile: p.log, cwd: p.base });
-    await writeRecord(p.record, { pid, port, logFile: p.log, startedAt: new Date().toISOString() } satisfies PortRecord);
+    const pid = await startDetached({
+      file: 'docker-registry',
+      args: ['serve', p.config],
+      logFile: p.log,
+      cwd: p.base,
+    });
+    await writeRecord(p.record, {
+      pid,
+      port,
+      logFile: p.log,
+      startedAt: new Date().toISOString(),
+    } satisfies PortRecord);
     const ok = await waitFor(async () => {
       if (!isAlive(pid)) throw new Error('exited');
       return (await registryHealthy(host)) ? true : undefined;
     }, 20_000);
-    if (!ok) throw new Error(`registry on ${host} did not answer GET /v2/ within 20s: see ${p.log} (is port ${port} taken?)`);
+    if (!ok)
+      throw new Error(`registry on ${host} did not answer GET /v2/ within 20s: see ${p.log} (is port ${port} taken?)`);
     return { host, pid, reused: false, logFile: p.log };
   });
 }
@@ -259,13 +352,19 @@ export async function ensureHttpServer(input: { dir: string; root: string }): Pr
     const rec = await readRecord<PortRecord & { root: string }>(p.record);
     if (rec && rec.root === root && isAlive(rec.pid, 'httpd')) {
       const host = `127.0.0.1:${rec.port}`;
-      if (await waitFor(async () => ((await httpAnswers(host)) ? true : undefined), 5000)) return { host, url: `http://${host}`, pid: rec.pid, reused: true };
+      if (await waitFor(async () => ((await httpAnswers(host)) ? true : undefined), 5000))
+        return { host, url: `http://${host}`, pid: rec.pid, reused: true };
     }
     if (rec && isAlive(rec.pid, 'httpd')) await stopProcessGroup(rec.pid, 5000, 'httpd');
-  const port = await freePort(rec?.port);
+    const port = await freePort(rec?.port);
     const host = `127.0.0.1:${port}`;
     // -f: stay in the foreground so the recorded pid is the server itself.
-    const pid = await startDetached({ file: 'busybox', args: ['httpd', '-f', '-v', '-p', host, '-h', root], logFile: p.log, cwd: root });
+    const pid = await startDetached({
+      file: 'busybox',
+      args: ['httpd', '-f', '-v', '-p', host, '-h', root],
+      logFile: p.log,
+      cwd: root,
+    });
     await writeRecord(p.record, { pid, port, root, logFile: p.log, startedAt: new Date().toISOString() });
     const ok = await waitFor(async () => {
       if (!isAlive(pid)) throw new Error('exited');
@@ -296,31 +395,56 @@ export async function stopHttpServer(input: { dir: string }): Promise<boolean> {
 }
 
 /** Starts the dev server once; throws when it exits or does not serve in time. */
-async function startTemporal(p: ReturnType<typeof temporalPaths>, bin: string, rec: TemporalRecord | undefined): Promise<{ pid: number; address: string; uiPort: number }> {
+async function startTemporal(
+  p: ReturnType<typeof temporalPaths>,
+  bin: string,
+  rec: TemporalRecord | undefined,
+): Promise<{ pid: number; address: string; uiPort: number }> {
   const port = await freePort(rec?.port);
   let uiPort = await freePort(rec?.uiPort);
   if (uiPort === port) uiPort = await freePort(undefined);
-  await appendFile(p.log, `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`);
+  await appendFile(
+    p.log,
+    `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`,
+  );
   const pid = await startDetached({
     file: bin,
     args: [
-      'server', 'start-dev',
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--ui-port', String(uiPort),
-      '--db-filename', p.db,
-      '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
-      '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--ui-port',
+      String(uiPort),
+      '--db-filename',
+      p.db,
+      '--dynamic-config-value',
+      'frontend.enableServerVersionCheck=false',
+      '--log-level',
+      'warn',
     ],
     logFile: p.log,
     cwd: p.dir,
   });
-  await writeRecord(p.record, { pid, port, uiPort, dbFile: p.db, logFile: p.log, startedAt: new Date().toISOString() } satisfies TemporalRecord);
+  await writeRecord(p.record, {
+    pid,
+    port,
+    uiPort,
+    dbFile: p.db,
+    logFile: p.log,
+    startedAt: new Date().toISOString(),
+  } satisfies TemporalRecord);
   const address = `127.0.0.1:${port}`;
-  const ok = await waitFor(async () => {
-    if (!isAlive(pid)) throw new Error('exited');
-    return (await temporalHealthy(address)) ? true : undefined;
-  }, TEMPORAL_START_TIMEOUT_MS, 500);
+  const ok = await waitFor(
+    async () => {
+      if (!isAlive(pid)) throw new Error('exited');
+      return (await temporalHealthy(address)) ? true : undefined;
+    },
+    TEMPORAL_START_TIMEOUT_MS,
+    500,
+  );
   if (!ok) {
     const alive = isAlive(pid);
     if (alive) await stopProcessGroup(pid, 5000);

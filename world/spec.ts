@@ -14,13 +14,18 @@ const quoted = (what: string, example: string) =>
     if (typeof v === 'string' && v.length > 0) return v;
     ctx.addIssue({
       code: 'custom',
-      message: typeof v === 'number' ? `${what} must be a quoted string (YAML read ${v} as a number): write "${example}"` : `${what} is required, e.g. "${example}"`,
+      message:
+        typeof v === 'number'
+          ? `${what} must be a quoted string (YAML read ${v} as a number): write "${example}"`
+          : `${what} is required, e.g. "${example}"`,
     });
     return z.NEVER;
   });
 
 const KERNEL_RELEASE = /^[0-9][A-Za-z0-9._+~-]{0,127}$/;
-const kernelRelease = z.string().regex(KERNEL_RELEASE, { message: 'must be a kernel release such as 6.18.3-200.fc43.x86_64' });
+const kernelRelease = z
+  .string()
+  .regex(KERNEL_RELEASE, { message: 'must be a kernel release such as 6.18.3-200.fc43.x86_64' });
 
 /**
  * A synthetic kernel: a `/usr/lib/modules/<release>/` directory with plausible files and a real
@@ -38,7 +43,11 @@ export const SyntheticKernel = z.strictObject({
  */
 export const DebianKernel = z.strictObject({
   kind: z.literal('debian'),
-  release: z.string().regex(/^\d+\.\d+\.\d+(-\d+|\+deb\d+)-[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'must be a Debian kernel release such as 6.1.0-47-cloud-amd64 or 6.12.117+deb12-cloud-amd64' }),
+  release: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+(-\d+|\+deb\d+)-[a-z0-9]+(-[a-z0-9]+)*$/, {
+      message: 'must be a Debian kernel release such as 6.1.0-47-cloud-amd64 or 6.12.117+deb12-cloud-amd64',
+    }),
 });
 
 /** Kernel kinds the world can make. */
@@ -47,21 +56,27 @@ export const KERNEL_KINDS = ['synthetic', 'debian'] as const;
 const KIND_SCHEMAS = { synthetic: SyntheticKernel, debian: DebianKernel } as const;
 
 /** One kernel of a base image version: a release string (synthetic) or an object with a `kind`. */
-export const KernelSpec = z.union([kernelRelease.transform((release) => ({ kind: 'synthetic' as const, release })), z.looseObject({ kind: z.string() })]).transform((v, ctx) => {
-  const schema = KIND_SCHEMAS[v.kind as keyof typeof KIND_SCHEMAS];
-  if (schema) {
-    const parsed = schema.safeParse(v);
-    if (parsed.success) return parsed.data as z.infer<typeof SyntheticKernel> | z.infer<typeof DebianKernel>;
-    for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+export const KernelSpec = z
+  .union([
+    kernelRelease.transform((release) => ({ kind: 'synthetic' as const, release })),
+    z.looseObject({ kind: z.string() }),
+  ])
+  .transform((v, ctx) => {
+    const schema = KIND_SCHEMAS[v.kind as keyof typeof KIND_SCHEMAS];
+    if (schema) {
+      const parsed = schema.safeParse(v);
+      if (parsed.success) return parsed.data as z.infer<typeof SyntheticKernel> | z.infer<typeof DebianKernel>;
+      for (const issue of parsed.error.issues)
+        ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+      return z.NEVER;
+    }
+    ctx.addIssue({
+      code: 'custom',
+      path: ['kind'],
+      message: `unknown kernel kind "${String((v as { kind: unknown }).kind)}": the world supports ${KERNEL_KINDS.map((k) => `"${k}"`).join(', ')} (write the release as a plain string for a synthetic kernel)`,
+    });
     return z.NEVER;
-  }
-  ctx.addIssue({
-    code: 'custom',
-    path: ['kind'],
-    message: `unknown kernel kind "${String((v as { kind: unknown }).kind)}": the world supports ${KERNEL_KINDS.map((k) => `"${k}"`).join(', ')} (write the release as a plain string for a synthetic kernel)`,
   });
-  return z.NEVER;
-});
 /** A parsed kernel entry. */
 export type KernelSpec = z.infer<typeof SyntheticKernel> | z.infer<typeof DebianKernel>;
 
@@ -69,26 +84,43 @@ export type KernelSpec = z.infer<typeof SyntheticKernel> | z.infer<typeof Debian
 export const BaseVersion = z
   .strictObject({
     version: quoted('version', '43.20261101.0').pipe(
-      z.string().regex(/^[0-9]+\.[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/, { message: 'must look like <fedora>.<date>.<n>, e.g. 43.20261101.0' }),
+      z
+        .string()
+        .regex(/^[0-9]+\.[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/, {
+          message: 'must look like <fedora>.<date>.<n>, e.g. 43.20261101.0',
+        }),
     ),
     kernels: z.array(KernelSpec).min(1, { message: 'list at least one kernel' }),
     ostreeLinux: kernelRelease.optional(),
   })
   .superRefine((v, ctx) => {
     const names = v.kernels.map((k) => k.release);
-    if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', path: ['kernels'], message: 'lists a kernel twice' });
+    if (new Set(names).size !== names.length)
+      ctx.addIssue({ code: 'custom', path: ['kernels'], message: 'lists a kernel twice' });
   });
 
 const repositoryPath = z
   .string()
-  .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, { message: 'must be a lowercase repository path such as ublue-os/kinoite-main' });
+  .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
+    message: 'must be a lowercase repository path such as ublue-os/kinoite-main',
+  });
 
 /** One synthetic OpenZFS release: a fixture tree with stand-in modules and the META values given here. */
 export const SyntheticZfsRelease = z.strictObject({
   source: z.literal('synthetic').default('synthetic'),
-  version: quoted('version', '2.4.4').pipe(z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$/, { message: 'must be an OpenZFS version such as 2.4.4 or 2.5.0-rc1' })),
-  linuxMin: quoted('linuxMin', '4.18').pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/)).default('4.18'),
-  linuxMax: quoted('linuxMax', '7.2').pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/)).default('7.2'),
+  version: quoted('version', '2.4.4').pipe(
+    z
+      .string()
+      .regex(/^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$/, {
+        message: 'must be an OpenZFS version such as 2.4.4 or 2.5.0-rc1',
+      }),
+  ),
+  linuxMin: quoted('linuxMin', '4.18')
+    .pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/))
+    .default('4.18'),
+  linuxMax: quoted('linuxMax', '7.2')
+    .pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/))
+    .default('7.2'),
   prerelease: z.boolean().default(false),
   draft: z.boolean().default(false),
 });
@@ -99,7 +131,9 @@ export const SyntheticZfsRelease = z.strictObject({
  */
 export const OpenZfsRelease = z.strictObject({
   source: z.literal('openzfs'),
-  tag: z.string().regex(/^zfs-[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?$/, { message: 'must be an OpenZFS tag such as zfs-2.2.7' }),
+  tag: z
+    .string()
+    .regex(/^zfs-[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?$/, { message: 'must be an OpenZFS tag such as zfs-2.2.7' }),
 });
 
 /** One OpenZFS release served by the world's release source: `source: openzfs` (real) or synthetic (the default). */
@@ -126,33 +160,54 @@ export const WorldSpec = z
     recipe: z
       .strictObject({
         append: z
-          .record(z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/).refine((p) => !p.split('/').includes('..')), z.string())
+          .record(
+            z
+              .string()
+              .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/)
+              .refine((p) => !p.split('/').includes('..')),
+            z.string(),
+          )
           .optional(),
       })
       .prefault({}),
     stream: z.strictObject({
-      name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'stream names are lowercase letters, digits and -' }),
-      zfsLine: quoted('zfsLine', '2.4').pipe(z.string().regex(/^\d+\.\d+$/, { message: 'must be a release line such as 2.4' })),
+      name: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'stream names are lowercase letters, digits and -' }),
+      zfsLine: quoted('zfsLine', '2.4').pipe(
+        z.string().regex(/^\d+\.\d+$/, { message: 'must be a release line such as 2.4' }),
+      ),
       owner: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*$/),
       promotion: z.enum(['auto', 'approval', 'never']).default('auto'),
       approvers: z.array(z.string().min(1)).default([]),
       allowExperimental: z.boolean().default(false),
       /** smoke.boot of the stream; default required when every kernel is a real (debian) one, else off (a synthetic kernel cannot boot). */
       boot: z.enum(['required', 'optional', 'off']).optional(),
-      bootTimeout: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 90s or 5m' }).optional(),
+      bootTimeout: z
+        .string()
+        .regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 90s or 5m' })
+        .optional(),
       /** promotion.timeout of the stream (tests use seconds). */
-      approvalTimeout: z.string().regex(/^\d+(s|m|h|d)$/, { message: 'must be a duration such as 30s or 72h' }).optional(),
+      approvalTimeout: z
+        .string()
+        .regex(/^\d+(s|m|h|d)$/, { message: 'must be a duration such as 30s or 72h' })
+        .optional(),
       /** The stream's webhooks (notify in the config). */
       notify: z.array(z.looseObject({ url: z.string() })).optional(),
       /** zfs.recheckEvery of the stream (tests use seconds). */
-      recheckEvery: z.string().regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 30s or 6h' }).optional(),
+      recheckEvery: z
+        .string()
+        .regex(/^\d+(s|m|h)$/, { message: 'must be a duration such as 30s or 6h' })
+        .optional(),
     }),
   })
   .superRefine((spec, ctx) => {
     const versions = spec.base.versions.map((v) => v.version);
-    if (new Set(versions).size !== versions.length) ctx.addIssue({ code: 'custom', path: ['base', 'versions'], message: 'lists a version twice' });
+    if (new Set(versions).size !== versions.length)
+      ctx.addIssue({ code: 'custom', path: ['base', 'versions'], message: 'lists a version twice' });
     const releases = spec.zfs.releases.map((r) => (r.source === 'openzfs' ? r.tag.slice(4) : r.version));
-    if (new Set(releases).size !== releases.length) ctx.addIssue({ code: 'custom', path: ['zfs', 'releases'], message: 'lists a release twice' });
+    if (new Set(releases).size !== releases.length)
+      ctx.addIssue({ code: 'custom', path: ['zfs', 'releases'], message: 'lists a release twice' });
     // A real release compiles against the kernel's build tree, which only a real kernel has.
     const synthetic = spec.base.versions.flatMap((v) => v.kernels).filter((k) => k.kind === 'synthetic');
     const real = spec.zfs.releases.filter((r) => r.source === 'openzfs');
@@ -164,10 +219,18 @@ export const WorldSpec = z
       });
     }
     if (synthetic.length && spec.stream.boot && spec.stream.boot !== 'off') {
-      ctx.addIssue({ code: 'custom', path: ['stream', 'boot'], message: `synthetic kernels (${[...new Set(synthetic.map((k) => k.release))].join(', ')}) cannot boot: use kind: debian kernels or boot: off` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stream', 'boot'],
+        message: `synthetic kernels (${[...new Set(synthetic.map((k) => k.release))].join(', ')}) cannot boot: use kind: debian kernels or boot: off`,
+      });
     }
     if (spec.stream.promotion === 'approval' && spec.stream.approvers.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['stream', 'approvers'], message: 'promotion is approval: list at least one approver' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stream', 'approvers'],
+        message: 'promotion is approval: list at least one approver',
+      });
     }
   });
 /** A parsed world spec. */
@@ -193,7 +256,11 @@ export class WorldSpecError extends Error {
 /** Validates parsed YAML as a world spec; throws WorldSpecError naming every bad field. */
 export function parseWorldSpec(raw: unknown, file: string): WorldSpec {
   const r = WorldSpec.safeParse(raw);
-  if (!r.success) throw new WorldSpecError(file, formatIssues(r.error).map((m) => m.replace('docs/configuration.md', 'docs/world.md')));
+  if (!r.success)
+    throw new WorldSpecError(
+      file,
+      formatIssues(r.error).map((m) => m.replace('docs/configuration.md', 'docs/world.md')),
+    );
   return r.data;
 }
 
@@ -203,7 +270,9 @@ export async function loadWorldSpec(file: string): Promise<{ spec: WorldSpec; te
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new WorldSpecError(file, [`cannot read the file (${(err as NodeJS.ErrnoException).code ?? err}): pass --spec with a path, e.g. world/specs/demo.yaml`]);
+    throw new WorldSpecError(file, [
+      `cannot read the file (${(err as NodeJS.ErrnoException).code ?? err}): pass --spec with a path, e.g. world/specs/demo.yaml`,
+    ]);
   }
   let raw: unknown;
   try {

@@ -24,12 +24,22 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Path of the Temporal CLI ($KINOITE_ZFS_TEMPORAL overrides); throws a clear error when it is missing. */
 export function temporalBin(env: NodeJS.ProcessEnv = process.env): string {
-  return locate('Temporal CLI', env.KINOITE_ZFS_TEMPORAL, toolPath('temporal', { ...env, KINOITE_ZFS_TEMPORAL: undefined }), 'KINOITE_ZFS_TEMPORAL');
+  return locate(
+    'Temporal CLI',
+    env.KINOITE_ZFS_TEMPORAL,
+    toolPath('temporal', { ...env, KINOITE_ZFS_TEMPORAL: undefined }),
+    'KINOITE_ZFS_TEMPORAL',
+  );
 }
 
 /** Path of cosign ($KINOITE_ZFS_COSIGN overrides); throws a clear error when it is missing. */
 export function cosignBin(env: NodeJS.ProcessEnv = process.env): string {
-  return locate('cosign', env.KINOITE_ZFS_COSIGN, toolPath('cosign', { ...env, KINOITE_ZFS_COSIGN: undefined }), 'KINOITE_ZFS_COSIGN');
+  return locate(
+    'cosign',
+    env.KINOITE_ZFS_COSIGN,
+    toolPath('cosign', { ...env, KINOITE_ZFS_COSIGN: undefined }),
+    'KINOITE_ZFS_COSIGN',
+  );
 }
 
 function locate(name: string, override: string | undefined, defaultPath: string, envName: string): string {

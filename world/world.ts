@@ -16,7 +16,14 @@ import type { PushedBaseVersion } from './images.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
 import { treeHash } from '../activities/tree-hash.ts';
 import { BUILDER_ROOTFS_RECIPE, ensureRootfsImage, rootfsHash } from './rootfs.ts';
-import { ensureHttpServer, ensureRegistry, ensureTemporal, stopHttpServer, stopRegistry, stopTemporal } from './services.ts';
+import {
+  ensureHttpServer,
+  ensureRegistry,
+  ensureTemporal,
+  stopHttpServer,
+  stopRegistry,
+  stopTemporal,
+} from './services.ts';
 import { stopWorldWorker } from './worker-process.ts';
 import { loadWorldSpec } from './spec.ts';
 import type { SyntheticRelease, WorldSpec, ZfsRelease } from './spec.ts';
@@ -47,7 +54,17 @@ export interface WorldInfo {
     releasesUrl: string;
     metaUrl: string;
     tarballUrl: string;
-    releases: { version: string; tag: string; prerelease: boolean; linuxMin: string; linuxMax: string; metaUrl: string; tarballUrl: string; tarballFile: string; real?: boolean }[];
+    releases: {
+      version: string;
+      tag: string;
+      prerelease: boolean;
+      linuxMin: string;
+      linuxMax: string;
+      metaUrl: string;
+      tarballUrl: string;
+      tarballFile: string;
+      real?: boolean;
+    }[];
   };
   /** Temporal the config points at (uiUrl absent when an outside address was given). */
   temporal: { address: string; namespace: string; uiUrl?: string };
@@ -56,7 +73,14 @@ export interface WorldInfo {
   /** Builder image. */
   builder: { repository: string; reference: string; digest: string };
   /** Recipe git repository. */
-  recipe: { git: string; ref: string; path: string; head: string; commits: { recipes: string; append?: string }; inputsHash: string };
+  recipe: {
+    git: string;
+    ref: string;
+    path: string;
+    head: string;
+    commits: { recipes: string; append?: string };
+    inputsHash: string;
+  };
   /** Cosign key pair (the password only in a 0600 file). */
   signing: { keyFile: string; publicKeyFile: string; passwordFile: string };
   /** The stream written to the config. */
@@ -91,7 +115,13 @@ const GIT_ENV = {
  * writes `dir/config.yaml` and `dir/world.json`. Temporal is the project's dev server unless
  * `temporalAddress` is given.
  */
-export async function worldUp(input: { specFile: string; dir: string; temporalAddress?: string; stateDir?: string; log?: (line: string) => void }): Promise<WorldUpResult> {
+export async function worldUp(input: {
+  specFile: string;
+  dir: string;
+  temporalAddress?: string;
+  stateDir?: string;
+  log?: (line: string) => void;
+}): Promise<WorldUpResult> {
   const dir = resolve(input.dir);
   await loadWorldSpec(resolve(input.specFile)); // a bad spec fails before anything is made
   await mkdir(dir, { recursive: true });
@@ -99,7 +129,13 @@ export async function worldUp(input: { specFile: string; dir: string; temporalAd
   return withLock(join(dir, 'world.lock'), () => worldUpLocked(input), 20 * 60_000);
 }
 
-async function worldUpLocked(input: { specFile: string; dir: string; temporalAddress?: string; stateDir?: string; log?: (line: string) => void }): Promise<WorldUpResult> {
+async function worldUpLocked(input: {
+  specFile: string;
+  dir: string;
+  temporalAddress?: string;
+  stateDir?: string;
+  log?: (line: string) => void;
+}): Promise<WorldUpResult> {
   const t0 = Date.now();
   const log = input.log ?? ((line: string) => console.log(line));
   const dir = resolve(input.dir);
@@ -133,14 +169,47 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
   }
 
   const signing = await step('cosign key pair…', () => ensureKeys(join(dir, 'secrets'), reused));
-  const releases = await step('ZFS releases…', () => writeReleaseSource({ root: releaseRoot, url: http.url, releases: spec.zfs.releases, openzfsDir: openzfsDir(spec.zfs.openzfsDir, dirname(specFile)), reused, log }));
-  const recipe = await step('recipe repository…', () => ensureRecipeRepo({ repo: join(dir, 'recipe-repo'), spec, publicKeyFile: signing.publicKeyFile, prev: prev?.recipe, reused }));
+  const releases = await step('ZFS releases…', () =>
+    writeReleaseSource({
+      root: releaseRoot,
+      url: http.url,
+      releases: spec.zfs.releases,
+      openzfsDir: openzfsDir(spec.zfs.openzfsDir, dirname(specFile)),
+      reused,
+      log,
+    }),
+  );
+  const recipe = await step('recipe repository…', () =>
+    ensureRecipeRepo({
+      repo: join(dir, 'recipe-repo'),
+      spec,
+      publicKeyFile: signing.publicKeyFile,
+      prev: prev?.recipe,
+      reused,
+    }),
+  );
 
   // Real OpenZFS, or real kernels, need a builder with a toolchain (and the kernels' build trees).
-  const debianKernels = [...new Set(spec.base.versions.flatMap((v) => v.kernels).filter((k) => k.kind === 'debian').map((k) => k.release))];
+  const debianKernels = [
+    ...new Set(
+      spec.base.versions
+        .flatMap((v) => v.kernels)
+        .filter((k) => k.kind === 'debian')
+        .map((k) => k.release),
+    ),
+  ];
   const toolchain = debianKernels.length > 0 || spec.zfs.releases.some((r) => r.source === 'openzfs');
   const allDebian = spec.base.versions.every((v) => v.kernels.every((k) => k.kind === 'debian'));
-  const imagesKey = sha(JSON.stringify({ base: spec.base, builder: spec.builder, toolchain, rootfs: [rootfsHash(), rootfsHash(BUILDER_ROOTFS_RECIPE)], host: registry.host, layout: 2 }));
+  const imagesKey = sha(
+    JSON.stringify({
+      base: spec.base,
+      builder: spec.builder,
+      toolchain,
+      rootfs: [rootfsHash(), rootfsHash(BUILDER_ROOTFS_RECIPE)],
+      host: registry.host,
+      layout: 2,
+    }),
+  );
   let base: PushedBaseVersion[];
   let builderDigest: string;
   if (prev && prev.imagesKey === imagesKey && (await imagesStillThere(registry.host, spec, prev))) {
@@ -150,8 +219,24 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
     log('images: registry already holds every expected tag at the recorded digest');
   } else {
     const rootfsImage = await step('root filesystem image…', () => ensureRootfsImage({ containersConf, log }));
-    base = await buildAndPushBase({ registry: registry.host, repository: spec.base.repository, versions: spec.base.versions, rootfsImage, containersConf, log });
-    builderDigest = (await buildAndPushBuilder({ registry: registry.host, repository: spec.builder.repository, toolchain, debianKernels, containersConf, log })).digest;
+    base = await buildAndPushBase({
+      registry: registry.host,
+      repository: spec.base.repository,
+      versions: spec.base.versions,
+      rootfsImage,
+      containersConf,
+      log,
+    });
+    builderDigest = (
+      await buildAndPushBuilder({
+        registry: registry.host,
+        repository: spec.builder.repository,
+        toolchain,
+        debianKernels,
+        containersConf,
+        log,
+      })
+    ).digest;
   }
 
   const reg = registry.host;
@@ -171,22 +256,49 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
   const configFile = join(dir, 'config.yaml');
   const rawConfig = {
     // Task queues per world: two worlds on one Temporal server never serve each other's runs.
-    temporal: { address: temporal.address, namespace: temporal.namespace, ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}), taskQueues: { control: `kinoite-zfs-${spec.name}-control`, build: `kinoite-zfs-${spec.name}-build` } },
+    temporal: {
+      address: temporal.address,
+      namespace: temporal.namespace,
+      ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}),
+      taskQueues: { control: `kinoite-zfs-${spec.name}-control`, build: `kinoite-zfs-${spec.name}-build` },
+    },
     registries: { insecure: [reg, http.host] },
     // Builds and the compiler cache are per machine (the tools cache's folder), shared by every world.
-    worker: { workDir: join(dir, 'work'), containersConf, buildCacheDir: join(cacheRoot(), 'builds'), ccacheDir: join(cacheRoot(), 'ccache') },
+    worker: {
+      workDir: join(dir, 'work'),
+      containersConf,
+      buildCacheDir: join(cacheRoot(), 'builds'),
+      ccacheDir: join(cacheRoot(), 'ccache'),
+    },
     streams: {
       [s.name]: {
         baseImage: `${reg}/${spec.base.repository}:latest`,
         builderImage: `${reg}/${spec.builder.repository}:latest`,
         // The world builder carries every kernel's build tree, so it needs no network.
         builderNetwork: 'none',
-        zfs: { line: s.zfsLine, allowExperimental: s.allowExperimental, ...(s.recheckEvery ? { recheckEvery: s.recheckEvery } : {}), source },
-        images: { candidate: stream.candidate, stable: stream.stable, akmodsCandidate: stream.akmodsCandidate, akmodsStable: stream.akmodsStable },
+        zfs: {
+          line: s.zfsLine,
+          allowExperimental: s.allowExperimental,
+          ...(s.recheckEvery ? { recheckEvery: s.recheckEvery } : {}),
+          source,
+        },
+        images: {
+          candidate: stream.candidate,
+          stable: stream.stable,
+          akmodsCandidate: stream.akmodsCandidate,
+          akmodsStable: stream.akmodsStable,
+        },
         // Real kernels boot; a synthetic kernel's placeholder vmlinuz cannot.
-        smoke: { boot: s.boot ?? (allDebian ? 'required' : 'off'), ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}) },
+        smoke: {
+          boot: s.boot ?? (allDebian ? 'required' : 'off'),
+          ...(s.bootTimeout ? { bootTimeout: s.bootTimeout } : {}),
+        },
         recipe: { git: recipe.git, ref: recipe.ref, path: recipe.path },
-        promotion: { policy: s.promotion, approvers: s.approvers, ...(s.approvalTimeout ? { timeout: s.approvalTimeout } : {}) },
+        promotion: {
+          policy: s.promotion,
+          approvers: s.approvers,
+          ...(s.approvalTimeout ? { timeout: s.approvalTimeout } : {}),
+        },
         ...(s.notify ? { notify: s.notify } : {}),
         signing,
       },
@@ -209,7 +321,11 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
     releaseSource: { url: http.url, host: http.host, root: releaseRoot, ...source, releases },
     temporal,
     base: { repository: spec.base.repository, reference: `${reg}/${spec.base.repository}:latest`, versions: base },
-    builder: { repository: spec.builder.repository, reference: `${reg}/${spec.builder.repository}:latest`, digest: builderDigest },
+    builder: {
+      repository: spec.builder.repository,
+      reference: `${reg}/${spec.builder.repository}:latest`,
+      digest: builderDigest,
+    },
     recipe,
     signing,
     stream,
@@ -225,14 +341,19 @@ async function worldUpLocked(input: { specFile: string; dir: string; temporalAdd
 /** Whether every tag the spec implies still points at the digest recorded in world.json. */
 async function imagesStillThere(host: string, spec: WorldSpec, prev: WorldInfo): Promise<boolean> {
   const registry = new RegistryClient({ insecureHosts: [host] });
-  const manifestDigest = (h: string, repository: string, reference: string) => registry.resolveDigest(`${h}/${repository}:${reference}`);
+  const manifestDigest = (h: string, repository: string, reference: string) =>
+    registry.resolveDigest(`${h}/${repository}:${reference}`);
   try {
     if (prev.base.versions.length !== spec.base.versions.length) return false;
     const last = prev.base.versions[prev.base.versions.length - 1]!;
     for (const [i, v] of prev.base.versions.entries()) {
       const own = baseTags(v.version, false).filter((t) => t.startsWith('latest-') || t.includes('-'));
       for (const tag of own) if ((await manifestDigest(host, spec.base.repository, tag)) !== v.digest) return false;
-      if (i === prev.base.versions.length - 1 && (await manifestDigest(host, spec.base.repository, 'latest')) !== last.digest) return false;
+      if (
+        i === prev.base.versions.length - 1 &&
+        (await manifestDigest(host, spec.base.repository, 'latest')) !== last.digest
+      )
+        return false;
     }
     return (await manifestDigest(host, spec.builder.repository, 'latest')) === prev.builder.digest;
   } catch {
@@ -279,7 +400,14 @@ function metaParts(version: string): { base: string; release?: string } {
  * are served from a folder of real tarballs; without one they fall back to synthetic releases of the
  * same version, and the log says how to point the world at real ones.
  */
-async function writeReleaseSource(input: { root: string; url: string; releases: ZfsRelease[]; openzfsDir: string; reused: string[]; log: (line: string) => void }): Promise<WorldInfo['releaseSource']['releases']> {
+async function writeReleaseSource(input: {
+  root: string;
+  url: string;
+  releases: ZfsRelease[];
+  openzfsDir: string;
+  reused: string[];
+  log: (line: string) => void;
+}): Promise<WorldInfo['releaseSource']['releases']> {
   const out: WorldInfo['releaseSource']['releases'] = [];
   const listed: { tag: string; prerelease: boolean; draft: boolean; publishedAt?: string }[] = [];
   let fresh = 0;
@@ -289,11 +417,27 @@ async function writeReleaseSource(input: { root: string; url: string; releases: 
     if (spec.source === 'openzfs') {
       const found = await readRealRelease(input.openzfsDir, spec.tag);
       if ('missing' in found) {
-        input.log(`WARNING: real release ${spec.tag} unavailable, serving a synthetic ${spec.tag} instead: ${found.missing}`);
-        r = { source: 'synthetic', version: spec.tag.slice(4), linuxMin: '4.18', linuxMax: '7.2', prerelease: false, draft: false };
+        input.log(
+          `WARNING: real release ${spec.tag} unavailable, serving a synthetic ${spec.tag} instead: ${found.missing}`,
+        );
+        r = {
+          source: 'synthetic',
+          version: spec.tag.slice(4),
+          linuxMin: '4.18',
+          linuxMax: '7.2',
+          prerelease: false,
+          draft: false,
+        };
       } else {
         real = found;
-        r = { source: 'synthetic', version: found.version, linuxMin: found.linuxMin, linuxMax: found.linuxMax, prerelease: found.prerelease, draft: false };
+        r = {
+          source: 'synthetic',
+          version: found.version,
+          linuxMin: found.linuxMin,
+          linuxMax: found.linuxMax,
+          prerelease: found.prerelease,
+          draft: false,
+        };
       }
     } else {
       r = spec;
@@ -308,14 +452,17 @@ async function writeReleaseSource(input: { root: string; url: string; releases: 
     const tarballFile = join(tagDir, `zfs-${r.version}.tar.gz`);
     const stamp = join(tagDir, '.inputs');
     const inputs = JSON.stringify(real ? { real: real.tarball, size: (await stat(real.tarball)).size } : values);
-    if (!existsSync(tarballFile) || (await readFile(stamp, 'utf8').catch(() => '')) !== inputs || (await readFile(metaFile, 'utf8').catch(() => '')) !== meta) {
+    if (
+      !existsSync(tarballFile) ||
+      (await readFile(stamp, 'utf8').catch(() => '')) !== inputs ||
+      (await readFile(metaFile, 'utf8').catch(() => '')) !== meta
+    ) {
       await mkdir(tagDir, { recursive: true });
       await writeAtomic(metaFile, meta);
       if (real) {
         await copyFile(real.tarball, tarballFile);
         await chmod(tarballFile, 0o644); // shared/ is read-only; the copy is the world's own
-      }
-      else await makeZfsSourceTarball({ ...values, outFile: tarballFile });
+      } else await makeZfsSourceTarball({ ...values, outFile: tarballFile });
       await writeFile(stamp, inputs);
       fresh++;
     }
@@ -347,7 +494,11 @@ async function writeReleaseSource(input: { root: string; url: string; releases: 
 }
 
 async function git(repo: string, args: string[]): Promise<string> {
-  const r = await execa('git', ['-C', repo, '-c', 'commit.gpgsign=false', '-c', 'core.hooksPath=/dev/null', ...args], { env: GIT_ENV, reject: false, all: true });
+  const r = await execa('git', ['-C', repo, '-c', 'commit.gpgsign=false', '-c', 'core.hooksPath=/dev/null', ...args], {
+    env: GIT_ENV,
+    reject: false,
+    all: true,
+  });
   if (r.exitCode !== 0) throw new Error(`git ${args.join(' ')} failed in ${repo}: ${String(r.all).trim()}`);
   return String(r.stdout).trim();
 }
@@ -357,9 +508,18 @@ async function git(repo: string, args: string[]): Promise<string> {
  * world's public key as `recipes/os/cosign.pub`), then the spec's `recipe.append` as a second
  * commit. Reused as is when nothing it is made from changed.
  */
-async function ensureRecipeRepo(input: { repo: string; spec: WorldSpec; publicKeyFile: string; prev?: WorldInfo['recipe']; reused: string[] }): Promise<WorldInfo['recipe']> {
+async function ensureRecipeRepo(input: {
+  repo: string;
+  spec: WorldSpec;
+  publicKeyFile: string;
+  prev?: WorldInfo['recipe'];
+  reused: string[];
+}): Promise<WorldInfo['recipe']> {
   const source = join(REPO_ROOT, 'recipes');
-  if (!existsSync(source)) throw new Error(`${source} does not exist: the world seeds its recipe repository from the checkout's recipes/ folder`);
+  if (!existsSync(source))
+    throw new Error(
+      `${source} does not exist: the world seeds its recipe repository from the checkout's recipes/ folder`,
+    );
   const publicKey = await readFile(input.publicKeyFile, 'utf8');
   const append = input.spec.recipe.append ?? {};
   const inputsHash = sha(JSON.stringify({ recipes: await treeHash(source), publicKey, append }));
@@ -401,25 +561,41 @@ async function ensureRecipeRepo(input: { repo: string; spec: WorldSpec; publicKe
     appendCommit = await commitIfChanged(`kinoite-zfs world: append to ${files.join(', ')}`);
   }
   const head = await git(input.repo, ['rev-parse', 'HEAD']);
-  return { git: input.repo, ref: 'main', path: 'recipes', head, commits: { recipes, ...(appendCommit ? { append: appendCommit } : {}) }, inputsHash };
+  return {
+    git: input.repo,
+    ref: 'main',
+    path: 'recipes',
+    head,
+    commits: { recipes, ...(appendCommit ? { append: appendCommit } : {}) },
+    inputsHash,
+  };
 }
 
 /** Stops the world's registry and release source (Temporal keeps running; see servicesDown). Data stays in `dir`. */
-export async function worldDown(input: { dir: string }): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean }> {
+export async function worldDown(input: {
+  dir: string;
+}): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean }> {
   const dir = resolve(input.dir);
   const worker = await stopWorldWorker(dir);
   return { registry: await stopRegistry({ dir }), releaseSource: await stopHttpServer({ dir }), worker };
 }
 
 /** Stops the world's services and the project's Temporal dev server. */
-export async function servicesDown(input: { dir?: string; stateDir?: string } = {}): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean; temporal: boolean }> {
-  const world = input.dir ? await worldDown({ dir: input.dir }) : { registry: false, releaseSource: false, worker: false };
+export async function servicesDown(
+  input: { dir?: string; stateDir?: string } = {},
+): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean; temporal: boolean }> {
+  const world = input.dir
+    ? await worldDown({ dir: input.dir })
+    : { registry: false, releaseSource: false, worker: false };
   return { ...world, temporal: await stopTemporal({ stateDir: input.stateDir ?? defaultStateDir() }) };
 }
 
 /** Reads `dir/world.json` of a world brought up earlier. */
 export async function readWorldInfo(dir: string): Promise<WorldInfo> {
   const info = await readRecord<WorldInfo>(join(resolve(dir), 'world.json'));
-  if (!info) throw new Error(`${join(resolve(dir), 'world.json')} not found: run \`kinoite-zfs world up --spec FILE --dir ${dir}\` first`);
+  if (!info)
+    throw new Error(
+      `${join(resolve(dir), 'world.json')} not found: run \`kinoite-zfs world up --spec FILE --dir ${dir}\` first`,
+    );
   return info;
 }

@@ -40,7 +40,10 @@ function checkValues({ version, linuxMin, linuxMax }: ZfsSourceValues): void {
   if (!VERSION_RE.test(version)) {
     throw new Error(`Invalid ZFS fixture version ${JSON.stringify(version)}: use digits and dots like 2.4.4.`);
   }
-  for (const [field, value] of [['linuxMin', linuxMin], ['linuxMax', linuxMax]] as const) {
+  for (const [field, value] of [
+    ['linuxMin', linuxMin],
+    ['linuxMax', linuxMax],
+  ] as const) {
     if (!LINUX_RE.test(value)) {
       throw new Error(`Invalid ZFS fixture ${field} ${JSON.stringify(value)}: use a kernel major.minor like 6.18.`);
     }
@@ -92,14 +95,26 @@ export async function makeZfsSourceTarball(opts: MakeZfsSourceTarballOptions): P
     await renderTree(ZFS_SOURCE_TEMPLATE_DIR, join(work, top), values);
     const tarFile = join(work, `${top}.tar`);
     await execa('tar', [
-      '--create', '--file', tarFile, '--directory', work,
-      '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner',
+      '--create',
+      '--file',
+      tarFile,
+      '--directory',
+      work,
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
       // Directory modes otherwise depend on the umask.
       '--mode=u+rwX,go=rX',
-      '--format=gnu', top,
+      '--format=gnu',
+      top,
     ]);
     // gzip -n omits the original name and time, so equal inputs give equal bytes.
-    const { stdout } = await execa('gzip', ['-n', '-9', '-c', tarFile], { encoding: 'buffer', stripFinalNewline: false });
+    const { stdout } = await execa('gzip', ['-n', '-9', '-c', tarFile], {
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
     await mkdir(dirname(resolve(outFile)), { recursive: true });
     await writeFile(outFile, stdout);
   } finally {

@@ -19,6 +19,8 @@ export async function configCommand(argv: string[]): Promise<number> {
   const file = positionals[0] ?? defaultConfigPath();
   const config = await loadConfig(file); // throws ConfigError → exit 2 with every problem
   const streams = Object.keys(config.streams);
-  console.log(`${file}: valid. ${streams.length} stream(s): ${streams.join(', ')}; Temporal ${config.temporal.address} (namespace ${config.temporal.namespace}).`);
+  console.log(
+    `${file}: valid. ${streams.length} stream(s): ${streams.join(', ')}; Temporal ${config.temporal.address} (namespace ${config.temporal.namespace}).`,
+  );
   return ExitCode.Ok;
 }

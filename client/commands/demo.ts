@@ -22,9 +22,17 @@ const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Runs the demo; returns the run's exit code. */
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, spec: { type: 'string', default: join(repo, 'world', 'specs', 'demo.yaml') }, story: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dir: { type: 'string' },
+      spec: { type: 'string', default: join(repo, 'world', 'specs', 'demo.yaml') },
+      story: { type: 'string' },
+    },
+  });
   if (values.story !== undefined) {
-    if (values.story !== 'timing') throw new UsageError(`unknown story "${values.story}": the demo tells --story timing`);
+    if (values.story !== 'timing')
+      throw new UsageError(`unknown story "${values.story}": the demo tells --story timing`);
     return timingStory(resolve(values.dir ?? join(repo, '.state', 'timing-story')));
   }
   values.dir ??= join(repo, '.state', 'demo');
@@ -40,7 +48,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   console.log(`== 3/3 pipeline run, followed live`);
   const code = await runCommand(['--config', configFile, '--stream', Object.keys(config.streams)[0]!, '--wait']);
   console.log('');
-  console.log(`Demo finished in ${((Date.now() - t0) / 1000).toFixed(0)}s. Everything is still running for you to explore:`);
+  console.log(
+    `Demo finished in ${((Date.now() - t0) / 1000).toFixed(0)}s. Everything is still running for you to explore:`,
+  );
   console.log(`  Temporal Web UI: ${info.temporal.uiUrl ?? config.temporal.webUrl}`);
   console.log(`  status:          node bin/kinoite-zfs.js status --config ${configFile}`);
   console.log(`  run again:       node bin/kinoite-zfs.js run --config ${configFile} --wait`);
@@ -64,37 +74,57 @@ async function timingStory(dir: string): Promise<number> {
   await rm(dir, { recursive: true, force: true });
   const first = await loadConfig((await up(1)).configFile);
   const c0 = await connectClient(first);
-  await c0.workflow.getHandle(`stream/${Object.keys(first.streams)[0]!}`).terminate('a new timing story').catch(() => undefined);
+  await c0.workflow
+    .getHandle(`stream/${Object.keys(first.streams)[0]!}`)
+    .terminate('a new timing story')
+    .catch(() => undefined);
   await c0.connection.close();
-  say('Step 1. A Kinoite-like base with one real Debian 6.1 kernel; the OpenZFS release source has zfs-2.2.6,\nwhich supports Linux up to 6.10. The stream builds, boots and promotes.');
+  say(
+    'Step 1. A Kinoite-like base with one real Debian 6.1 kernel; the OpenZFS release source has zfs-2.2.6,\nwhich supports Linux up to 6.10. The stream builds, boots and promotes.',
+  );
   let info = await up(1);
   const config = await loadConfig(info.configFile);
   const stream = Object.keys(config.streams)[0]!;
   const worker = await ensureWorldWorker({ dir, configFile: info.configFile });
-  console.log(`   worker ${worker.reused ? 'already running' : 'started'} (log ${worker.logFile}); Web UI ${info.temporal.uiUrl ?? config.temporal.webUrl}`);
+  console.log(
+    `   worker ${worker.reused ? 'already running' : 'started'} (log ${worker.logFile}); Web UI ${info.temporal.uiUrl ?? config.temporal.webUrl}`,
+  );
   let code = await runCommand(['--config', info.configFile, '--stream', stream, '--wait']);
-  say('Step 2. The base gains a 6.12 kernel. zfs-2.2.6 says Linux-Maximum: 6.10, so the run ends blocked before\nbuilding anything: stable keeps the 6.1-only image, and the stream is held by compatibility.');
+  say(
+    'Step 2. The base gains a 6.12 kernel. zfs-2.2.6 says Linux-Maximum: 6.10, so the run ends blocked before\nbuilding anything: stable keeps the 6.1-only image, and the stream is held by compatibility.',
+  );
   info = await up(2);
   code = await runCommand(['--config', info.configFile, '--stream', stream, '--wait']);
   await statusCommand(['--config', info.configFile, '--stream', stream, '--limit', '2']);
-  say(`Step 3. The release source gains zfs-2.2.7 (Linux-Maximum 6.12). Nobody triggers anything: the held stream\nre-checks the release source every ${config.streams[stream]!.zfs.recheckEvery} and starts a run by itself.`);
+  say(
+    `Step 3. The release source gains zfs-2.2.7 (Linux-Maximum 6.12). Nobody triggers anything: the held stream\nre-checks the release source every ${config.streams[stream]!.zfs.recheckEvery} and starts a run by itself.`,
+  );
   info = await up(3);
   const client = await connectClient(config);
   try {
     let runId: string | undefined;
     for (let i = 0; !runId; i++) {
-      runId = (await streamState(client, stream))?.triggers.find((t) => t.source === 'recheck' && t.runWorkflowId)?.runWorkflowId;
+      runId = (await streamState(client, stream))?.triggers.find(
+        (t) => t.source === 'recheck' && t.runWorkflowId,
+      )?.runWorkflowId;
       if (!runId) await new Promise((r) => setTimeout(r, 2000));
       if (i % 15 === 0 && !runId) console.log('   waiting for the re-check…');
     }
     console.log(`   the stream started ${runId} by itself`);
-    const summary = await followRun(client.workflow.getHandle(runId), { quiet: false, tty: process.stdout.isTTY ?? false, url: runUrl(config, runId), verifyKey: config.streams[stream]!.signing.publicKeyFile });
+    const summary = await followRun(client.workflow.getHandle(runId), {
+      quiet: false,
+      tty: process.stdout.isTTY ?? false,
+      url: runUrl(config, runId),
+      verifyKey: config.streams[stream]!.signing.publicKeyFile,
+    });
     console.log(formatSummary(summary));
     code = exitCodeFor(summary.outcome);
   } finally {
     await client.connection.close();
   }
-  say('The end: both kernels booted and imported a pool, stable moved, the hold ended. status shows when each\nkernel was first seen and when it reached stable:');
+  say(
+    'The end: both kernels booted and imported a pool, stable moved, the hold ended. status shows when each\nkernel was first seen and when it reached stable:',
+  );
   await statusCommand(['--config', info.configFile, '--stream', stream, '--limit', '3']);
   console.log(`\n   stop it all: node bin/kinoite-zfs.js world down --dir ${dir} --all`);
   return code;

@@ -60,10 +60,12 @@ export async function runCommand(argv: string[]): Promise<number> {
     },
   });
   const mode = values.mode as 'main' | 'branch' | 'pr';
-  if (!['main', 'branch', 'pr'].includes(mode)) throw new UsageError(`--mode must be main, branch or pr, not ${values.mode}`);
+  if (!['main', 'branch', 'pr'].includes(mode))
+    throw new UsageError(`--mode must be main, branch or pr, not ${values.mode}`);
   if (mode === 'branch' && !values.branch) throw new UsageError('--mode branch needs --branch NAME');
   if (mode === 'pr' && !/^[1-9]\d*$/.test(values.pr ?? '')) throw new UsageError('--mode pr needs --pr NUMBER');
-  if (values.lock && mode !== 'main') throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
+  if (values.lock && mode !== 'main')
+    throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
   if (values.commit) assertSafeToken(values.commit, '--commit');
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
@@ -84,31 +86,76 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (mode === 'main') {
     const reply = await triggerStream(client, config, stream, { trigger, options, ...(lock ? { lock } : {}) });
     triggerStatus = reply.status;
-    say(`stream/${stream}: ${reply.status}${reply.runWorkflowId ? ` ${reply.runWorkflowId}` : ' (a run is in progress; this trigger runs next)'}`);
+    say(
+      `stream/${stream}: ${reply.status}${reply.runWorkflowId ? ` ${reply.runWorkflowId}` : ' (a run is in progress; this trigger runs next)'}`,
+    );
     if (!values.wait) {
       const url = reply.runWorkflowId ? runUrl(config, reply.runWorkflowId) : undefined;
       if (values.json) console.log(JSON.stringify({ ...reply, url }));
-      if (gh) await writeGithubFiles({ workflowId: reply.runWorkflowId ?? '', runId: '', outcome: reply.status, message: `trigger ${reply.status}`, kernels: [], stages: [], url }, process.env);
+      if (gh)
+        await writeGithubFiles(
+          {
+            workflowId: reply.runWorkflowId ?? '',
+            runId: '',
+            outcome: reply.status,
+            message: `trigger ${reply.status}`,
+            kernels: [],
+            stages: [],
+            url,
+          },
+          process.env,
+        );
       return ExitCode.Ok;
     }
     handle = client.workflow.getHandle(reply.runWorkflowId ?? (await waitForRun(client, stream, reply.requestId)));
   } else {
     // One run per branch (or PR) and commit: starting the same one twice attaches to the first.
     const sha7 = (trigger.commit ?? '').slice(0, 12) || `t${Date.now()}`;
-    const workflowId = mode === 'branch' ? `branch/${stream}/${sanitizeBranch(values.branch!)}/${sha7}` : `pr/${stream}/${values.pr}/${sha7}`;
-    handle = await startPipelineRun(client, config, { stream, trigger, options: { ...options, promote: false }, mode, branch: values.branch, pr: values.pr ? Number(values.pr) : undefined, workflowId });
+    const workflowId =
+      mode === 'branch'
+        ? `branch/${stream}/${sanitizeBranch(values.branch!)}/${sha7}`
+        : `pr/${stream}/${values.pr}/${sha7}`;
+    handle = await startPipelineRun(client, config, {
+      stream,
+      trigger,
+      options: { ...options, promote: false },
+      mode,
+      branch: values.branch,
+      pr: values.pr ? Number(values.pr) : undefined,
+      workflowId,
+    });
     triggerStatus = 'started';
     say(`${mode} build ${handle.workflowId}`);
     if (!values.wait) {
       const url = runUrl(config, handle.workflowId);
       if (values.json) console.log(JSON.stringify({ status: 'started', runWorkflowId: handle.workflowId, url }));
-      if (gh) await writeGithubFiles({ workflowId: handle.workflowId, runId: '', outcome: 'started', message: `${mode} build started`, kernels: [], stages: [], url }, process.env);
+      if (gh)
+        await writeGithubFiles(
+          {
+            workflowId: handle.workflowId,
+            runId: '',
+            outcome: 'started',
+            message: `${mode} build started`,
+            kernels: [],
+            stages: [],
+            url,
+          },
+          process.env,
+        );
       return ExitCode.Ok;
     }
   }
   const url = runUrl(config, handle.workflowId, (await handle.describe()).runId);
   say(`following ${handle.workflowId}${url ? ` (${url})` : ''}`);
-  const summary = { ...(await followRun(handle, { quiet: values.json, tty: !!process.stderr.isTTY, url, verifyKey: config.streams[stream]!.signing.publicKeyFile })), trigger: triggerStatus };
+  const summary = {
+    ...(await followRun(handle, {
+      quiet: values.json,
+      tty: !!process.stderr.isTTY,
+      url,
+      verifyKey: config.streams[stream]!.signing.publicKeyFile,
+    })),
+    trigger: triggerStatus,
+  };
   console.log(values.json ? JSON.stringify(summary) : formatSummary(summary));
   if (gh) await writeGithubFiles(summary, process.env);
   return exitCodeFor(summary.outcome);

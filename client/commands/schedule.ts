@@ -28,7 +28,9 @@ export function scheduleOptions(config: Config, stream: string): ScheduleOptions
       workflowType: 'scheduledTriggerWorkflow',
       workflowId: `schedule/${stream}`,
       taskQueue: config.temporal.taskQueues.control,
-      args: [{ stream, plan: streamPlan(config, stream), taskQueues: config.temporal.taskQueues }] as Parameters<typeof scheduledTriggerWorkflow>,
+      args: [{ stream, plan: streamPlan(config, stream), taskQueues: config.temporal.taskQueues }] as Parameters<
+        typeof scheduledTriggerWorkflow
+      >,
     },
     // The stream coalesces triggers, so a missed or overlapping tick never needs a second run.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1h', pauseOnFailure: false },
@@ -42,7 +44,13 @@ export async function applySchedule(client: Client, config: Config, stream: stri
   const handle = client.schedule.getHandle(opts.scheduleId);
   try {
     // A schedule an operator paused by hand stays paused unless the config itself says paused.
-    await handle.update((prev) => ({ ...prev, spec: opts.spec, action: opts.action as never, policies: { ...prev.policies, ...opts.policies }, state: { ...prev.state, paused: prev.state.paused || !!opts.state!.paused, note: opts.state!.note } }));
+    await handle.update((prev) => ({
+      ...prev,
+      spec: opts.spec,
+      action: opts.action as never,
+      policies: { ...prev.policies, ...opts.policies },
+      state: { ...prev.state, paused: prev.state.paused || !!opts.state!.paused, note: opts.state!.note },
+    }));
     return 'updated';
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;
@@ -54,7 +62,10 @@ export async function applySchedule(client: Client, config: Config, stream: stri
 /** Runs a schedule subcommand. */
 export async function scheduleCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, stream: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: { config: { type: 'string' }, stream: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const streams = values.stream ? [values.stream] : Object.keys(config.streams);
   for (const s of streams) if (!config.streams[s]) throw new UsageError(`unknown stream "${s}"`);
@@ -81,11 +92,21 @@ export async function scheduleCommand(argv: string[]): Promise<number> {
           break;
         case 'describe': {
           const d = await handle.describe();
-          out[stream] = { paused: d.state.paused, calendars: d.spec.calendars, timezone: d.spec.timezone, next: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()), recent: d.info.recentActions.slice(-3).map((a) => ({ at: a.takenAt.toISOString(), workflowId: a.action.workflow.workflowId })) };
+          out[stream] = {
+            paused: d.state.paused,
+            calendars: d.spec.calendars,
+            timezone: d.spec.timezone,
+            next: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
+            recent: d.info.recentActions
+              .slice(-3)
+              .map((a) => ({ at: a.takenAt.toISOString(), workflowId: a.action.workflow.workflowId })),
+          };
           break;
         }
         default:
-          throw new UsageError('usage: kinoite-zfs schedule apply|pause|unpause|trigger|describe [--stream S] [--config F]');
+          throw new UsageError(
+            'usage: kinoite-zfs schedule apply|pause|unpause|trigger|describe [--stream S] [--config F]',
+          );
       }
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) {
@@ -95,6 +116,12 @@ export async function scheduleCommand(argv: string[]): Promise<number> {
       throw err;
     }
   }
-  console.log(values.json ? JSON.stringify(out) : Object.entries(out).map(([s, v]) => `${scheduleId(s)}: ${typeof v === 'string' ? v : JSON.stringify(v, null, 2)}`).join('\n'));
+  console.log(
+    values.json
+      ? JSON.stringify(out)
+      : Object.entries(out)
+          .map(([s, v]) => `${scheduleId(s)}: ${typeof v === 'string' ? v : JSON.stringify(v, null, 2)}`)
+          .join('\n'),
+  );
   return ExitCode.Ok;
 }

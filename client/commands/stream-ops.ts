@@ -8,12 +8,26 @@ import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } f
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient } from '../temporal.ts';
 import { streamHandle } from '../stream-client.ts';
-import { approveUpdate, holdUpdate, rejectUpdate, releaseUpdate, rollbackUpdate, unvetoUpdate, vetoUpdate } from '../../workflows/shared.ts';
+import {
+  approveUpdate,
+  holdUpdate,
+  rejectUpdate,
+  releaseUpdate,
+  rollbackUpdate,
+  unvetoUpdate,
+  vetoUpdate,
+} from '../../workflows/shared.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import { pickStream, whoami } from './run.ts';
 
-const common = { config: { type: 'string' }, stream: { type: 'string' }, by: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean', default: false } } as const;
+const common = {
+  config: { type: 'string' },
+  stream: { type: 'string' },
+  by: { type: 'string' },
+  reason: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
 
 function need(v: string | undefined, flag: string): string {
   if (!v) throw new UsageError(`--${flag} is required`);
@@ -22,7 +36,17 @@ function need(v: string | undefined, flag: string): string {
 
 /** Runs one stream operation named by `op`. */
 export async function streamOpCommand(op: string, argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...common, digest: { type: 'string' }, 'inputs-hash': { type: 'string' }, to: { type: 'string' }, kind: { type: 'string' }, value: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...common,
+      digest: { type: 'string' },
+      'inputs-hash': { type: 'string' },
+      to: { type: 'string' },
+      kind: { type: 'string' },
+      value: { type: 'string' },
+    },
+  });
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
   const by = values.by ?? whoami();
@@ -32,23 +56,40 @@ export async function streamOpCommand(op: string, argv: string[]): Promise<numbe
     let result: unknown;
     switch (op) {
       case 'approve':
-        result = await handle.executeUpdate(approveUpdate, { args: [{ by, digest: need(values.digest, 'digest'), inputsHash: need(values['inputs-hash'], 'inputs-hash') }] });
+        result = await handle.executeUpdate(approveUpdate, {
+          args: [{ by, digest: need(values.digest, 'digest'), inputsHash: need(values['inputs-hash'], 'inputs-hash') }],
+        });
         break;
       case 'reject':
-        result = await handle.executeUpdate(rejectUpdate, { args: [{ by, digest: need(values.digest, 'digest'), inputsHash: need(values['inputs-hash'], 'inputs-hash'), reason: need(values.reason, 'reason') }] });
+        result = await handle.executeUpdate(rejectUpdate, {
+          args: [
+            {
+              by,
+              digest: need(values.digest, 'digest'),
+              inputsHash: need(values['inputs-hash'], 'inputs-hash'),
+              reason: need(values.reason, 'reason'),
+            },
+          ],
+        });
         break;
       case 'rollback':
-        result = await handle.executeUpdate(rollbackUpdate, { args: [{ by, to: need(values.to, 'to'), reason: values.reason }] });
+        result = await handle.executeUpdate(rollbackUpdate, {
+          args: [{ by, to: need(values.to, 'to'), reason: values.reason }],
+        });
         break;
       case 'veto': {
         const kind = need(values.kind, 'kind');
-        if (kind !== 'inputs' && kind !== 'kernel' && kind !== 'zfs') throw new UsageError('--kind must be inputs, kernel or zfs');
-        result = await handle.executeUpdate(vetoUpdate, { args: [{ by, kind, value: need(values.value, 'value'), reason: need(values.reason, 'reason') }] });
+        if (kind !== 'inputs' && kind !== 'kernel' && kind !== 'zfs')
+          throw new UsageError('--kind must be inputs, kernel or zfs');
+        result = await handle.executeUpdate(vetoUpdate, {
+          args: [{ by, kind, value: need(values.value, 'value'), reason: need(values.reason, 'reason') }],
+        });
         break;
       }
       case 'unveto': {
         const kind = need(values.kind, 'kind');
-        if (kind !== 'inputs' && kind !== 'kernel' && kind !== 'zfs') throw new UsageError('--kind must be inputs, kernel or zfs');
+        if (kind !== 'inputs' && kind !== 'kernel' && kind !== 'zfs')
+          throw new UsageError('--kind must be inputs, kernel or zfs');
         result = await handle.executeUpdate(unvetoUpdate, { args: [{ by, kind, value: need(values.value, 'value') }] });
         break;
       }
@@ -69,7 +110,9 @@ export async function streamOpCommand(op: string, argv: string[]): Promise<numbe
       return ExitCode.ConfigError;
     }
     if ((err as Error).name === 'WorkflowNotFoundError') {
-      console.error(`kinoite-zfs ${op}: stream/${stream} has not run yet; start it with: kinoite-zfs run --stream ${stream}`);
+      console.error(
+        `kinoite-zfs ${op}: stream/${stream} has not run yet; start it with: kinoite-zfs run --stream ${stream}`,
+      );
       return ExitCode.ConfigError;
     }
     throw err;

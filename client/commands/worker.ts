@@ -8,9 +8,17 @@ import { UsageError } from '../cli.ts';
 
 /** Runs a worker until SIGINT/SIGTERM. */
 export async function workerCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, queues: { type: 'string', default: 'control,build' } } });
-  const queues = values.queues!.split(',').map((q) => q.trim()).filter(Boolean);
-  for (const q of queues) if (q !== 'control' && q !== 'build') throw new UsageError(`unknown queue "${q}": use control, build or control,build`);
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string' }, queues: { type: 'string', default: 'control,build' } },
+  });
+  const queues = values
+    .queues!.split(',')
+    .map((q) => q.trim())
+    .filter(Boolean);
+  for (const q of queues)
+    if (q !== 'control' && q !== 'build')
+      throw new UsageError(`unknown queue "${q}": use control, build or control,build`);
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const { runWorker, MissingToolError } = await import('../../worker/main.ts');
   try {

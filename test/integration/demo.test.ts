@@ -16,7 +16,13 @@ const dir = join(repoRoot, '.state', 'test-worlds', 'demo-test');
 const specFile = join(dir, 'demo-spec.yaml');
 
 function demo() {
-  return execa(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'demo', '--dir', dir, '--spec', specFile], { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: 600_000, all: true });
+  return execa(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'demo', '--dir', dir, '--spec', specFile], {
+    cwd: repoRoot,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 600_000,
+    all: true,
+  });
 }
 
 after(async () => {

@@ -12,7 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Client } from '@temporalio/client';
-import { bringUpWorld, worldSpec, startWorker, digestOf, tearDownWorld, repoRoot, type TestWorld } from '../support/harness.ts';
+import {
+  bringUpWorld,
+  worldSpec,
+  startWorker,
+  digestOf,
+  tearDownWorld,
+  repoRoot,
+  type TestWorld,
+} from '../support/harness.ts';
 import { loadConfig } from '../../client/config-file.ts';
 import { connectClient } from '../../client/temporal.ts';
 import { streamState, streamWorkflowId } from '../../client/stream-client.ts';
@@ -104,7 +112,14 @@ async function actionsJob(sha: string, runId: number): Promise<Job> {
     GITHUB_TOKEN,
     REGISTRY_TOKEN,
   };
-  const r = await execa(process.execPath, [CLI, 'run', '--config', configFile, '--wait', '--json'], { cwd: repoRoot, env, extendEnv: false, reject: false, stdin: 'ignore', timeout: 600_000 });
+  const r = await execa(process.execPath, [CLI, 'run', '--config', configFile, '--wait', '--json'], {
+    cwd: repoRoot,
+    env,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 600_000,
+  });
   const outputText = await readFile(outputFile, 'utf8');
   let json: Summary | undefined;
   try {
@@ -112,7 +127,15 @@ async function actionsJob(sha: string, runId: number): Promise<Job> {
   } catch {
     json = undefined;
   }
-  const job: Job = { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, summaryMd: await readFile(summaryFile, 'utf8'), outputs: parseGithubOutput(outputText), outputText, json };
+  const job: Job = {
+    exitCode: r.exitCode,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    summaryMd: await readFile(summaryFile, 'utf8'),
+    outputs: parseGithubOutput(outputText),
+    outputText,
+    json,
+  };
   jobs.push(job);
   if (json?.workflowId) runIds.add(json.workflowId);
   return job;
@@ -144,12 +167,20 @@ test('a simulated push exits 0 and writes a step summary with the stage table an
   // Step summary: the stage table, a link into the Web UI, a link to the GitHub run.
   const md = job.summaryMd;
   assert.match(md, /^\| Stage \| Status \| Duration \| Detail \|$/m, md);
-  for (const stage of ['resolve', 'akmods', 'compose', 'smoke-test', 'promote']) assert.match(md, new RegExp(`^\\| ${stage} \\| .*done.* \\| \\d+\\.\\d s \\|`, 'm'), `a done row for ${stage}:\n${md}`);
+  for (const stage of ['resolve', 'akmods', 'compose', 'smoke-test', 'promote'])
+    assert.match(
+      md,
+      new RegExp(`^\\| ${stage} \\| .*done.* \\| \\d+\\.\\d s \\|`, 'm'),
+      `a done row for ${stage}:\n${md}`,
+    );
   const uiUrl = world.info.temporal.uiUrl!;
   const link = new RegExp(`\\]\\((${uiUrl.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/namespaces/[^)]+)\\)`).exec(md);
   assert.ok(link, `a Markdown link into the Web UI (${uiUrl}):\n${md}`);
   assert.equal((await fetch(link[1]!)).status, 200, 'the Web UI serves the linked run');
-  assert.ok(md.includes('](https://github.com/octo/kinoite-zfs-recipe/actions/runs/7000000001)'), 'a link to the GitHub run');
+  assert.ok(
+    md.includes('](https://github.com/octo/kinoite-zfs-recipe/actions/runs/7000000001)'),
+    'a link to the GitHub run',
+  );
   assert.ok(md.includes(K1), 'the kernel');
   assert.match(md, /cosign verify/);
 
@@ -159,7 +190,11 @@ test('a simulated push exits 0 and writes a step summary with the stage table an
   const stableLatest = await digestOf(`${world.info.stream.stable}:latest`);
   assert.match(String(stableLatest), /^sha256:[0-9a-f]{64}$/);
   assert.equal(out['stable-digest'], stableLatest, 'stable-digest is what skopeo says for latest');
-  assert.equal(out['candidate-digest'], await digestOf(`${world.info.stream.candidate}:${job.json!.candidate!.tag}`), 'candidate-digest is what skopeo says for the candidate tag');
+  assert.equal(
+    out['candidate-digest'],
+    await digestOf(`${world.info.stream.candidate}:${job.json!.candidate!.tag}`),
+    'candidate-digest is what skopeo says for the candidate tag',
+  );
   assert.equal(out['stable-ref'], `${world.info.stream.stable}@${stableLatest}`);
   assert.equal(out['workflow-id'], job.json!.workflowId);
   assert.equal(out['run-url'], link[1]);
@@ -186,11 +221,20 @@ test('the same simulated push sent twice yields one run', async (t) => {
   const state = await streamState(c, world.stream);
   const forCommit = state?.triggers.filter((x) => x.commit === SHA_PASS) ?? [];
   assert.deepEqual(forCommit.map((x) => x.status).sort(), ['duplicate', 'started']);
-  assert.ok(forCommit.every((x) => !x.runWorkflowId || x.runWorkflowId === first!.json!.workflowId), JSON.stringify(forCommit));
+  assert.ok(
+    forCommit.every((x) => !x.runWorkflowId || x.runWorkflowId === first!.json!.workflowId),
+    JSON.stringify(forCommit),
+  );
 });
 
 test('a push whose recipe fails the smoke test exits non-zero and reports the failure in the summary and outputs', async () => {
-  world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1]], append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K1}/extra/zfs/zfs.ko\n` } }));
+  world = await bringUpWorld(
+    WORLD,
+    worldSpec({
+      versions: [[K1]],
+      append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K1}/extra/zfs/zfs.ko\n` },
+    }),
+  );
   configFile = world.configFile;
   const job = await actionsJob(SHA_FAIL, 7000000003);
   assert.notEqual(job.exitCode, ExitCode.Ok, `exit code; stdout:\n${job.stdout}`);
@@ -212,9 +256,12 @@ function decodedJson(value: unknown, seen = new Set<unknown>()): string {
   if (typeof value !== 'object') return String(value);
   if (seen.has(value)) return '';
   seen.add(value);
-  if (value instanceof Map) return [...value.entries()].map(([k, v]) => `${decodedJson(k, seen)}=${decodedJson(v, seen)}`).join('\n');
+  if (value instanceof Map)
+    return [...value.entries()].map(([k, v]) => `${decodedJson(k, seen)}=${decodedJson(v, seen)}`).join('\n');
   if (Array.isArray(value)) return value.map((v) => decodedJson(v, seen)).join('\n');
-  return Object.entries(value).map(([k, v]) => `${k}: ${decodedJson(v, seen)}`).join('\n');
+  return Object.entries(value)
+    .map(([k, v]) => `${k}: ${decodedJson(v, seen)}`)
+    .join('\n');
 }
 
 test('no planted credential or the cosign password reaches the histories, memos, search attributes, step summaries or outputs', async (t) => {
@@ -228,17 +275,32 @@ test('no planted credential or the cosign password reaches the histories, memos,
     const d = await handle.describe();
     texts.push([`${id} history`, decodedJson(await handle.fetchHistory())]);
     texts.push([`${id} memo`, decodedJson(d.memo ?? {})]);
-    texts.push([`${id} search attributes`, decodedJson({ raw: d.searchAttributes, typed: d.typedSearchAttributes.getAll() })]);
+    texts.push([
+      `${id} search attributes`,
+      decodedJson({ raw: d.searchAttributes, typed: d.typedSearchAttributes.getAll() }),
+    ]);
   }
   for (const [i, j] of jobs.entries()) {
-    texts.push([`job ${i} step summary`, j.summaryMd], [`job ${i} outputs`, j.outputText], [`job ${i} stdout`, j.stdout], [`job ${i} stderr`, j.stderr]);
+    texts.push(
+      [`job ${i} step summary`, j.summaryMd],
+      [`job ${i} outputs`, j.outputText],
+      [`job ${i} stdout`, j.stdout],
+      [`job ${i} stderr`, j.stderr],
+    );
   }
   // The scan can fail: the decoded history does hold what the GitHub job sent (the commit and the actor).
   const firstHistory = texts.find(([name]) => name === `${first?.json?.workflowId} history`)?.[1] ?? texts[0]![1];
-  assert.ok(firstHistory.includes(SHA_PASS) && firstHistory.includes('octocat'), 'the decoded history holds the GitHub trigger (so the scan reads payloads)');
+  assert.ok(
+    firstHistory.includes(SHA_PASS) && firstHistory.includes('octocat'),
+    'the decoded history holds the GitHub trigger (so the scan reads payloads)',
+  );
   const memo = texts.find(([name]) => name === `${first?.json?.workflowId} memo`)?.[1] ?? '';
-  assert.ok(memo.includes('octo/kinoite-zfs-recipe') && memo.includes('actions/runs/7000000001'), `the memo records the GitHub repository and run: ${memo}`);
+  assert.ok(
+    memo.includes('octo/kinoite-zfs-recipe') && memo.includes('actions/runs/7000000001'),
+    `the memo records the GitHub repository and run: ${memo}`,
+  );
   for (const [name, text] of texts) {
-    for (const [what, secret] of Object.entries(secrets)) assert.ok(!text.includes(secret), `${name} contains the ${what}`);
+    for (const [what, secret] of Object.entries(secrets))
+      assert.ok(!text.includes(secret), `${name} contains the ${what}`);
   }
 });

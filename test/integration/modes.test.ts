@@ -11,7 +11,19 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Client } from '@temporalio/client';
-import { bringUpWorld, worldSpec, startWorker, client, tagsOf, registryRequests, registryLogMark, writes, tearDownWorld, repoRoot, type TestWorld } from '../support/harness.ts';
+import {
+  bringUpWorld,
+  worldSpec,
+  startWorker,
+  client,
+  tagsOf,
+  registryRequests,
+  registryLogMark,
+  writes,
+  tearDownWorld,
+  repoRoot,
+  type TestWorld,
+} from '../support/harness.ts';
 import { ExitCode } from '../../client/exit-codes.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
@@ -25,13 +37,20 @@ let c: Client;
 let worker: { stop: () => Promise<void> };
 
 function cli(args: string[]) {
-  return execa(process.execPath, [CLI, ...args, '--config', world.configFile], { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: 300_000, env: { GITHUB_ACTIONS: '' } });
+  return execa(process.execPath, [CLI, ...args, '--config', world.configFile], {
+    cwd: repoRoot,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 300_000,
+    env: { GITHUB_ACTIONS: '' },
+  });
 }
 
 async function allTags(): Promise<Record<string, string[]>> {
   const s = world.info.stream;
   const out: Record<string, string[]> = {};
-  for (const repo of [s.candidate, s.stable, s.akmodsCandidate, s.akmodsStable]) out[repo] = (await tagsOf(repo)).sort();
+  for (const repo of [s.candidate, s.stable, s.akmodsCandidate, s.akmodsStable])
+    out[repo] = (await tagsOf(repo)).sort();
   return out;
 }
 
@@ -48,7 +67,10 @@ before(async () => {
 });
 
 after(async () => {
-  await c?.workflow.getHandle(`stream/${world.stream}`).terminate('test file done').catch(() => undefined);
+  await c?.workflow
+    .getHandle(`stream/${world.stream}`)
+    .terminate('test file done')
+    .catch(() => undefined);
   await worker?.stop();
   await c?.connection.close();
   await tearDownWorld(world);
@@ -57,10 +79,25 @@ after(async () => {
 test('a branch build whose shared akmods cache misses a kernel fails closed with guidance and writes nothing to the registry', async () => {
   world = await bringUpWorld('modes', worldSpec({ versions: [[K1], [K1, K2]] }));
   const mark = await registryLogMark(world);
-  const r = await cli(['run', '--mode', 'branch', '--branch', 'Feature/New Kernel!', '--commit', sha(), '--wait', '--json']);
+  const r = await cli([
+    'run',
+    '--mode',
+    'branch',
+    '--branch',
+    'Feature/New Kernel!',
+    '--commit',
+    sha(),
+    '--wait',
+    '--json',
+  ]);
   assert.equal(r.exitCode, ExitCode.RunFailed, r.stderr);
   const s = JSON.parse(r.stdout);
-  assert.match(s.message, new RegExp(`Shared akmods source tag .*main-43 is missing or stale for kernels ${K2.replace(/\./g, '\\.')}\\. Run a main build`));
+  assert.match(
+    s.message,
+    new RegExp(
+      `Shared akmods source tag .*main-43 is missing or stale for kernels ${K2.replace(/\./g, '\\.')}\\. Run a main build`,
+    ),
+  );
   assert.deepEqual(writes(await registryRequests(world, mark)), [], 'nothing was written to the registry');
 });
 
@@ -68,21 +105,47 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
   const main = await cli(['run', '--wait', '--json']);
   assert.equal(main.exitCode, 0, main.stderr);
   const before = await allTags();
-  const r = await cli(['run', '--mode', 'branch', '--branch', 'Feature/New Kernel!', '--commit', sha(), '--wait', '--json']);
+  const r = await cli([
+    'run',
+    '--mode',
+    'branch',
+    '--branch',
+    'Feature/New Kernel!',
+    '--commit',
+    sha(),
+    '--wait',
+    '--json',
+  ]);
   assert.equal(r.exitCode, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.equal(s.outcome, 'candidate-only');
   assert.match(s.message, /branch build/);
   const after = await allTags();
-  const added = Object.entries(after).flatMap(([repo, tags]) => tags.filter((t) => !before[repo]!.includes(t)).map((t) => `${repo.split('/').pop()}:${t}`));
-  assert.deepEqual(added.sort(), [`${world.stream}-bluebuild-akmods-candidate:br-feature-new-kernel-43`, `${world.stream}-candidate:br-feature-new-kernel-43`].sort());
-  assert.deepEqual(after[world.info.stream.stable], before[world.info.stream.stable], 'no stable tag moved or appeared');
+  const added = Object.entries(after).flatMap(([repo, tags]) =>
+    tags.filter((t) => !before[repo]!.includes(t)).map((t) => `${repo.split('/').pop()}:${t}`),
+  );
+  assert.deepEqual(
+    added.sort(),
+    [
+      `${world.stream}-bluebuild-akmods-candidate:br-feature-new-kernel-43`,
+      `${world.stream}-candidate:br-feature-new-kernel-43`,
+    ].sort(),
+  );
+  assert.deepEqual(
+    after[world.info.stream.stable],
+    before[world.info.stream.stable],
+    'no stable tag moved or appeared',
+  );
 });
 
 test('the same branch build started twice attaches to one run', async () => {
   const commit = sha();
-  const a = JSON.parse((await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout);
-  const b = JSON.parse((await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout);
+  const a = JSON.parse(
+    (await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout,
+  );
+  const b = JSON.parse(
+    (await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout,
+  );
   assert.equal(a.workflowId, b.workflowId);
   assert.equal(a.runId, b.runId);
 });
@@ -96,9 +159,21 @@ test('a PR build is smoke-tested but writes nothing to user-facing repositories 
   assert.match(out.message, /PR validation: .*not published to any user-facing repository, not signed/);
   const written = writes(await registryRequests(world, mark)).map((w) => w.uri);
   const repoPath = (repo: string) => `/v2/${repo.split('/').slice(1).join('/')}/`;
-  assert.deepEqual(written.filter((u) => u.startsWith(repoPath(s.stable)) || u.startsWith(repoPath(s.akmodsStable)) || u.startsWith(repoPath(s.akmodsCandidate))), [], 'nothing user-facing or shared was written');
+  assert.deepEqual(
+    written.filter(
+      (u) =>
+        u.startsWith(repoPath(s.stable)) ||
+        u.startsWith(repoPath(s.akmodsStable)) ||
+        u.startsWith(repoPath(s.akmodsCandidate)),
+    ),
+    [],
+    'nothing user-facing or shared was written',
+  );
   assert.ok(!written.some((u) => /\.sig|\.att/.test(u)), 'nothing was signed');
-  assert.ok(written.some((u) => u.includes('/manifests/pr-42-43')), 'the PR candidate went to the candidate repository');
+  assert.ok(
+    written.some((u) => u.includes('/manifests/pr-42-43')),
+    'the PR candidate went to the candidate repository',
+  );
 });
 
 test('an exported lock replays to the same inputs hash and does not promote unless asked', async () => {
@@ -108,7 +183,10 @@ test('an exported lock replays to the same inputs hash and does not promote unle
   const exp = await cli(['lock', 'export', '--run', last, '--out', lockFile]);
   assert.equal(exp.exitCode, 0, exp.stderr);
   const lock = JSON.parse(await (await import('node:fs/promises')).readFile(lockFile, 'utf8'));
-  assert.equal(lock.base_image, `${world.info.registry.host}/${world.info.base.repository}@${lock.base_image.split('@')[1]}`);
+  assert.equal(
+    lock.base_image,
+    `${world.info.registry.host}/${world.info.base.repository}@${lock.base_image.split('@')[1]}`,
+  );
   const r = await cli(['run', '--lock', lockFile, '--wait', '--json']);
   assert.equal(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);

@@ -51,7 +51,11 @@ function startReceiver(): Promise<void> {
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString();
       const expected = `sha256=${createHmac('sha256', SECRET).update(raw).digest('hex')}`;
-      received.push({ event: String(req.headers['x-kinoite-zfs-event']), body: JSON.parse(raw), signatureOk: req.headers['x-kinoite-zfs-signature'] === expected });
+      received.push({
+        event: String(req.headers['x-kinoite-zfs-event']),
+        body: JSON.parse(raw),
+        signatureOk: req.headers['x-kinoite-zfs-signature'] === expected,
+      });
       res.writeHead(204).end();
     });
   }).listen(receiverPort, '127.0.0.1');
@@ -59,7 +63,14 @@ function startReceiver(): Promise<void> {
 }
 
 const spec = (versions: string[][], releases: { version: string; linuxMax: string }[], lastLabel?: string) => ({
-  base: { repository: 'ublue-os/kinoite-main', versions: versions.map((kernels, i) => ({ version: `43.202611${String(i + 1).padStart(2, '0')}.0`, kernels, ...(lastLabel && i === versions.length - 1 ? { ostreeLinux: lastLabel } : {}) })) },
+  base: {
+    repository: 'ublue-os/kinoite-main',
+    versions: versions.map((kernels, i) => ({
+      version: `43.202611${String(i + 1).padStart(2, '0')}.0`,
+      kernels,
+      ...(lastLabel && i === versions.length - 1 ? { ostreeLinux: lastLabel } : {}),
+    })),
+  },
   builder: { repository: 'ublue-os/devcontainer' },
   zfs: { releases: releases.map((r) => ({ ...r, linuxMin: '4.18' })) },
   stream: {
@@ -74,7 +85,11 @@ const spec = (versions: string[][], releases: { version: string; linuxMax: strin
   },
 });
 
-async function waitFor<T>(what: string, get: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  get: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await get();
@@ -129,23 +144,42 @@ test('a kernel newer than the release supports: the run is blocked, the hold beg
   const r = (await c.workflow.getHandle(await waitForRun(c, world.stream, requestId)).result()) as PipelineResult;
   assert.equal(r.outcome, 'blocked', r.message);
   const got = await waitFor('the blocked event', () => received.find((x) => x.event === 'blocked'));
-  assert.match(String(got.body.message), new RegExp(`waiting for an OpenZFS release supporting 6\\.18 \\(kernel ${K2.replaceAll('.', '\\.')}; zfs-2\\.4\\.3 supports up to 6\\.17\\)`));
+  assert.match(
+    String(got.body.message),
+    new RegExp(
+      `waiting for an OpenZFS release supporting 6\\.18 \\(kernel ${K2.replaceAll('.', '\\.')}; zfs-2\\.4\\.3 supports up to 6\\.17\\)`,
+    ),
+  );
   assert.equal(await digestOf(`${world.info.stream.stable}:latest`), stable);
   const s = await waitFor('a re-check', async () => ((await state()).compatHold?.lastCheck ? state() : undefined));
   assert.equal(s.compatHold?.kernel, K2);
 });
 
 test('a release that supports the kernel appears: the stream runs by itself, promotes, and announces unblocked and promoted', async () => {
-  world = await bringUpWorld('notify', spec([[K1], [K1, K2]], [{ version: '2.4.3', linuxMax: '6.17' }, { version: '2.4.4', linuxMax: '7.2' }]));
+  world = await bringUpWorld(
+    'notify',
+    spec(
+      [[K1], [K1, K2]],
+      [
+        { version: '2.4.3', linuxMax: '6.17' },
+        { version: '2.4.4', linuxMax: '7.2' },
+      ],
+    ),
+  );
   const s = await waitFor('a run started by the re-check', async () => {
     const st = await state();
     return st.triggers.some((t) => t.source === 'recheck' && t.runWorkflowId) ? st : undefined;
   });
-  const r = (await c.workflow.getHandle(s.triggers.find((t) => t.source === 'recheck')!.runWorkflowId!).result()) as PipelineResult;
+  const r = (await c.workflow
+    .getHandle(s.triggers.find((t) => t.source === 'recheck')!.runWorkflowId!)
+    .result()) as PipelineResult;
   assert.equal(r.outcome, 'promoted', r.message);
   assert.equal(r.inputs?.zfs.version, '2.4.4');
   await waitFor('the unblocked event', () => received.find((x) => x.event === 'unblocked'));
-  await waitFor('the second promoted event', () => received.filter((x) => x.event === 'promoted').length === 2 || undefined);
+  await waitFor(
+    'the second promoted event',
+    () => received.filter((x) => x.event === 'promoted').length === 2 || undefined,
+  );
   assert.equal((await state()).compatHold, undefined);
 });
 
@@ -160,8 +194,18 @@ test('a receiver that answers 403 is asked once per event and the failures show 
   assert.ok(s.notifications!.sent >= 4);
 });
 
-test('status shows the last run\'s warnings: a base whose ostree.linux label disagrees with its newest module folder', async () => {
-  world = await bringUpWorld('notify', spec([[K1], [K1, K2], [K1, K2]], [{ version: '2.4.3', linuxMax: '6.17' }, { version: '2.4.4', linuxMax: '7.2' }], K1));
+test("status shows the last run's warnings: a base whose ostree.linux label disagrees with its newest module folder", async () => {
+  world = await bringUpWorld(
+    'notify',
+    spec(
+      [[K1], [K1, K2], [K1, K2]],
+      [
+        { version: '2.4.3', linuxMax: '6.17' },
+        { version: '2.4.4', linuxMax: '7.2' },
+      ],
+      K1,
+    ),
+  );
   const requestId = randomUUID();
   await triggerStream(c, world.config, world.stream, { trigger: { source: 'test', requestId } });
   const runId = await waitForRun(c, world.stream, requestId);
@@ -171,7 +215,18 @@ test('status shows the last run\'s warnings: a base whose ostree.linux label dis
     const st = await state();
     return st.lastWarnings?.run === runId ? st : undefined;
   });
-  assert.deepEqual(s.lastWarnings?.warnings, [`Base image label/kernel directory mismatch: label=${K1} newest_dir=${K2}`]);
-  const status = await execa('node', ['bin/kinoite-zfs.js', 'status', '--config', world.configFile, '--stream', world.stream], { cwd: repoRoot, reject: false, all: true });
-  assert.ok(String(status.all).includes(`WARNING  ${s.lastWarnings!.run}: Base image label/kernel directory mismatch: label=${K1} newest_dir=${K2}`), String(status.all));
+  assert.deepEqual(s.lastWarnings?.warnings, [
+    `Base image label/kernel directory mismatch: label=${K1} newest_dir=${K2}`,
+  ]);
+  const status = await execa(
+    'node',
+    ['bin/kinoite-zfs.js', 'status', '--config', world.configFile, '--stream', world.stream],
+    { cwd: repoRoot, reject: false, all: true },
+  );
+  assert.ok(
+    String(status.all).includes(
+      `WARNING  ${s.lastWarnings!.run}: Base image label/kernel directory mismatch: label=${K1} newest_dir=${K2}`,
+    ),
+    String(status.all),
+  );
 });

@@ -12,7 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import { bringUpWorld, worldSpec, startWorker, digestOf, tearDownWorld, repoRoot, type TestWorld } from '../support/harness.ts';
+import {
+  bringUpWorld,
+  worldSpec,
+  startWorker,
+  digestOf,
+  tearDownWorld,
+  repoRoot,
+  type TestWorld,
+} from '../support/harness.ts';
 import { loadConfig } from '../../client/config-file.ts';
 import { connectClient } from '../../client/temporal.ts';
 import { ExitCode } from '../../client/exit-codes.ts';
@@ -38,7 +46,14 @@ type Summary = RunSummary;
 
 /** `kinoite-zfs <args>` as a child process with piped stdio (so no terminal). */
 function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; extendEnv?: boolean; timeout?: number } = {}) {
-  return execa(process.execPath, [CLI, ...args], { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: opts.timeout ?? 300_000, env: opts.env, extendEnv: opts.extendEnv ?? true });
+  return execa(process.execPath, [CLI, ...args], {
+    cwd: repoRoot,
+    reject: false,
+    stdin: 'ignore',
+    timeout: opts.timeout ?? 300_000,
+    env: opts.env,
+    extendEnv: opts.extendEnv ?? true,
+  });
 }
 
 /** Parses stdout that must be exactly one JSON object. */
@@ -71,7 +86,10 @@ after(async () => {
 test('run --wait without a terminal prints plain stage lines to stderr in pipeline order', async () => {
   const r = await cli(['run', '--config', configFile, '--wait']);
   assert.equal(r.exitCode, ExitCode.Ok, `exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
-  for (const [name, text] of [['stderr', r.stderr], ['stdout', r.stdout]] as const) {
+  for (const [name, text] of [
+    ['stderr', r.stderr],
+    ['stdout', r.stdout],
+  ] as const) {
     assert.doesNotMatch(text, /\r/, `${name} has no carriage return (spinner)`);
     assert.doesNotMatch(text, /\x1b/, `${name} has no escape sequence`);
   }
@@ -84,7 +102,10 @@ test('run --wait without a terminal prints plain stage lines to stderr in pipeli
     assert.ok(finished(stage) > started(stage), `"✔ ${stage}" comes after "▶ ${stage}"; stderr:\n${r.stderr}`);
   }
   for (let i = 1; i < order.length; i++) {
-    assert.ok(started(order[i - 1]!) < started(order[i]!), `▶ ${order[i - 1]} before ▶ ${order[i]}; stderr:\n${r.stderr}`);
+    assert.ok(
+      started(order[i - 1]!) < started(order[i]!),
+      `▶ ${order[i - 1]} before ▶ ${order[i]}; stderr:\n${r.stderr}`,
+    );
   }
   assert.match(r.stdout, /PROMOTED/, 'the human summary goes to stdout');
 });
@@ -103,18 +124,28 @@ test('run --wait --json on a passing world exits 0 and prints one JSON object wh
   assert.match(String(s.candidate?.digest), /^sha256:[0-9a-f]{64}$/);
   assert.equal(s.candidate?.digest, s.stable?.digest, 'candidate and stable digests are equal');
   assert.equal(s.stable?.digest, stableLatest, 'the stable digest is what skopeo says for latest');
-  assert.equal(await digestOf(`${world.info.stream.candidate}:${s.candidate!.tag}`), s.candidate!.digest, 'the candidate tag holds the candidate digest');
+  assert.equal(
+    await digestOf(`${world.info.stream.candidate}:${s.candidate!.tag}`),
+    s.candidate!.digest,
+    'the candidate tag holds the candidate digest',
+  );
 
   const uiUrl = world.info.temporal.uiUrl!;
   assert.ok(s.url?.startsWith(`${uiUrl}/namespaces/default/workflows/`), `url points into the Web UI: ${s.url}`);
-  assert.ok(s.url!.includes(encodeURIComponent(s.workflowId)) && s.url!.endsWith(`/${s.runId}`), `url names the run: ${s.url}`);
+  assert.ok(
+    s.url!.includes(encodeURIComponent(s.workflowId)) && s.url!.endsWith(`/${s.runId}`),
+    `url names the run: ${s.url}`,
+  );
   const page = await fetch(s.url!);
   assert.equal(page.status, 200, 'the Web UI serves the run page');
 
   assert.equal(typeof s.verify, 'string');
   const argv = s.verify!.split(/\s+/).filter(Boolean);
   assert.equal(argv[0], 'cosign', `verify is a cosign command: ${s.verify}`);
-  assert.ok(argv.includes(s.stable!.ref) && s.stable!.ref.endsWith(`@${stableLatest}`), `verify names the stable digest: ${s.verify}`);
+  assert.ok(
+    argv.includes(s.stable!.ref) && s.stable!.ref.endsWith(`@${stableLatest}`),
+    `verify names the stable digest: ${s.verify}`,
+  );
   const v = await execa(toolPath('cosign'), argv.slice(1), { reject: false, timeout: 60_000 });
   assert.equal(v.exitCode, 0, `the printed verify command passes:\n${v.stderr}`);
 });
@@ -165,7 +196,11 @@ test('a build worker without podman exits 2 naming podman and the build queue, w
   const temporal = await connectionCounter();
   try {
     const t0 = Date.now();
-    const r = await cli(['worker', '--config', configFile, '--queues', 'build'], { env: { ...process.env, PATH: bin, TEMPORAL_ADDRESS: temporal.address }, extendEnv: false, timeout: 30_000 });
+    const r = await cli(['worker', '--config', configFile, '--queues', 'build'], {
+      env: { ...process.env, PATH: bin, TEMPORAL_ADDRESS: temporal.address },
+      extendEnv: false,
+      timeout: 30_000,
+    });
     const seconds = (Date.now() - t0) / 1000;
     assert.equal(r.exitCode, ExitCode.ConfigError, `exit code; stderr:\n${r.stderr}`);
     assert.match(r.stderr, /podman \(needed by the build queue\)/);
@@ -182,7 +217,10 @@ test('a build worker without podman exits 2 naming podman and the build queue, w
 test('a control worker whose cosign is missing exits 2 naming cosign and the control queue, without connecting to Temporal', async () => {
   const temporal = await connectionCounter();
   try {
-    const r = await cli(['worker', '--config', configFile, '--queues', 'control'], { env: { KINOITE_ZFS_COSIGN: '/nonexistent/cosign', TEMPORAL_ADDRESS: temporal.address }, timeout: 30_000 });
+    const r = await cli(['worker', '--config', configFile, '--queues', 'control'], {
+      env: { KINOITE_ZFS_COSIGN: '/nonexistent/cosign', TEMPORAL_ADDRESS: temporal.address },
+      timeout: 30_000,
+    });
     assert.equal(r.exitCode, ExitCode.ConfigError, `exit code; stderr:\n${r.stderr}`);
     assert.match(r.stderr, /cosign \(needed by the control queue\)/);
     assert.doesNotMatch(r.stderr, /git \(needed/);
@@ -196,9 +234,15 @@ test('a worker with every tool does connect to the Temporal address (so the two 
   const temporal = await connectionCounter();
   let child: ResultPromise | undefined;
   try {
-    child = execa(process.execPath, [CLI, 'worker', '--config', configFile, '--queues', 'build'], { cwd: repoRoot, reject: false, stdin: 'ignore', env: { TEMPORAL_ADDRESS: temporal.address } });
+    child = execa(process.execPath, [CLI, 'worker', '--config', configFile, '--queues', 'build'], {
+      cwd: repoRoot,
+      reject: false,
+      stdin: 'ignore',
+      env: { TEMPORAL_ADDRESS: temporal.address },
+    });
     const deadline = Date.now() + 20_000;
-    while (temporal.count() === 0 && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    while (temporal.count() === 0 && Date.now() < deadline && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 100));
     assert.ok(temporal.count() > 0, 'the worker connected to the given Temporal address');
   } finally {
     child?.kill('SIGKILL');
@@ -208,7 +252,13 @@ test('a worker with every tool does connect to the Temporal address (so the two 
 });
 
 test('run --wait --json on a world whose recipe drops one kernel module exits 1 with outcome failed naming that kernel', async () => {
-  world = await bringUpWorld(WORLD, worldSpec({ versions: [[K1, K2]], append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K2}/extra/zfs/zfs.ko\n` } }));
+  world = await bringUpWorld(
+    WORLD,
+    worldSpec({
+      versions: [[K1, K2]],
+      append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K2}/extra/zfs/zfs.ko\n` },
+    }),
+  );
   configFile = world.configFile;
   const r = await cli(['run', '--config', configFile, '--wait', '--json']);
   assert.equal(r.exitCode, ExitCode.RunFailed, `exit code; stderr:\n${r.stderr}\nstdout:\n${r.stdout}`);

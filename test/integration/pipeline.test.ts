@@ -6,7 +6,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { bringUpWorld, worldSpec, startWorker, client, startRun, inspect, digestOf, tagsOf, cosignVerifies, registryRequests, registryLogMark, writes, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import {
+  bringUpWorld,
+  worldSpec,
+  startWorker,
+  client,
+  startRun,
+  inspect,
+  digestOf,
+  tagsOf,
+  cosignVerifies,
+  registryRequests,
+  registryLogMark,
+  writes,
+  tearDownWorld,
+  type TestWorld,
+} from '../support/harness.ts';
 import type { PipelineResult } from '../../core/pipeline.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
@@ -23,7 +38,11 @@ async function runToEnd(options?: Parameters<typeof startRun>[2]): Promise<Pipel
 
 async function stableState(w: TestWorld) {
   const s = w.info.stream;
-  return { latest: await digestOf(`${s.stable}:latest`), fedora: await digestOf(`${s.stable}:43`), akmods: await digestOf(`${s.akmodsStable}:main-43`) };
+  return {
+    latest: await digestOf(`${s.stable}:latest`),
+    fedora: await digestOf(`${s.stable}:43`),
+    akmods: await digestOf(`${s.akmodsStable}:main-43`),
+  };
 }
 
 before(async () => {
@@ -43,16 +62,34 @@ test('a one-kernel world reaches a signed stable image whose digest is the smoke
   assert.equal(r.outcome, 'promoted', r.message);
   const s = world.info.stream;
   const candidate = r.candidate!.digest;
-  assert.equal(await digestOf(`${s.candidate}:${r.candidate!.tag}`), candidate, 'the candidate tag holds the tested digest');
+  assert.equal(
+    await digestOf(`${s.candidate}:${r.candidate!.tag}`),
+    candidate,
+    'the candidate tag holds the tested digest',
+  );
   assert.equal(await digestOf(`${s.stable}:latest`), candidate, 'latest is the tested candidate digest');
   assert.equal(await digestOf(`${s.stable}:43`), candidate, 'the Fedora tag is the tested candidate digest');
-  assert.ok(await cosignVerifies(`${s.stable}@${candidate}`, world.info.signing.publicKeyFile), 'cosign verify passes with the world key');
-  assert.ok(await cosignVerifies(`${s.stable}@${candidate}`, world.info.signing.publicKeyFile, true), 'cosign verify-attestation passes');
-  assert.equal(await digestOf(`${s.stable}:${r.promotion!.auditTag}`), candidate, 'the audit tag points at the promoted digest');
+  assert.ok(
+    await cosignVerifies(`${s.stable}@${candidate}`, world.info.signing.publicKeyFile),
+    'cosign verify passes with the world key',
+  );
+  assert.ok(
+    await cosignVerifies(`${s.stable}@${candidate}`, world.info.signing.publicKeyFile, true),
+    'cosign verify-attestation passes',
+  );
+  assert.equal(
+    await digestOf(`${s.stable}:${r.promotion!.auditTag}`),
+    candidate,
+    'the audit tag points at the promoted digest',
+  );
   const akmods = await inspect(`${s.akmodsStable}:main-43`);
   assert.equal(akmods?.Digest, r.akmods!.digest, 'stable akmods tag points at the merged cache');
   assert.equal(akmods?.Labels['io.github.danathar.kinoite-zfs.akmods.kernel-releases'], K1);
-  const prov = r.provenance as { inputs: { kernel_releases: string[]; zfs_release: string }; inputs_hash: string; stable: { image: { digest: string } } };
+  const prov = r.provenance as {
+    inputs: { kernel_releases: string[]; zfs_release: string };
+    inputs_hash: string;
+    stable: { image: { digest: string } };
+  };
   assert.deepEqual(prov.inputs.kernel_releases, [K1]);
   assert.equal(prov.inputs.zfs_release, '2.4.4');
   assert.equal(prov.stable.image.digest, candidate);
@@ -65,7 +102,9 @@ test('a second run reuses the akmods cache: no kernel is built and nothing is pu
   assert.equal(r.outcome, 'promoted', r.message);
   assert.deepEqual(r.akmods!.built, []);
   assert.deepEqual(r.akmods!.reused, [K1]);
-  const perKernelPushes = writes(await registryRequests(world, mark)).filter((q) => /akmods-candidate\/manifests\/main-43-/.test(q.uri));
+  const perKernelPushes = writes(await registryRequests(world, mark)).filter((q) =>
+    /akmods-candidate\/manifests\/main-43-/.test(q.uri),
+  );
   assert.deepEqual(perKernelPushes, [], 'no per-kernel akmods image was pushed');
   assert.equal(await digestOf(`${world.info.stream.stable}:latest`), r.candidate!.digest);
 });
@@ -84,35 +123,67 @@ test('a base that gains a kernel makes the cache stale: only the new kernel is b
 
 test('a recipe that leaves one kernel without zfs.ko fails the smoke test naming that kernel, and stable keeps its digests', async () => {
   const before = await stableState(world);
-  world = await bringUpWorld('pipeline', worldSpec({ versions: [[K1], [K1, K2]], append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K2}/extra/zfs/zfs.ko\n` } }));
+  world = await bringUpWorld(
+    'pipeline',
+    worldSpec({
+      versions: [[K1], [K1, K2]],
+      append: { 'os/Containerfile': `RUN rm -f /usr/lib/modules/${K2}/extra/zfs/zfs.ko\n` },
+    }),
+  );
   const handle = await startRun(world, c);
   const err = await handle.result().then(
     () => assert.fail('the run should fail'),
     (e) => e,
   );
   assert.ok(err instanceof WorkflowFailedError);
-  assert.match(String(err.cause?.message), new RegExp(`smoke-test failed: .*missing a ZFS module payload for kernels ${K2.replace(/\./g, '\\.')}`));
-  assert.doesNotMatch(String(err.cause?.message), new RegExp(K1.replace(/\./g, '\\.')), 'only the kernel without a module is named');
-  assert.deepEqual(await stableState(world), before, 'stable tags and the stable akmods tag keep their previous digests');
+  assert.match(
+    String(err.cause?.message),
+    new RegExp(`smoke-test failed: .*missing a ZFS module payload for kernels ${K2.replace(/\./g, '\\.')}`),
+  );
+  assert.doesNotMatch(
+    String(err.cause?.message),
+    new RegExp(K1.replace(/\./g, '\\.')),
+    'only the kernel without a module is named',
+  );
+  assert.deepEqual(
+    await stableState(world),
+    before,
+    'stable tags and the stable akmods tag keep their previous digests',
+  );
 });
 
 test('a missing base image fails with a clear error and writes nothing to the registry', async () => {
   const s = world.config.streams[world.stream]!;
-  const missing = { ...world, config: { ...world.config, streams: { [world.stream]: { ...s, baseImage: `${world.info.registry.host}/ublue-os/no-such-image:latest` } } } };
+  const missing = {
+    ...world,
+    config: {
+      ...world.config,
+      streams: { [world.stream]: { ...s, baseImage: `${world.info.registry.host}/ublue-os/no-such-image:latest` } },
+    },
+  };
   const mark = await registryLogMark(world);
   const handle = await startRun(missing, c);
   const err = await handle.result().then(
     () => assert.fail('the run should fail'),
     (e) => e,
   );
-  assert.match(String(err.cause?.message), /resolve failed: Failed to resolve base image digest for .*no-such-image:latest/);
+  assert.match(
+    String(err.cause?.message),
+    /resolve failed: Failed to resolve base image digest for .*no-such-image:latest/,
+  );
   assert.equal(err.cause?.type, 'ImageNotFound');
   assert.deepEqual(writes(await registryRequests(world, mark)), []);
 });
 
 test('an image reference with shell metacharacters is refused before any tool runs, and nothing moves', async () => {
   const s = world.config.streams[world.stream]!;
-  const hostile = { ...world, config: { ...world.config, streams: { [world.stream]: { ...s, baseImage: `${world.info.registry.host}/x/y:latest;touch /tmp/kz-pwned` } } } };
+  const hostile = {
+    ...world,
+    config: {
+      ...world.config,
+      streams: { [world.stream]: { ...s, baseImage: `${world.info.registry.host}/x/y:latest;touch /tmp/kz-pwned` } },
+    },
+  };
   const mark = await registryLogMark(world);
   const handle = await startRun(hostile, c);
   const err = await handle.result().then(

@@ -71,28 +71,58 @@ async function baseImage(from: string, name: string, kernels: string[]): Promise
 
 /** The exact akmods invocation the pipeline runs (see recipes/README.md). */
 function runAkmods(opts: { builder: string; srcDir: string; outDir: string; kernel: string; userspace?: boolean }) {
-  return execa('podman', [
-    'run', '--rm', '--network=none',
-    '-v', `${join(RECIPES, 'akmods')}:/recipe:ro`,
-    '-v', `${opts.srcDir}:/src:ro`,
-    '-v', `${opts.outDir}:/out`,
-    '-e', `KERNEL_RELEASE=${opts.kernel}`, '-e', `ZFS_VERSION=${ZFS_VERSION}`, '-e', `FEDORA_VERSION=${FEDORA}`,
-    ...(opts.userspace === false ? [] : ['-e', 'ZFS_BUILD_USERSPACE=1']),
-    opts.builder, '/bin/sh', '/recipe/build-akmods.sh',
-  ], { env: ENV, reject: false, all: true });
+  return execa(
+    'podman',
+    [
+      'run',
+      '--rm',
+      '--network=none',
+      '-v',
+      `${join(RECIPES, 'akmods')}:/recipe:ro`,
+      '-v',
+      `${opts.srcDir}:/src:ro`,
+      '-v',
+      `${opts.outDir}:/out`,
+      '-e',
+      `KERNEL_RELEASE=${opts.kernel}`,
+      '-e',
+      `ZFS_VERSION=${ZFS_VERSION}`,
+      '-e',
+      `FEDORA_VERSION=${FEDORA}`,
+      ...(opts.userspace === false ? [] : ['-e', 'ZFS_BUILD_USERSPACE=1']),
+      opts.builder,
+      '/bin/sh',
+      '/recipe/build-akmods.sh',
+    ],
+    { env: ENV, reject: false, all: true },
+  );
 }
 
 /** The exact compose invocation the pipeline runs, in a copy of recipes/os. */
 async function composeOs(opts: { context: string; base: string; akmods: string; tag: string }) {
-  const res = await execa('podman', [
-    'build', '--pull=missing', '-f', 'Containerfile',
-    '--build-arg', `BASE_IMAGE=${opts.base}`,
-    '--build-arg', `AKMODS_IMAGE=${opts.akmods}`,
-    '--build-arg', `STABLE_REPO=${STABLE_REPO}`,
-    '--build-arg', `CANDIDATE_REPO=${CANDIDATE_REPO}`,
-    '--label', 'io.github.danathar.kinoite-zfs.test=recipes',
-    '-t', opts.tag, '.',
-  ], { cwd: opts.context, env: ENV, reject: false, all: true });
+  const res = await execa(
+    'podman',
+    [
+      'build',
+      '--pull=missing',
+      '-f',
+      'Containerfile',
+      '--build-arg',
+      `BASE_IMAGE=${opts.base}`,
+      '--build-arg',
+      `AKMODS_IMAGE=${opts.akmods}`,
+      '--build-arg',
+      `STABLE_REPO=${STABLE_REPO}`,
+      '--build-arg',
+      `CANDIDATE_REPO=${CANDIDATE_REPO}`,
+      '--label',
+      'io.github.danathar.kinoite-zfs.test=recipes',
+      '-t',
+      opts.tag,
+      '.',
+    ],
+    { cwd: opts.context, env: ENV, reject: false, all: true },
+  );
   for (const m of String(res.all).matchAll(/^--> ([0-9a-f]{11,64})$/gm)) intermediates.add(m[1]!);
   return res;
 }
@@ -123,7 +153,10 @@ describe('fixture OpenZFS source tarball', () => {
   });
 
   test('renderMeta refuses a version that is not digits and dots', () => {
-    assert.throws(() => renderMeta({ version: '2.4.4; rm', linuxMin: '4.18', linuxMax: '7.2' }), /Invalid ZFS fixture version/);
+    assert.throws(
+      () => renderMeta({ version: '2.4.4; rm', linuxMin: '4.18', linuxMax: '7.2' }),
+      /Invalid ZFS fixture version/,
+    );
   });
 });
 
@@ -140,7 +173,10 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
     work = await mkdtemp(join(tmpdir(), 'kz-recipes-test-'));
     const srcDir = join(work, 'src');
     await makeZfsSourceTarball({
-      version: ZFS_VERSION, linuxMin: '4.18', linuxMax: '7.2', outFile: join(srcDir, `zfs-${ZFS_VERSION}.tar.gz`),
+      version: ZFS_VERSION,
+      linuxMin: '4.18',
+      linuxMax: '7.2',
+      outFile: join(srcDir, `zfs-${ZFS_VERSION}.tar.gz`),
     });
     builder = await rootfsImage();
 
@@ -194,13 +230,16 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  test('build-akmods.sh writes one kmod-zfs RPM per kernel holding exactly that kernel\'s zfs.ko', async () => {
+  test("build-akmods.sh writes one kmod-zfs RPM per kernel holding exactly that kernel's zfs.ko", async () => {
     for (const [kernel, outDir] of outDirs) {
       const dir = join(outDir, 'rpms', 'kmods', 'zfs');
       assert.deepEqual((await readdir(dir)).sort(), [kmodFile(kernel), ZFS_FILE].sort());
       const kmod = join(dir, kmodFile(kernel));
       const { stdout: files } = await execa('rpm', ['-qlp', kmod]);
-      assert.deepEqual(files.split('\n'), [`/usr/lib/modules/${kernel}/extra/zfs/spl.ko`, `/usr/lib/modules/${kernel}/extra/zfs/zfs.ko`]);
+      assert.deepEqual(files.split('\n'), [
+        `/usr/lib/modules/${kernel}/extra/zfs/spl.ko`,
+        `/usr/lib/modules/${kernel}/extra/zfs/zfs.ko`,
+      ]);
       const { stdout: name } = await execa('rpm', ['-qp', '--qf', '%{NAME} %{VERSION}-%{RELEASE}', kmod]);
       assert.equal(name, `kmod-zfs ${ZFS_VERSION}-1.fc${FEDORA}`);
       assert.match(akmodsLogs.get(kernel) ?? '', /build-akmods: done/);
@@ -223,14 +262,26 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
     const tree = join(work, 'broken', `zfs-${ZFS_VERSION}`);
     await mkdir(tree, { recursive: true });
     await writeFile(join(tree, 'FIXTURE'), 'broken fixture\n');
-    await writeFile(join(tree, 'configure'), '#!/bin/sh\necho "checking kernel source version... 9.9"\necho "configure: error: Cannot build against kernel version 9.9. The maximum supported kernel version is 6.12." >&2\nexit 1\n', { mode: 0o755 });
-    await execa('tar', ['-czf', join(work, 'broken', `zfs-${ZFS_VERSION}.tar.gz`), '-C', join(work, 'broken'), `zfs-${ZFS_VERSION}`]);
+    await writeFile(
+      join(tree, 'configure'),
+      '#!/bin/sh\necho "checking kernel source version... 9.9"\necho "configure: error: Cannot build against kernel version 9.9. The maximum supported kernel version is 6.12." >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    await execa('tar', [
+      '-czf',
+      join(work, 'broken', `zfs-${ZFS_VERSION}.tar.gz`),
+      '-C',
+      join(work, 'broken'),
+      `zfs-${ZFS_VERSION}`,
+    ]);
     const outDir = join(work, 'out-broken');
     await mkdir(outDir);
     const res = await runAkmods({ builder, srcDir: join(work, 'broken'), outDir, kernel: K_NEW });
     assert.notEqual(res.exitCode, 0);
     assert.ok(
-      String(res.all).includes(`build-akmods: ERROR: configure (kernel modules) failed for kernel ${K_NEW} (zfs ${ZFS_VERSION}): configure: error: Cannot build against kernel version 9.9.`),
+      String(res.all).includes(
+        `build-akmods: ERROR: configure (kernel modules) failed for kernel ${K_NEW} (zfs ${ZFS_VERSION}): configure: error: Cannot build against kernel version 9.9.`,
+      ),
       String(res.all),
     );
     assert.deepEqual(await readdir(outDir), []);
@@ -281,7 +332,11 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
     for (const repo of [STABLE_REPO, CANDIDATE_REPO]) {
       const name = repo.split('/').at(-1);
       assert.deepEqual(policy.transports.docker[repo], [
-        { type: 'sigstoreSigned', keyPath: `/etc/pki/containers/${name}.pub`, signedIdentity: { type: 'matchRepository' } },
+        {
+          type: 'sigstoreSigned',
+          keyPath: `/etc/pki/containers/${name}.pub`,
+          signedIdentity: { type: 'matchRepository' },
+        },
       ]);
     }
     assert.match(String(res.all), new RegExp(`unpacked kmod-zfs-${K_OLD.replaceAll('.', '\\.')}`));
@@ -294,7 +349,9 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
     const res = await composeOs({ context: osContext, base, akmods: akmodsRef, tag });
     assert.notEqual(res.exitCode, 0, 'build must fail');
     assert.ok(
-      String(res.all).includes(`No kmod-zfs RPM found for base kernel ${K_UNCACHED}. Cached akmods are stale; rebuild akmods.`),
+      String(res.all).includes(
+        `No kmod-zfs RPM found for base kernel ${K_UNCACHED}. Cached akmods are stale; rebuild akmods.`,
+      ),
       String(res.all),
     );
     const exists = await execa('podman', ['image', 'exists', tag], { env: ENV, reject: false });
@@ -319,13 +376,29 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
       await buildah(['rm', ctr.trim()]);
     }
     // Build once with the full cache first so a cached install layer exists whatever the test order.
-    const warm = await composeOs({ context: osContext, base: twoKernelBase, akmods: akmodsRef, tag: `localhost/kz-recipes-test-warm:${RUN}` });
+    const warm = await composeOs({
+      context: osContext,
+      base: twoKernelBase,
+      akmods: akmodsRef,
+      tag: `localhost/kz-recipes-test-warm:${RUN}`,
+    });
     assert.equal(warm.exitCode, 0, String(warm.all));
     created.push(`localhost/kz-recipes-test-warm:${RUN}`);
-    const res = await composeOs({ context: osContext, base: twoKernelBase, akmods: partialRef, tag: `localhost/kz-recipes-test-partial:${RUN}` });
-    assert.notEqual(res.exitCode, 0, `build must not reuse the install layer made from another akmods image:\n${res.all}`);
+    const res = await composeOs({
+      context: osContext,
+      base: twoKernelBase,
+      akmods: partialRef,
+      tag: `localhost/kz-recipes-test-partial:${RUN}`,
+    });
+    assert.notEqual(
+      res.exitCode,
+      0,
+      `build must not reuse the install layer made from another akmods image:\n${res.all}`,
+    );
     assert.ok(
-      String(res.all).includes(`No kmod-zfs RPM found for base kernel ${K_OLD}. Cached akmods are stale; rebuild akmods.`),
+      String(res.all).includes(
+        `No kmod-zfs RPM found for base kernel ${K_OLD}. Cached akmods are stale; rebuild akmods.`,
+      ),
       String(res.all),
     );
   });
@@ -345,23 +418,43 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
       'jq -c "[.default, (.transports.docker | keys)]" /etc/containers/policy.json',
     ].join('\n');
     const { stdout } = await podman([
-      'run', '--rm', '--network=none', '-v', `${osContext}:/recipe:ro`, builder, '/bin/sh', '-c', script,
+      'run',
+      '--rm',
+      '--network=none',
+      '-v',
+      `${osContext}:/recipe:ro`,
+      builder,
+      '/bin/sh',
+      '-c',
+      script,
     ]);
-    assert.equal(stdout, [
-      'kinoite-zfs-candidate.yaml', 'kinoite-zfs.yaml', 'unrelated.yaml',
-      '644 /etc/containers/policy.json',
-      '644 /etc/pki/containers/kinoite-zfs-candidate.pub',
-      '644 /etc/pki/containers/kinoite-zfs.pub',
-      'docker:', `  ${STABLE_REPO}:`, '    use-sigstore-attachments: true',
-      `[[{"type":"reject"}],["quay.io/other/app","${STABLE_REPO}","${CANDIDATE_REPO}"]]`,
-    ].join('\n'));
+    assert.equal(
+      stdout,
+      [
+        'kinoite-zfs-candidate.yaml',
+        'kinoite-zfs.yaml',
+        'unrelated.yaml',
+        '644 /etc/containers/policy.json',
+        '644 /etc/pki/containers/kinoite-zfs-candidate.pub',
+        '644 /etc/pki/containers/kinoite-zfs.pub',
+        'docker:',
+        `  ${STABLE_REPO}:`,
+        '    use-sigstore-attachments: true',
+        `[[{"type":"reject"}],["quay.io/other/app","${STABLE_REPO}","${CANDIDATE_REPO}"]]`,
+      ].join('\n'),
+    );
   });
 
   test('the OS build fails with a clear message while cosign.pub is still the placeholder', async () => {
     const context = join(work, 'os-placeholder');
     await cp(join(RECIPES, 'os'), context, { recursive: true });
     const base = await baseImage(builder, 'kz-recipes-test-base-one', [K_NEW]);
-    const res = await composeOs({ context, base, akmods: akmodsRef, tag: `localhost/kz-recipes-test-placeholder:${RUN}` });
+    const res = await composeOs({
+      context,
+      base,
+      akmods: akmodsRef,
+      tag: `localhost/kz-recipes-test-placeholder:${RUN}`,
+    });
     assert.notEqual(res.exitCode, 0, 'build must fail');
     assert.match(String(res.all), /replace recipes\/os\/cosign\.pub with your public key/);
   });

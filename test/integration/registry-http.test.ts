@@ -71,7 +71,11 @@ http:
 ${auth}`;
   await writeFile(join(dir, 'config.yml'), config);
   const logFile = join(dir, 'registry.log');
-  const proc = execa('docker-registry', ['serve', join(dir, 'config.yml')], { stdout: { file: logFile }, stderr: { file: logFile }, reject: false });
+  const proc = execa('docker-registry', ['serve', join(dir, 'config.yml')], {
+    stdout: { file: logFile },
+    stderr: { file: logFile },
+    reject: false,
+  });
   for (let i = 0; i < 100; i++) {
     try {
       const res = await fetch(`http://${host}/v2/`);
@@ -89,20 +93,37 @@ ${auth}`;
 }
 
 function buildah(args: string[]) {
-  return execa('buildah', ['--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', ...args], {
-    env: { CONTAINERS_CONF },
-  });
+  return execa(
+    'buildah',
+    ['--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', ...args],
+    {
+      env: { CONTAINERS_CONF },
+    },
+  );
 }
 
 /** Builds a FROM-scratch image from a folder with labels and pushes it; returns its digest. */
-async function buildAndPush(opts: { dir: string; labels: Record<string, string>; ref: string; format?: 'oci' | 'v2s2' }): Promise<string> {
+async function buildAndPush(opts: {
+  dir: string;
+  labels: Record<string, string>;
+  ref: string;
+  format?: 'oci' | 'v2s2';
+}): Promise<string> {
   const ctr = (await buildah(['from', 'scratch'])).stdout.trim();
   await buildah(['copy', ctr, opts.dir, '/']);
   await buildah(['config', ...Object.entries(opts.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), ctr]);
   const local = `localhost/kz-${Math.random().toString(36).slice(2)}`;
   await buildah(['commit', '--rm', ctr, local]);
   const digestFile = join(work, `digest-${Math.random().toString(36).slice(2)}`);
-  await buildah(['push', '--tls-verify=false', '--digestfile', digestFile, ...(opts.format === 'v2s2' ? ['-f', 'v2s2'] : []), local, `docker://${opts.ref}`]);
+  await buildah([
+    'push',
+    '--tls-verify=false',
+    '--digestfile',
+    digestFile,
+    ...(opts.format === 'v2s2' ? ['-f', 'v2s2'] : []),
+    local,
+    `docker://${opts.ref}`,
+  ]);
   return (await readFile(digestFile, 'utf8')).trim();
 }
 
@@ -131,13 +152,19 @@ before(async () => {
   authFile = join(work, 'auth.json');
   open = await startRegistry('open');
   locked = await startRegistry('locked', join(work, 'htpasswd'));
-  await writeFile(authFile, JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+  await writeFile(
+    authFile,
+    JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }),
+  );
 
   // Two per-kernel images (one OCI, one Docker schema 2) and one "base" with a symlink.
   const k1 = join(work, 'ctx-k1');
   await mkdir(join(k1, 'rpms/kmods/zfs'), { recursive: true });
   // Incompressible, so that "no layer bytes read" is a visible difference.
-  await writeFile(join(k1, 'rpms/kmods/zfs/kmod-zfs-6.18.9-200.fc43.x86_64-2.4.4-1.fc43.x86_64.rpm'), randomBytes(2 * 1024 * 1024));
+  await writeFile(
+    join(k1, 'rpms/kmods/zfs/kmod-zfs-6.18.9-200.fc43.x86_64-2.4.4-1.fc43.x86_64.rpm'),
+    randomBytes(2 * 1024 * 1024),
+  );
   const k2 = join(work, 'ctx-k2');
   await mkdir(join(k2, 'rpms/kmods/zfs'), { recursive: true });
   await writeFile(join(k2, 'rpms/kmods/zfs/kmod-zfs-6.18.10-200.fc43.x86_64-2.4.4-1.fc43.x86_64.rpm'), 'rpm two\n');
@@ -149,11 +176,37 @@ before(async () => {
   const k1Ref = `${open.host}/kz/akmods-k1:latest`;
   const k2Ref = `${open.host}/kz/akmods-k2:latest`;
   const baseRef = `${open.host}/kz/base:latest`;
-  images.k1 = { ref: k1Ref, digest: await buildAndPush({ dir: k1, labels: { 'ostree.linux': '6.18.9-200.fc43.x86_64' }, ref: k1Ref }) };
-  images.k2 = { ref: k2Ref, digest: await buildAndPush({ dir: k2, labels: { 'ostree.linux': '6.18.10-200.fc43.x86_64' }, ref: k2Ref, format: 'v2s2' }) };
-  images.base = { ref: baseRef, digest: await buildAndPush({ dir: base, labels: { 'ostree.linux': '6.18.9-200.fc43.x86_64', 'org.opencontainers.image.version': '43.20261120.0' }, ref: baseRef }) };
+  images.k1 = {
+    ref: k1Ref,
+    digest: await buildAndPush({ dir: k1, labels: { 'ostree.linux': '6.18.9-200.fc43.x86_64' }, ref: k1Ref }),
+  };
+  images.k2 = {
+    ref: k2Ref,
+    digest: await buildAndPush({
+      dir: k2,
+      labels: { 'ostree.linux': '6.18.10-200.fc43.x86_64' },
+      ref: k2Ref,
+      format: 'v2s2',
+    }),
+  };
+  images.base = {
+    ref: baseRef,
+    digest: await buildAndPush({
+      dir: base,
+      labels: { 'ostree.linux': '6.18.9-200.fc43.x86_64', 'org.opencontainers.image.version': '43.20261120.0' },
+      ref: baseRef,
+    }),
+  };
   // The same image in the password-protected registry.
-  await execa('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', '--dest-authfile', authFile, `docker://${k1Ref}`, `docker://${locked.host}/kz/akmods-k1:latest`]);
+  await execa('skopeo', [
+    'copy',
+    '--src-tls-verify=false',
+    '--dest-tls-verify=false',
+    '--dest-authfile',
+    authFile,
+    `docker://${k1Ref}`,
+    `docker://${locked.host}/kz/akmods-k1:latest`,
+  ]);
 });
 
 after(async () => {
@@ -195,7 +248,10 @@ describe('RegistryClient against docker-registry', () => {
       const info = await client.getImage(img.ref);
       const inspected = await skopeoInspect(img.ref);
       assert.deepEqual(info.labels, inspected.Labels);
-      assert.deepEqual(info.layers.map((l) => l.digest), inspected.Layers);
+      assert.deepEqual(
+        info.layers.map((l) => l.digest),
+        inspected.Layers,
+      );
       assert.equal(info.digest, img.digest);
     }
     const k2 = await client.getImage(images.k2!.ref);
@@ -206,7 +262,17 @@ describe('RegistryClient against docker-registry', () => {
     const client = new RegistryClient({ insecureHosts: [open.host] });
     const listRef = `${open.host}/kz/akmods-k1:list`;
     await buildah(['manifest', 'create', 'localhost/kz-list']);
-    await buildah(['manifest', 'add', '--tls-verify=false', '--arch', 'amd64', '--os', 'linux', 'localhost/kz-list', `docker://${images.k1!.ref}`]);
+    await buildah([
+      'manifest',
+      'add',
+      '--tls-verify=false',
+      '--arch',
+      'amd64',
+      '--os',
+      'linux',
+      'localhost/kz-list',
+      `docker://${images.k1!.ref}`,
+    ]);
     await buildah(['manifest', 'push', '--all', '--tls-verify=false', 'localhost/kz-list', `docker://${listRef}`]);
     const fetched = await client.getManifest(listRef);
     assert.equal(fetched.mediaType, 'application/vnd.oci.image.index.v1+json');
@@ -228,9 +294,15 @@ describe('RegistryClient against docker-registry', () => {
       onLayer: (_i, digest) => layers.push(digest),
     });
     const info = await client.getImage(images.base!.ref);
-    assert.deepEqual(layers, info.layers.map((l) => l.digest));
+    assert.deepEqual(
+      layers,
+      info.layers.map((l) => l.digest),
+    );
     assert.equal(result.layersRead, info.layers.length);
-    assert.equal(result.bytesRead, info.layers.reduce((n, l) => n + l.size, 0));
+    assert.equal(
+      result.bytesRead,
+      info.layers.reduce((n, l) => n + l.size, 0),
+    );
     const byName = new Map(seen.map((s) => [s.entry.name.replace(/^\.?\//, '').replace(/\/$/, ''), s.entry.type]));
     assert.equal(byName.get('usr/lib/modules/6.18.9-200.fc43.x86_64/vmlinuz'), 'file');
     assert.equal(byName.get('lib'), 'symlink');
@@ -305,12 +377,19 @@ describe('RegistryClient against docker-registry', () => {
     const log = (await open.log()).slice(logBefore);
     assert.match(log, /mount=sha256/);
     for (const l of [...k1.layers, ...k2.layers]) {
-      assert.doesNotMatch(log, new RegExp(`method=GET[^\\n]*uri="?/v2/[^ ]*/blobs/${l.digest}`), `layer ${l.digest} was downloaded`);
+      assert.doesNotMatch(
+        log,
+        new RegExp(`method=GET[^\\n]*uri="?/v2/[^ ]*/blobs/${l.digest}`),
+        `layer ${l.digest} was downloaded`,
+      );
     }
 
     const inspected = await skopeoInspect(`${target}:main-43`);
     assert.equal(inspected.Digest, digest);
-    assert.deepEqual(inspected.Layers, [...k1.layers, ...k2.layers].map((l) => l.digest));
+    assert.deepEqual(
+      inspected.Layers,
+      [...k1.layers, ...k2.layers].map((l) => l.digest),
+    );
     assert.deepEqual(inspected.Labels, labels);
     assert.equal(inspected.Architecture, 'amd64');
     assert.equal(inspected.Os, 'linux');
@@ -356,7 +435,10 @@ describe('RegistryClient against docker-registry', () => {
     assert.equal(client.stats.blobsCopied, k2.layers.length);
     const inspected = await skopeoInspect(`${locked.host}/kz/merged:v1`, ['--authfile', authFile]);
     assert.equal(inspected.Digest, digest);
-    assert.deepEqual(inspected.Layers, k2.layers.map((l) => l.digest));
+    assert.deepEqual(
+      inspected.Layers,
+      k2.layers.map((l) => l.digest),
+    );
     assert.deepEqual(inspected.Labels, { merged: 'yes' });
   });
 
@@ -372,7 +454,10 @@ describe('RegistryClient against docker-registry', () => {
       return true;
     });
     const wrongFile = join(work, 'wrong-auth.json');
-    await writeFile(wrongFile, JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from(`${USER}:nope`).toString('base64') } } }));
+    await writeFile(
+      wrongFile,
+      JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from(`${USER}:nope`).toString('base64') } } }),
+    );
     const wrong = new RegistryClient({ insecureHosts: [locked.host], authFile: wrongFile });
     await assert.rejects(wrong.resolveDigest(ref), (err: unknown) => {
       assert.ok(err instanceof PermanentError);

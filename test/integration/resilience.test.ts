@@ -8,7 +8,20 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { bringUpWorld, worldSpec, client, startRun, spawnWorker, killWorker, digestOf, tagsOf, inspect, cosignVerifies, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import {
+  bringUpWorld,
+  worldSpec,
+  client,
+  startRun,
+  spawnWorker,
+  killWorker,
+  digestOf,
+  tagsOf,
+  inspect,
+  cosignVerifies,
+  tearDownWorld,
+  type TestWorld,
+} from '../support/harness.ts';
 import { ensureRegistry, stopRegistry } from '../../world/services.ts';
 import { progressQuery } from '../../workflows/shared.ts';
 import type { PipelineResult, RunProgress } from '../../core/pipeline.ts';
@@ -21,7 +34,12 @@ let c: Client;
 let worker: ChildProcess | undefined;
 const log = () => join(world.dir, 'worker', 'resilience-worker.log');
 
-async function until(handle: WorkflowHandle, what: string, check: (p: RunProgress) => boolean, timeoutMs = 120_000): Promise<RunProgress> {
+async function until(
+  handle: WorkflowHandle,
+  what: string,
+  check: (p: RunProgress) => boolean,
+  timeoutMs = 120_000,
+): Promise<RunProgress> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const p = (await handle.query(progressQuery).catch(() => undefined)) as RunProgress | undefined;
@@ -57,7 +75,11 @@ async function checkPromoted(r: PipelineResult, auditTagsBefore: string[]): Prom
   assert.equal(await digestOf(`${s.stable}:latest`), r.candidate!.digest);
   assert.equal(await digestOf(`${s.akmodsStable}:main-43`), r.akmods!.digest);
   const audit = (await tagsOf(s.stable)).filter((t) => t.startsWith('stable-'));
-  assert.deepEqual(audit.filter((t) => !auditTagsBefore.includes(t)), [r.promotion!.auditTag], 'exactly one new audit tag: one promotion');
+  assert.deepEqual(
+    audit.filter((t) => !auditTagsBefore.includes(t)),
+    [r.promotion!.auditTag],
+    'exactly one new audit tag: one promotion',
+  );
   assert.equal(await signatureCount(s.stable, r.candidate!.digest), 1, 'signed exactly once');
   assert.ok(await cosignVerifies(`${s.stable}@${r.candidate!.digest}`, world.info.signing.publicKeyFile));
 }
@@ -99,7 +121,13 @@ test('a worker killed during promotion is replaced and the run completes with ex
 
 test('the registry stopped for 20 s during compose: the run completes after retries', async () => {
   // A new recipe commit makes compose do real work, so the outage lands inside it.
-  world = await bringUpWorld('resilience', worldSpec({ versions: [[K1], [K1, K2]], append: { 'os/Containerfile': 'RUN echo outage-test > /usr/share/kinoite-zfs-outage-test\n' } }));
+  world = await bringUpWorld(
+    'resilience',
+    worldSpec({
+      versions: [[K1], [K1, K2]],
+      append: { 'os/Containerfile': 'RUN echo outage-test > /usr/share/kinoite-zfs-outage-test\n' },
+    }),
+  );
   const before = (await tagsOf(world.info.stream.stable)).filter((t) => t.startsWith('stable-'));
   const handle = await startRun(world, c);
   await until(handle, 'compose', (p) => p.stage === 'compose');

@@ -53,9 +53,26 @@ describe('project services', () => {
     assert.equal(second.reused, true);
     assert.equal(second.pid, first.pid);
     assert.equal(second.address, first.address);
-    const list = await execa(temporalBin(), ['operator', 'search-attribute', 'list', '--address', first.address, '--output', 'json']);
-    for (const a of SEARCH_ATTRIBUTES) assert.ok(list.stdout.includes(`"${a.name}"`), `search attribute ${a.name} registered`);
-    const ns = await execa(temporalBin(), ['operator', 'namespace', 'describe', '--address', first.address, '--namespace', 'default']);
+    const list = await execa(temporalBin(), [
+      'operator',
+      'search-attribute',
+      'list',
+      '--address',
+      first.address,
+      '--output',
+      'json',
+    ]);
+    for (const a of SEARCH_ATTRIBUTES)
+      assert.ok(list.stdout.includes(`"${a.name}"`), `search attribute ${a.name} registered`);
+    const ns = await execa(temporalBin(), [
+      'operator',
+      'namespace',
+      'describe',
+      '--address',
+      first.address,
+      '--namespace',
+      'default',
+    ]);
     assert.match(ns.stdout, /720h/);
     const ui = await fetch(second.uiUrl);
     assert.equal(ui.status, 200);
@@ -65,18 +82,46 @@ describe('project services', () => {
   test('a killed Temporal dev server comes back on the same address with its workflows', async () => {
     const t = await ensureTemporal({ stateDir });
     const id = `kz-services-test-${Date.now()}`;
-    await execa(temporalBin(), ['workflow', 'start', '--address', t.address, '--type', 'KzNoSuchWorkflow', '--task-queue', 'kz-services-test', '--workflow-id', id]);
+    await execa(temporalBin(), [
+      'workflow',
+      'start',
+      '--address',
+      t.address,
+      '--type',
+      'KzNoSuchWorkflow',
+      '--task-queue',
+      'kz-services-test',
+      '--workflow-id',
+      id,
+    ]);
     await killAndWait(t.pid);
     const back = await ensureTemporal({ stateDir });
     assert.equal(back.reused, false);
     assert.notEqual(back.pid, t.pid);
     assert.equal(back.address, t.address);
-    const described = await execa(temporalBin(), ['workflow', 'describe', '--address', back.address, '--workflow-id', id, '--output', 'json'], { reject: false });
+    const described = await execa(
+      temporalBin(),
+      ['workflow', 'describe', '--address', back.address, '--workflow-id', id, '--output', 'json'],
+      { reject: false },
+    );
     assert.equal(described.exitCode, 0, described.stderr);
     assert.ok(described.stdout.includes(id));
-    const listed = await execa(temporalBin(), ['workflow', 'list', '--address', back.address, '--query', `WorkflowId = '${id}'`, '--output', 'json']);
+    const listed = await execa(temporalBin(), [
+      'workflow',
+      'list',
+      '--address',
+      back.address,
+      '--query',
+      `WorkflowId = '${id}'`,
+      '--output',
+      'json',
+    ]);
     assert.ok(listed.stdout.includes(id), `workflow list shows ${id} after the restart`);
-    await execa(temporalBin(), ['workflow', 'terminate', '--address', back.address, '--workflow-id', id, '--reason', 'test done'], { reject: false });
+    await execa(
+      temporalBin(),
+      ['workflow', 'terminate', '--address', back.address, '--workflow-id', id, '--reason', 'test done'],
+      { reject: false },
+    );
   });
 
   test('a killed registry comes back on the same host with its images', async () => {
@@ -91,13 +136,26 @@ describe('project services', () => {
     } finally {
       await execa('buildah', ['rm', ctr], { env, reject: false });
     }
-    await execa('buildah', ['push', '--quiet', '--tls-verify=false', `localhost/kz-services-test:${marker}`, `docker://${reg.host}/kz/services-test:${marker}`], { env });
+    await execa(
+      'buildah',
+      [
+        'push',
+        '--quiet',
+        '--tls-verify=false',
+        `localhost/kz-services-test:${marker}`,
+        `docker://${reg.host}/kz/services-test:${marker}`,
+      ],
+      { env },
+    );
     await execa('buildah', ['rmi', `localhost/kz-services-test:${marker}`], { env, reject: false });
     await killAndWait(reg.pid);
     const back = await ensureRegistry({ dir: stateDir });
     assert.equal(back.reused, false);
     assert.equal(back.host, reg.host);
-    const inspected = JSON.parse((await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${back.host}/kz/services-test:${marker}`])).stdout);
+    const inspected = JSON.parse(
+      (await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${back.host}/kz/services-test:${marker}`]))
+        .stdout,
+    );
     assert.equal(inspected.Labels['kz.test'], marker);
   });
 

@@ -7,10 +7,33 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { bringUpWorld, worldSpec, startWorker, client, waitStreamState, digestOf, cosignVerifies, registryRequests, registryLogMark, writes, tearDownWorld, type TestWorld } from '../support/harness.ts';
+import {
+  bringUpWorld,
+  worldSpec,
+  startWorker,
+  client,
+  waitStreamState,
+  digestOf,
+  cosignVerifies,
+  registryRequests,
+  registryLogMark,
+  writes,
+  tearDownWorld,
+  type TestWorld,
+} from '../support/harness.ts';
 import { triggerStream, streamHandle, streamState } from '../../client/stream-client.ts';
 import { streamWorkflow, streamStateQuery } from '../../workflows/stream.ts';
-import { approveSignal, approveUpdate, rejectUpdate, rollbackUpdate, vetoUpdate, unvetoUpdate, holdUpdate, releaseUpdate, triggerUpdate } from '../../workflows/shared.ts';
+import {
+  approveSignal,
+  approveUpdate,
+  rejectUpdate,
+  rollbackUpdate,
+  vetoUpdate,
+  unvetoUpdate,
+  holdUpdate,
+  releaseUpdate,
+  triggerUpdate,
+} from '../../workflows/shared.ts';
 import { applySchedule, scheduleId } from '../../client/commands/schedule.ts';
 import { streamPlan } from '../../client/temporal.ts';
 import type { StreamStateData } from '../../workflows/stream-state.ts';
@@ -26,7 +49,10 @@ let c: Client;
 let worker: { stop: () => Promise<void> };
 
 const spec = () => worldSpec({ versions, promotion: 'approval' });
-const approvalSpec = () => ({ ...spec(), stream: { zfsLine: '2.4', owner: 'kinoite', promotion: 'approval', approvers: ['alice'] } });
+const approvalSpec = () => ({
+  ...spec(),
+  stream: { zfsLine: '2.4', owner: 'kinoite', promotion: 'approval', approvers: ['alice'] },
+});
 
 /** Adds a base version (same kernels or more) so the next run has new inputs. */
 async function newBaseVersion(kernels: string[] = versions.at(-1)!): Promise<void> {
@@ -35,10 +61,17 @@ async function newBaseVersion(kernels: string[] = versions.at(-1)!): Promise<voi
 }
 
 async function trigger(opts: { config?: Config; commit?: string; source?: string } = {}) {
-  return triggerStream(c, opts.config ?? world.config, world.stream, { trigger: { source: opts.source ?? 'test', requestId: randomUUID(), ...(opts.commit ? { commit: opts.commit } : {}) } });
+  return triggerStream(c, opts.config ?? world.config, world.stream, {
+    trigger: {
+      source: opts.source ?? 'test',
+      requestId: randomUUID(),
+      ...(opts.commit ? { commit: opts.commit } : {}),
+    },
+  });
 }
 
-const waitState = (what: string, check: (s: StreamStateData) => boolean, timeoutMs?: number) => waitStreamState(c, world.stream, what, check, timeoutMs);
+const waitState = (what: string, check: (s: StreamStateData) => boolean, timeoutMs?: number) =>
+  waitStreamState(c, world.stream, what, check, timeoutMs);
 
 async function runResult(runWorkflowId: string): Promise<PipelineResult> {
   return (await c.workflow.getHandle(runWorkflowId).result()) as PipelineResult;
@@ -46,7 +79,11 @@ async function runResult(runWorkflowId: string): Promise<PipelineResult> {
 
 async function stable() {
   const s = world.info.stream;
-  return { latest: await digestOf(`${s.stable}:latest`), fedora: await digestOf(`${s.stable}:43`), akmods: await digestOf(`${s.akmodsStable}:main-43`) };
+  return {
+    latest: await digestOf(`${s.stable}:latest`),
+    fedora: await digestOf(`${s.stable}:43`),
+    akmods: await digestOf(`${s.akmodsStable}:main-43`),
+  };
 }
 
 /** The world's config with promotion policy `never` (build and test only). */
@@ -56,18 +93,27 @@ function never(): Config {
 }
 
 async function refused(p: Promise<unknown>, message: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => err instanceof WorkflowUpdateFailedError && message.test(String((err.cause as Error)?.message)));
+  await assert.rejects(
+    p,
+    (err: unknown) => err instanceof WorkflowUpdateFailedError && message.test(String((err.cause as Error)?.message)),
+  );
 }
 
 before(async () => {
   world = await bringUpWorld('stream', approvalSpec(), { fresh: true });
   c = await client(world);
-  await c.workflow.getHandle(`stream/${world.stream}`).terminate('fresh test world').catch(() => undefined);
+  await c.workflow
+    .getHandle(`stream/${world.stream}`)
+    .terminate('fresh test world')
+    .catch(() => undefined);
   worker = await startWorker(world.config);
 });
 
 after(async () => {
-  await c?.workflow.getHandle(`stream/${world.stream}`).terminate('test file done').catch(() => undefined);
+  await c?.workflow
+    .getHandle(`stream/${world.stream}`)
+    .terminate('test file done')
+    .catch(() => undefined);
   await worker?.stop();
   await c?.connection.close();
   await tearDownWorld(world);
@@ -79,11 +125,26 @@ test('approval: a wrong digest, a wrong inputs hash or an unlisted approver is r
   const s = await waitState('a pending approval', (x) => !!x.parked);
   const pending = s.parked!;
   const h = streamHandle(c, world.stream);
-  await refused(h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: `sha256:${'0'.repeat(64)}`, inputsHash: pending.inputsHash }] }), /The pending candidate is sha256:/);
-  await refused(h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: pending.digest, inputsHash: 'f'.repeat(64) }] }), /inputs hash is/);
-  await refused(h.executeUpdate(approveUpdate, { args: [{ by: 'mallory', digest: pending.digest, inputsHash: pending.inputsHash }] }), /"mallory" may not approve/);
+  await refused(
+    h.executeUpdate(approveUpdate, {
+      args: [{ by: 'alice', digest: `sha256:${'0'.repeat(64)}`, inputsHash: pending.inputsHash }],
+    }),
+    /The pending candidate is sha256:/,
+  );
+  await refused(
+    h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: pending.digest, inputsHash: 'f'.repeat(64) }] }),
+    /inputs hash is/,
+  );
+  await refused(
+    h.executeUpdate(approveUpdate, {
+      args: [{ by: 'mallory', digest: pending.digest, inputsHash: pending.inputsHash }],
+    }),
+    /"mallory" may not approve/,
+  );
   await h.signal(approveSignal, { by: 'mallory', digest: pending.digest, inputsHash: pending.inputsHash });
-  const after = await waitState('the invalid signal noted', (x) => x.notes.some((n) => /ignored approve signal from "mallory"/.test(n.text)));
+  const after = await waitState('the invalid signal noted', (x) =>
+    x.notes.some((n) => /ignored approve signal from "mallory"/.test(n.text)),
+  );
   assert.equal(after.parked?.digest, pending.digest, 'an invalid signal changes nothing');
   assert.deepEqual(await stable(), { latest: undefined, fedora: undefined, akmods: undefined }, 'nothing moved');
   await h.signal(approveSignal, { by: 'alice', digest: pending.digest, inputsHash: pending.inputsHash });
@@ -109,8 +170,13 @@ test('reject leaves stable unchanged; a newer candidate supersedes a pending one
   const first = await trigger();
   const p1 = (await waitState('candidate 1 pending', (x) => x.parked?.runWorkflowId === first.runWorkflowId)).parked!;
   const h = streamHandle(c, world.stream);
-  await refused(h.executeUpdate(rejectUpdate, { args: [{ by: 'alice', digest: p1.digest, inputsHash: p1.inputsHash }] }), /needs a reason/);
-  await h.executeUpdate(rejectUpdate, { args: [{ by: 'alice', digest: p1.digest, inputsHash: p1.inputsHash, reason: 'kernel 6.18 not soaked yet' }] });
+  await refused(
+    h.executeUpdate(rejectUpdate, { args: [{ by: 'alice', digest: p1.digest, inputsHash: p1.inputsHash }] }),
+    /needs a reason/,
+  );
+  await h.executeUpdate(rejectUpdate, {
+    args: [{ by: 'alice', digest: p1.digest, inputsHash: p1.inputsHash, reason: 'kernel 6.18 not soaked yet' }],
+  });
   assert.equal((await runResult(first.runWorkflowId!)).outcome, 'rejected');
   assert.deepEqual(await stable(), before, 'reject moved nothing');
 
@@ -133,8 +199,13 @@ test('rollback restores the previous digest on every stable tag, its signature v
   const releases = state.releases.filter((r) => r.kind === 'promotion');
   assert.ok(releases.length >= 2, 'two promotions happened earlier');
   const [older, newer] = [releases.at(-2)!, releases.at(-1)!];
-  await refused(h.executeUpdate(rollbackUpdate, { args: [{ by: 'alice', to: 'stable-999-nothing' }] }), /No release with audit tag or digest/);
-  const rb = await h.executeUpdate(rollbackUpdate, { args: [{ by: 'alice', to: older.auditTag, reason: 'users report pool import errors' }] });
+  await refused(
+    h.executeUpdate(rollbackUpdate, { args: [{ by: 'alice', to: 'stable-999-nothing' }] }),
+    /No release with audit tag or digest/,
+  );
+  const rb = await h.executeUpdate(rollbackUpdate, {
+    args: [{ by: 'alice', to: older.auditTag, reason: 'users report pool import errors' }],
+  });
   assert.equal(rb.kind, 'rollback');
   const st = await stable();
   assert.equal(st.latest, older.digest);
@@ -143,23 +214,34 @@ test('rollback restores the previous digest on every stable tag, its signature v
   assert.ok(await cosignVerifies(`${world.info.stream.stable}@${older.digest}`, world.info.signing.publicKeyFile));
   assert.ok((await streamState(c, world.stream))!.hold, 'the stream holds after a rollback');
 
-  await h.executeUpdate(vetoUpdate, { args: [{ by: 'alice', kind: 'inputs', value: newer.inputsHash, reason: 'bad release' }] });
+  await h.executeUpdate(vetoUpdate, {
+    args: [{ by: 'alice', kind: 'inputs', value: newer.inputsHash, reason: 'bad release' }],
+  });
   await h.executeUpdate(releaseUpdate, { args: [{ by: 'alice' }] });
   const reply = await trigger({ source: 'schedule' });
   const r = await runResult(reply.runWorkflowId!);
   assert.equal(r.inputsHash, newer.inputsHash, 'the world still resolves to the vetoed inputs');
   assert.equal(r.outcome, 'vetoed', r.message);
   assert.equal((await stable()).latest, older.digest, 'stable stays rolled back');
-  await refused(h.executeUpdate(unvetoUpdate, { args: [{ by: 'alice', kind: 'inputs', value: 'not-vetoed' }] }), /No inputs veto for "not-vetoed"/);
+  await refused(
+    h.executeUpdate(unvetoUpdate, { args: [{ by: 'alice', kind: 'inputs', value: 'not-vetoed' }] }),
+    /No inputs veto for "not-vetoed"/,
+  );
   await h.executeUpdate(unvetoUpdate, { args: [{ by: 'alice', kind: 'inputs', value: newer.inputsHash }] });
-  assert.ok(!(await streamState(c, world.stream))!.vetoes.some((v) => v.value === newer.inputsHash), 'the veto is lifted');
+  assert.ok(
+    !(await streamState(c, world.stream))!.vetoes.some((v) => v.value === newer.inputsHash),
+    'the veto is lifted',
+  );
 });
 
 test('an approval that nobody gives in time expires and stable does not move', async () => {
   const before = await stable();
   await newBaseVersion();
   const s = world.config.streams[world.stream]!;
-  const quick = { ...world.config, streams: { [world.stream]: { ...s, promotion: { ...s.promotion, timeout: '3s' } } } };
+  const quick = {
+    ...world.config,
+    streams: { [world.stream]: { ...s, promotion: { ...s.promotion, timeout: '3s' } } },
+  };
   const reply = await trigger({ config: quick });
   const r = await runResult(reply.runWorkflowId!);
   assert.equal(r.outcome, 'expired', r.message);
@@ -173,7 +255,10 @@ test('a hold stops a candidate that waits for approval: approve is refused until
   const h = streamHandle(c, world.stream);
   const before = await stable();
   await h.executeUpdate(holdUpdate, { args: [{ by: 'alice', reason: 'release freeze' }] });
-  await refused(h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: p.digest, inputsHash: p.inputsHash }] }), /The stream is held \(release freeze/);
+  await refused(
+    h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: p.digest, inputsHash: p.inputsHash }] }),
+    /The stream is held \(release freeze/,
+  );
   assert.deepEqual(await stable(), before);
   await h.executeUpdate(releaseUpdate, { args: [{ by: 'alice' }] });
   await h.executeUpdate(approveUpdate, { args: [{ by: 'alice', digest: p.digest, inputsHash: p.inputsHash }] });
@@ -188,8 +273,16 @@ test('three triggers during a running run produce exactly one follow-up run; the
   const first = await trigger({ config });
   assert.equal(first.status, 'started');
   const replies = [first, ...(await Promise.all([trigger({ config }), trigger({ config }), trigger({ config })]))];
-  assert.deepEqual(replies.slice(1).map((r) => r.status).sort(), ['coalesced', 'coalesced', 'queued']);
-  const s = await waitState('all four triggers to have runs', (x) => replies.every((r) => x.triggers.find((t) => t.requestId === r.requestId)?.runWorkflowId));
+  assert.deepEqual(
+    replies
+      .slice(1)
+      .map((r) => r.status)
+      .sort(),
+    ['coalesced', 'coalesced', 'queued'],
+  );
+  const s = await waitState('all four triggers to have runs', (x) =>
+    replies.every((r) => x.triggers.find((t) => t.requestId === r.requestId)?.runWorkflowId),
+  );
   const runs = new Set(replies.map((r) => s.triggers.find((t) => t.requestId === r.requestId)!.runWorkflowId));
   assert.equal(runs.size, 2, 'one run plus one follow-up');
   assert.equal(s.runCounter, s0.runCounter + 2);
@@ -206,11 +299,22 @@ test('three triggers during a running run produce exactly one follow-up run; the
 test('continue-as-new keeps the whole state', async () => {
   const id = `stream/${world.stream}-can`;
   const plan = streamPlan(world.config, world.stream);
-  await c.workflow.getHandle(id).terminate('leftover from an earlier test run').catch(() => undefined);
-  const handle = await c.workflow.start(streamWorkflow, { workflowId: id, taskQueue: world.config.temporal.taskQueues.control, args: [{ stream: world.stream, taskQueues: world.config.temporal.taskQueues, maxHistoryEvents: 10 }] });
-  await handle.executeUpdate(vetoUpdate, { args: [{ by: 'alice', kind: 'kernel', value: '9.9.9-1.fc99.x86_64', reason: 'test' }] });
+  await c.workflow
+    .getHandle(id)
+    .terminate('leftover from an earlier test run')
+    .catch(() => undefined);
+  const handle = await c.workflow.start(streamWorkflow, {
+    workflowId: id,
+    taskQueue: world.config.temporal.taskQueues.control,
+    args: [{ stream: world.stream, taskQueues: world.config.temporal.taskQueues, maxHistoryEvents: 10 }],
+  });
+  await handle.executeUpdate(vetoUpdate, {
+    args: [{ by: 'alice', kind: 'kernel', value: '9.9.9-1.fc99.x86_64', reason: 'test' }],
+  });
   await handle.executeUpdate(holdUpdate, { args: [{ by: 'alice', reason: 'keep it' }] });
-  const reply = await handle.executeUpdate(triggerUpdate, { args: [{ trigger: { source: 'test', requestId: randomUUID() }, plan }] });
+  const reply = await handle.executeUpdate(triggerUpdate, {
+    args: [{ trigger: { source: 'test', requestId: randomUUID() }, plan }],
+  });
   await runResult(reply.runWorkflowId!);
   const firstRun = handle.firstExecutionRunId;
   const deadline = Date.now() + 60_000;
@@ -230,14 +334,23 @@ test('continue-as-new keeps the whole state', async () => {
 test('schedule apply twice leaves one schedule per stream, and schedule trigger starts a run through the stream workflow', async () => {
   const s0 = (await streamState(c, world.stream))!;
   const config = never();
-  assert.equal(await applySchedule(c, config, world.stream).then(() => applySchedule(c, config, world.stream)), 'updated');
+  assert.equal(
+    await applySchedule(c, config, world.stream).then(() => applySchedule(c, config, world.stream)),
+    'updated',
+  );
   const ids: string[] = [];
   for await (const s of c.schedule.list()) if (s.scheduleId === scheduleId(world.stream)) ids.push(s.scheduleId);
   assert.deepEqual(ids, [scheduleId(world.stream)]);
   await c.schedule.getHandle(scheduleId(world.stream)).trigger();
-  const s = await waitState('a scheduled trigger', (x) => x.triggers.some((t) => t.source === 'schedule' && t.at > (s0.triggers.at(-1)?.at ?? '')));
+  const s = await waitState('a scheduled trigger', (x) =>
+    x.triggers.some((t) => t.source === 'schedule' && t.at > (s0.triggers.at(-1)?.at ?? '')),
+  );
   const t = s.triggers.filter((x) => x.source === 'schedule').at(-1)!;
-  const run = t.runWorkflowId ?? (await waitState('its run', (x) => !!x.triggers.find((y) => y.requestId === t.requestId)?.runWorkflowId)).triggers.find((y) => y.requestId === t.requestId)!.runWorkflowId!;
+  const run =
+    t.runWorkflowId ??
+    (
+      await waitState('its run', (x) => !!x.triggers.find((y) => y.requestId === t.requestId)?.runWorkflowId)
+    ).triggers.find((y) => y.requestId === t.requestId)!.runWorkflowId!;
   assert.match(run, new RegExp(`^stream/${world.stream}/run-\\d+$`));
   await runResult(run).catch(() => undefined);
   await c.schedule.getHandle(scheduleId(world.stream)).delete();

@@ -24,7 +24,11 @@ let run: { workflowId: string; runId: string; outcome: string; message: string; 
 
 /** Runs scripts/screenshot-ui.ts as a child process, the way an operator would. */
 async function screenshot(args: string[]) {
-  const r = await execa(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts', 'screenshot-ui.ts'), ...args], { cwd: repoRoot, reject: false, timeout: 120_000 });
+  const r = await execa(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts', 'screenshot-ui.ts'), ...args], {
+    cwd: repoRoot,
+    reject: false,
+    timeout: 120_000,
+  });
   assert.equal(r.exitCode, 0, `screenshot-ui failed:\n${r.stderr}`);
 }
 
@@ -43,7 +47,11 @@ before(async () => {
   configFile = join(world.dir, 'web-ui-config.yaml');
   await writeFile(configFile, stringify(raw));
   worker = await startWorker(await loadConfig(configFile));
-  const r = await execa(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', configFile, '--wait', '--json'], { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: 300_000 });
+  const r = await execa(
+    process.execPath,
+    [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', configFile, '--wait', '--json'],
+    { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: 300_000 },
+  );
   assert.equal(r.exitCode, 0, `run --wait --json failed:\n${r.stderr}\n${r.stdout}`);
   run = JSON.parse(r.stdout);
 });

@@ -16,13 +16,17 @@ import type { WorldInfo } from '../../world/world.ts';
 import { cosignBin, REPO_ROOT } from '../../world/tools.ts';
 
 interface RawSpec {
-  base: { repository: string; versions: { version: string; kernels: (string | { release: string })[]; ostreeLinux?: string }[] };
+  base: {
+    repository: string;
+    versions: { version: string; kernels: (string | { release: string })[]; ostreeLinux?: string }[];
+  };
   builder: { repository: string };
   zfs: { releases: { version: string; linuxMin?: string; linuxMax?: string; prerelease?: boolean }[] };
   recipe?: { append?: Record<string, string> };
 }
 
-const kernelsOf = (v: RawSpec['base']['versions'][number]) => v.kernels.map((k) => (typeof k === 'string' ? k : k.release));
+const kernelsOf = (v: RawSpec['base']['versions'][number]) =>
+  v.kernels.map((k) => (typeof k === 'string' ? k : k.release));
 
 async function skopeoInspect(ref: string): Promise<{ Digest: string; Labels: Record<string, string> }> {
   const r = await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`]);
@@ -37,7 +41,9 @@ async function moduleDirs(ref: string): Promise<{ kernels: string[]; files: Set<
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { layers: { digest: string }[] };
     const files = new Set<string>();
     for (const layer of manifest.layers) {
-      const { stdout } = await execa('tar', ['-tf', join(dir, layer.digest.replace('sha256:', ''))], { maxBuffer: 1 << 28 });
+      const { stdout } = await execa('tar', ['-tf', join(dir, layer.digest.replace('sha256:', ''))], {
+        maxBuffer: 1 << 28,
+      });
       for (const raw of stdout.split('\n')) {
         const path = raw.replace(/^\.\//, '').replace(/\/$/, '');
         const base = path.split('/').pop() ?? '';
@@ -50,7 +56,10 @@ async function moduleDirs(ref: string): Promise<{ kernels: string[]; files: Set<
         } else if (path) files.add(path);
       }
     }
-    const kernels = [...files].filter((f) => /^usr\/lib\/modules\/[^/]+$/.test(f)).map((f) => f.split('/')[3]!).sort();
+    const kernels = [...files]
+      .filter((f) => /^usr\/lib\/modules\/[^/]+$/.test(f))
+      .map((f) => f.split('/')[3]!)
+      .sort();
     return { kernels, files };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -93,11 +102,18 @@ function worldSuite(specName: string) {
       }
       const [lf, ...lr] = last.version.split('.');
       const latest = await skopeoInspect(`${host}/${spec.base.repository}:latest`);
-      assert.equal(latest.Digest, (await skopeoInspect(`${host}/${spec.base.repository}:latest-${lr.join('.')}`)).Digest);
+      assert.equal(
+        latest.Digest,
+        (await skopeoInspect(`${host}/${spec.base.repository}:latest-${lr.join('.')}`)).Digest,
+      );
       assert.equal(latest.Digest, (await skopeoInspect(`${host}/${spec.base.repository}:${lf}`)).Digest);
       if (spec.base.versions.length > 1) {
         const first = spec.base.versions[0]!.version.split('.').slice(1).join('.');
-        assert.notEqual((await skopeoInspect(`${host}/${spec.base.repository}:latest-${first}`)).Digest, latest.Digest, 'older version keeps its own digest');
+        assert.notEqual(
+          (await skopeoInspect(`${host}/${spec.base.repository}:latest-${first}`)).Digest,
+          latest.Digest,
+          'older version keeps its own digest',
+        );
       }
     });
 
@@ -126,14 +142,30 @@ function worldSuite(specName: string) {
       const out = await mkdtemp(join(tmpdir(), 'kz-world-rpm-'));
       try {
         const src = join(info.releaseSource.root, `zfs-${release.version}`);
-        await execa('podman', [
-          'run', '--rm', '--network=none',
-          '-v', `${join(info.recipe.git, info.recipe.path, 'akmods')}:/recipe:ro`,
-          '-v', `${src}:/src:ro`,
-          '-v', `${out}:/out`,
-          '-e', `KERNEL_RELEASE=${kernel}`, '-e', `ZFS_VERSION=${release.version}`, '-e', `FEDORA_VERSION=${fedora}`,
-          ref, '/bin/sh', '/recipe/build-akmods.sh',
-        ], { env });
+        await execa(
+          'podman',
+          [
+            'run',
+            '--rm',
+            '--network=none',
+            '-v',
+            `${join(info.recipe.git, info.recipe.path, 'akmods')}:/recipe:ro`,
+            '-v',
+            `${src}:/src:ro`,
+            '-v',
+            `${out}:/out`,
+            '-e',
+            `KERNEL_RELEASE=${kernel}`,
+            '-e',
+            `ZFS_VERSION=${release.version}`,
+            '-e',
+            `FEDORA_VERSION=${fedora}`,
+            ref,
+            '/bin/sh',
+            '/recipe/build-akmods.sh',
+          ],
+          { env },
+        );
         const rpmDir = join(out, 'rpms/kmods/zfs');
         const kmod = (await readdir(rpmDir)).find((f) => f.startsWith(`kmod-zfs-${kernel}-`));
         assert.ok(kmod, `a kmod-zfs RPM for ${kernel} in ${rpmDir}`);
@@ -145,8 +177,14 @@ function worldSuite(specName: string) {
     });
 
     test('the release source serves the release list and each release META over HTTP', async () => {
-      const list = (await (await fetch(info.releaseSource.releasesUrl)).json()) as { tag_name: string; prerelease: boolean }[];
-      assert.deepEqual(list.map((r) => r.tag_name), [...spec.zfs.releases].reverse().map((r) => `zfs-${r.version}`));
+      const list = (await (await fetch(info.releaseSource.releasesUrl)).json()) as {
+        tag_name: string;
+        prerelease: boolean;
+      }[];
+      assert.deepEqual(
+        list.map((r) => r.tag_name),
+        [...spec.zfs.releases].reverse().map((r) => `zfs-${r.version}`),
+      );
       for (const r of spec.zfs.releases) {
         const res = await fetch(info.releaseSource.metaUrl.replace('{tag}', `zfs-${r.version}`));
         assert.equal(res.status, 200);
@@ -154,7 +192,9 @@ function worldSuite(specName: string) {
         assert.match(meta, new RegExp(`^Version:\\s+${r.version.split('-')[0]!.replace(/\./g, '\\.')}$`, 'm'));
         assert.match(meta, new RegExp(`^Linux-Maximum:\\s+${(r.linuxMax ?? '7.2').replace(/\./g, '\\.')}$`, 'm'));
         assert.equal(list.find((x) => x.tag_name === `zfs-${r.version}`)?.prerelease, r.prerelease ?? false);
-        const tarball = await fetch(info.releaseSource.tarballUrl.replace('{tag}', `zfs-${r.version}`).replace('{version}', r.version));
+        const tarball = await fetch(
+          info.releaseSource.tarballUrl.replace('{tag}', `zfs-${r.version}`).replace('{version}', r.version),
+        );
         assert.equal(tarball.status, 200);
         await tarball.arrayBuffer();
       }
@@ -170,7 +210,9 @@ function worldSuite(specName: string) {
       const tree = (await execa('git', ['-C', repo, 'ls-tree', '-r', '--name-only', head])).stdout.split('\n');
       assert.ok(tree.includes('recipes/akmods/build-akmods.sh'));
       for (const [path, text] of Object.entries(spec.recipe?.append ?? {})) {
-        const content = (await execa('git', ['-C', repo, 'show', `${head}:recipes/${path}`], { stripFinalNewline: false })).stdout;
+        const content = (
+          await execa('git', ['-C', repo, 'show', `${head}:recipes/${path}`], { stripFinalNewline: false })
+        ).stdout;
         assert.ok(content.endsWith(text), `recipes/${path} ends with the appended text`);
         const parent = (await execa('git', ['-C', repo, 'rev-parse', `${head}^`])).stdout.trim();
         assert.equal(parent, info.recipe.commits.recipes);
@@ -181,12 +223,28 @@ function worldSuite(specName: string) {
       const digest = (await skopeoInspect(`${info.registry.host}/${spec.base.repository}:latest`)).Digest;
       const ref = `${info.registry.host}/${spec.base.repository}@${digest}`;
       const password = await readFile(info.signing.passwordFile, 'utf8');
-      await execa(cosignBin(), ['sign', '--yes', '--key', info.signing.keyFile, '--allow-insecure-registry', '--tlog-upload=false', ref], {
-        env: { COSIGN_PASSWORD: password },
-      });
-      const v = await execa(cosignBin(), ['verify', '--key', info.signing.publicKeyFile, '--allow-insecure-registry', '--insecure-ignore-tlog', ref], { reject: false });
+      await execa(
+        cosignBin(),
+        ['sign', '--yes', '--key', info.signing.keyFile, '--allow-insecure-registry', '--tlog-upload=false', ref],
+        {
+          env: { COSIGN_PASSWORD: password },
+        },
+      );
+      const v = await execa(
+        cosignBin(),
+        ['verify', '--key', info.signing.publicKeyFile, '--allow-insecure-registry', '--insecure-ignore-tlog', ref],
+        { reject: false },
+      );
       assert.equal(v.exitCode, 0, v.stderr);
-      const tags = JSON.parse((await execa('skopeo', ['list-tags', '--tls-verify=false', `docker://${info.registry.host}/${spec.base.repository}`])).stdout) as { Tags: string[] };
+      const tags = JSON.parse(
+        (
+          await execa('skopeo', [
+            'list-tags',
+            '--tls-verify=false',
+            `docker://${info.registry.host}/${spec.base.repository}`,
+          ])
+        ).stdout,
+      ) as { Tags: string[] };
       assert.ok(tags.Tags.includes(`${digest.replace(':', '-')}.sig`));
     });
 
@@ -203,8 +261,14 @@ function worldSuite(specName: string) {
     test('a second world up on the same folder reuses everything and takes seconds', async () => {
       const r = await worldUp({ specFile, dir, log: () => undefined });
       assert.ok(r.seconds < 15, `second world up took ${r.seconds}s (first ${firstSeconds}s)`);
-      assert.ok(r.reused.some((x) => x.startsWith('images')), r.reused.join('; '));
-      assert.deepEqual(r.info.base.versions.map((v) => v.digest), info.base.versions.map((v) => v.digest));
+      assert.ok(
+        r.reused.some((x) => x.startsWith('images')),
+        r.reused.join('; '),
+      );
+      assert.deepEqual(
+        r.info.base.versions.map((v) => v.digest),
+        info.base.versions.map((v) => v.digest),
+      );
       assert.equal(r.info.recipe.head, info.recipe.head);
     });
   });

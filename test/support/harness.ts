@@ -58,11 +58,19 @@ export async function bringUpWorld(name: string, spec: object, opts: { fresh?: b
 }
 
 /** A one-kernel (or N-kernel) world spec with sensible defaults; `versions` lists each base version's kernels. */
-export function worldSpec(opts: { versions: string[][]; append?: Record<string, string>; zfs?: { version: string; linuxMax: string; prerelease?: boolean }[]; promotion?: string }) {
+export function worldSpec(opts: {
+  versions: string[][];
+  append?: Record<string, string>;
+  zfs?: { version: string; linuxMax: string; prerelease?: boolean }[];
+  promotion?: string;
+}) {
   return {
     base: {
       repository: 'ublue-os/kinoite-main',
-      versions: opts.versions.map((kernels, i) => ({ version: `43.202611${String(i + 1).padStart(2, '0')}.0`, kernels })),
+      versions: opts.versions.map((kernels, i) => ({
+        version: `43.202611${String(i + 1).padStart(2, '0')}.0`,
+        kernels,
+      })),
     },
     builder: { repository: 'ublue-os/devcontainer' },
     zfs: { releases: (opts.zfs ?? [{ version: '2.4.4', linuxMax: '7.2' }]).map((r) => ({ linuxMin: '4.18', ...r })) },
@@ -77,8 +85,13 @@ async function terminateStream(address: string, name: string): Promise<void> {
   const connection = await Connection.connect({ address });
   try {
     const c = new Client({ connection });
-    for await (const wf of c.workflow.list({ query: `ExecutionStatus = 'Running' AND (WorkflowId = 'stream/${name}' OR WorkflowId STARTS_WITH 'stream/${name}/')` })) {
-      await c.workflow.getHandle(wf.workflowId).terminate('fresh test world').catch(() => undefined);
+    for await (const wf of c.workflow.list({
+      query: `ExecutionStatus = 'Running' AND (WorkflowId = 'stream/${name}' OR WorkflowId STARTS_WITH 'stream/${name}/')`,
+    })) {
+      await c.workflow
+        .getHandle(wf.workflowId)
+        .terminate('fresh test world')
+        .catch(() => undefined);
     }
   } finally {
     await connection.close();
@@ -91,14 +104,24 @@ export async function tearDownWorld(world: TestWorld | undefined): Promise<void>
 }
 
 /** Ends what a test file started: its in-process worker, its Temporal client and its world. */
-export async function closeAll(parts: { worker?: { stop: () => Promise<void> }; client?: Client; world?: TestWorld }): Promise<void> {
+export async function closeAll(parts: {
+  worker?: { stop: () => Promise<void> };
+  client?: Client;
+  world?: TestWorld;
+}): Promise<void> {
   await parts.worker?.stop();
   await parts.client?.connection.close();
   await tearDownWorld(parts.world);
 }
 
 /** Polls the stream's state until `check` holds; fails naming `what` and the stream's last notes. */
-export async function waitStreamState(c: Client, stream: string, what: string, check: (s: StreamStateData) => boolean, timeoutMs = 120_000): Promise<StreamStateData> {
+export async function waitStreamState(
+  c: Client,
+  stream: string,
+  what: string,
+  check: (s: StreamStateData) => boolean,
+  timeoutMs = 120_000,
+): Promise<StreamStateData> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await streamState(c, stream);
@@ -109,7 +132,10 @@ export async function waitStreamState(c: Client, stream: string, what: string, c
 }
 
 /** Runs a worker in this process until the returned stop() is called. */
-export async function startWorker(config: Config, queues?: ('control' | 'build')[]): Promise<{ stop: () => Promise<void> }> {
+export async function startWorker(
+  config: Config,
+  queues?: ('control' | 'build')[],
+): Promise<{ stop: () => Promise<void> }> {
   const { runWorker } = await import('../../worker/main.ts');
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
@@ -129,7 +155,10 @@ export async function spawnWorker(configFile: string, logFile: string): Promise<
   await mkdir(join(logFile, '..'), { recursive: true });
   const { openSync } = await import('node:fs');
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile], { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (/worker serving/.test(await readFile(logFile, 'utf8').catch(() => ''))) return child;
@@ -158,7 +187,9 @@ export async function startRun(world: TestWorld, c: Client, options?: PipelineIn
 }
 
 /** `skopeo inspect` of a reference in the world registry, or undefined when it does not exist. */
-export async function inspect(ref: string): Promise<{ Digest: string; Labels: Record<string, string>; Layers: string[] } | undefined> {
+export async function inspect(
+  ref: string,
+): Promise<{ Digest: string; Labels: Record<string, string>; Layers: string[] } | undefined> {
   const r = await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`], { reject: false });
   return r.exitCode === 0 ? JSON.parse(r.stdout) : undefined;
 }
@@ -177,7 +208,16 @@ export async function tagsOf(repo: string): Promise<string[]> {
 /** True when cosign verifies `ref` (name@digest) with the public key. */
 export async function cosignVerifies(ref: string, publicKey: string, attestation = false): Promise<boolean> {
   const args = attestation
-    ? ['verify-attestation', '--type', 'slsaprovenance1', '--key', publicKey, '--insecure-ignore-tlog', '--allow-insecure-registry', ref]
+    ? [
+        'verify-attestation',
+        '--type',
+        'slsaprovenance1',
+        '--key',
+        publicKey,
+        '--insecure-ignore-tlog',
+        '--allow-insecure-registry',
+        ref,
+      ]
     : ['verify', '--key', publicKey, '--insecure-ignore-tlog', '--allow-insecure-registry', ref];
   const r = await execa(toolPath('cosign'), args, { reject: false });
   return r.exitCode === 0;

@@ -43,10 +43,19 @@ test('kernelsFromCacheLabels is undefined when format is not 1 or kernels are em
   assert.equal(kernelsFromCacheLabels(undefined), undefined);
   assert.equal(kernelsFromCacheLabels(null), undefined);
   assert.equal(kernelsFromCacheLabels({}), undefined);
-  assert.equal(kernelsFromCacheLabels({ [AKMODS_LABELS.cacheFormat]: '2', [AKMODS_LABELS.kernelReleases]: K9 }), undefined);
+  assert.equal(
+    kernelsFromCacheLabels({ [AKMODS_LABELS.cacheFormat]: '2', [AKMODS_LABELS.kernelReleases]: K9 }),
+    undefined,
+  );
   assert.equal(kernelsFromCacheLabels({ [AKMODS_LABELS.kernelReleases]: K9 }), undefined);
-  assert.equal(kernelsFromCacheLabels({ [AKMODS_LABELS.cacheFormat]: '1', [AKMODS_LABELS.kernelReleases]: '' }), undefined);
-  assert.equal(kernelsFromCacheLabels({ [AKMODS_LABELS.cacheFormat]: '1', [AKMODS_LABELS.kernelReleases]: '   ' }), undefined);
+  assert.equal(
+    kernelsFromCacheLabels({ [AKMODS_LABELS.cacheFormat]: '1', [AKMODS_LABELS.kernelReleases]: '' }),
+    undefined,
+  );
+  assert.equal(
+    kernelsFromCacheLabels({ [AKMODS_LABELS.cacheFormat]: '1', [AKMODS_LABELS.kernelReleases]: '   ' }),
+    undefined,
+  );
 });
 
 test('kernelsCoveredByRpmFiles finds kmod-zfs RPMs per kernel', () => {
@@ -113,16 +122,26 @@ test('cacheCoverage is stale with the missing kernels natural-sorted', () => {
 
 test('cacheCoverage treats a ZFS version mismatch as stale for every kernel', () => {
   assert.deepEqual(
-    cacheCoverage({ required: [K9, K10], exists: true, covered: [K9, K10], cachedZfsVersion: '2.4.3', zfsVersion: '2.4.4' }),
+    cacheCoverage({
+      required: [K9, K10],
+      exists: true,
+      covered: [K9, K10],
+      cachedZfsVersion: '2.4.3',
+      zfsVersion: '2.4.4',
+    }),
     { status: 'stale', covered: [], missing: [K9, K10] },
   );
 });
 
 test('cacheCoverage ignores the ZFS version when either side is unknown', () => {
   assert.equal(cacheCoverage({ required: [K9], exists: true, covered: [K9], zfsVersion: '2.4.4' }).status, 'reusable');
-  assert.equal(cacheCoverage({ required: [K9], exists: true, covered: [K9], cachedZfsVersion: '2.4.3' }).status, 'reusable');
   assert.equal(
-    cacheCoverage({ required: [K9], exists: true, covered: [K9], cachedZfsVersion: '2.4.4', zfsVersion: '2.4.4' }).status,
+    cacheCoverage({ required: [K9], exists: true, covered: [K9], cachedZfsVersion: '2.4.3' }).status,
+    'reusable',
+  );
+  assert.equal(
+    cacheCoverage({ required: [K9], exists: true, covered: [K9], cachedZfsVersion: '2.4.4', zfsVersion: '2.4.4' })
+      .status,
     'reusable',
   );
 });
@@ -135,7 +154,8 @@ test('cacheCoverage with no required kernels is invalid input', () => {
   for (const required of [[], [''], ['  ']]) {
     assert.throws(
       () => cacheCoverage({ required, exists: true, covered: [], zfsVersion: '2.4.4' }),
-      (e: unknown) => e instanceof PermanentError && e.type === FailureType.InvalidInput && /at least one kernel/.test(e.message),
+      (e: unknown) =>
+        e instanceof PermanentError && e.type === FailureType.InvalidInput && /at least one kernel/.test(e.message),
     );
   }
 });
@@ -166,7 +186,14 @@ test('cacheCheckMessage prints only the rebuild line for a missing image', () =>
 test('cacheCheckMessage explains a ZFS version mismatch', () => {
   const input = { required: [K9], exists: true, covered: [K9], cachedZfsVersion: '2.4.3', zfsVersion: '2.4.4' };
   const coverage = cacheCoverage(input);
-  const lines = cacheCheckMessage({ image: IMG, fedora: '43', coverage, via: 'labels', cachedZfsVersion: '2.4.3', zfsVersion: '2.4.4' });
+  const lines = cacheCheckMessage({
+    image: IMG,
+    fedora: '43',
+    coverage,
+    via: 'labels',
+    cachedZfsVersion: '2.4.3',
+    zfsVersion: '2.4.4',
+  });
   assert.equal(lines.length, 3);
   assert.match(lines[1]!, /built for ZFS 2\.4\.3, not 2\.4\.4/);
   assert.match(lines[2]!, new RegExp(`missing kmods for kernels ${K9.replace(/\./g, '\\.')};`));

@@ -16,11 +16,20 @@ Linux-Minimum: 4.18
 `;
 
 function invalid(fn: () => unknown, re: RegExp): void {
-  assert.throws(fn, (e: unknown) => e instanceof PermanentError && e.type === FailureType.InvalidInput && re.test(e.message));
+  assert.throws(
+    fn,
+    (e: unknown) => e instanceof PermanentError && e.type === FailureType.InvalidInput && re.test(e.message),
+  );
 }
 
 test('parseMeta reads the fields of an OpenZFS META file', () => {
-  assert.deepEqual(parseMeta(META_244), { name: 'zfs', version: '2.4.4', release: '1', linuxMin: '4.18', linuxMax: '7.2' });
+  assert.deepEqual(parseMeta(META_244), {
+    name: 'zfs',
+    version: '2.4.4',
+    release: '1',
+    linuxMin: '4.18',
+    linuxMax: '7.2',
+  });
 });
 
 test('parseMeta tolerates CRLF, tabs, odd spacing and key case', () => {
@@ -80,19 +89,31 @@ test('pickZfsRelease is undefined when the line has no stable release', () => {
 });
 
 test('pickZfsRelease rejects a malformed line', () => {
-  for (const line of ['', '2.', 'v2.4', '2.4.1.x', '2.4;x']) invalid(() => pickZfsRelease({ line, releases: RELEASES }), /release line/);
+  for (const line of ['', '2.', 'v2.4', '2.4.1.x', '2.4;x'])
+    invalid(() => pickZfsRelease({ line, releases: RELEASES }), /release line/);
 });
 
 test('compatVerdict is compatible when every kernel is within min and max', () => {
   assert.deepEqual(
-    compatVerdict({ kernels: ['6.18.16-200.fc43.x86_64', '7.2.9-100.fc43.x86_64'], linuxMin: '4.18', linuxMax: '7.2', allowExperimental: false }),
+    compatVerdict({
+      kernels: ['6.18.16-200.fc43.x86_64', '7.2.9-100.fc43.x86_64'],
+      linuxMin: '4.18',
+      linuxMax: '7.2',
+      allowExperimental: false,
+    }),
     { verdict: 'compatible' },
   );
 });
 
 test('compatVerdict compares major.minor only: with max 7.1, 7.1.4 passes and 7.2.0 does not', () => {
-  assert.equal(compatVerdict({ kernels: ['7.1.4-200.fc43.x86_64'], linuxMax: '7.1', allowExperimental: false }).verdict, 'compatible');
-  assert.equal(compatVerdict({ kernels: ['7.2.0-200.fc43.x86_64'], linuxMax: '7.1', allowExperimental: false }).verdict, 'blocked');
+  assert.equal(
+    compatVerdict({ kernels: ['7.1.4-200.fc43.x86_64'], linuxMax: '7.1', allowExperimental: false }).verdict,
+    'compatible',
+  );
+  assert.equal(
+    compatVerdict({ kernels: ['7.2.0-200.fc43.x86_64'], linuxMax: '7.1', allowExperimental: false }).verdict,
+    'blocked',
+  );
 });
 
 test('compatVerdict compares minors numerically (6.9 < 6.10)', () => {
@@ -119,14 +140,27 @@ test('compatVerdict blocks on the newest kernel over the max with the operator m
 });
 
 test('compatVerdict allows a kernel over the max only as experimental when policy says so', () => {
-  const v = compatVerdict({ kernels: ['7.1.2-200.fc43.x86_64'], linuxMax: '7.0', allowExperimental: true, zfsVersion: '2.4.3' });
+  const v = compatVerdict({
+    kernels: ['7.1.2-200.fc43.x86_64'],
+    linuxMax: '7.0',
+    allowExperimental: true,
+    zfsVersion: '2.4.3',
+  });
   assert.equal(v.verdict, 'experimental');
   assert.ok(v.verdict === 'experimental' && v.kernel === '7.1.2-200.fc43.x86_64' && v.max === '7.0');
-  assert.ok(v.verdict === 'experimental' && v.message.startsWith('ZFS 2.4.3 supports Linux up to 7.0; kernel 7.1.2-200.fc43.x86_64 is newer.'));
+  assert.ok(
+    v.verdict === 'experimental' &&
+      v.message.startsWith('ZFS 2.4.3 supports Linux up to 7.0; kernel 7.1.2-200.fc43.x86_64 is newer.'),
+  );
 });
 
 test('compatVerdict blocks a kernel under the min even with allowExperimental', () => {
-  const v = compatVerdict({ kernels: ['4.17.1', '4.9.0', '6.1.0-47-amd64'], linuxMin: '4.18', linuxMax: '7.2', allowExperimental: true });
+  const v = compatVerdict({
+    kernels: ['4.17.1', '4.9.0', '6.1.0-47-amd64'],
+    linuxMin: '4.18',
+    linuxMax: '7.2',
+    allowExperimental: true,
+  });
   assert.equal(v.verdict, 'blocked');
   assert.ok(v.verdict === 'blocked' && v.kernel === '4.9.0' && v.min === '4.18' && v.max === undefined);
   assert.ok(v.verdict === 'blocked' && /older/.test(v.message));
@@ -139,20 +173,33 @@ test('compatVerdict handles two-component kernel versions', () => {
 
 test('compatVerdict enforces no limit that is not given', () => {
   assert.deepEqual(compatVerdict({ kernels: ['99.1'], allowExperimental: false }), { verdict: 'compatible' });
-  assert.deepEqual(compatVerdict({ kernels: ['1.0'], linuxMin: ' ', linuxMax: '', allowExperimental: false }), { verdict: 'compatible' });
+  assert.deepEqual(compatVerdict({ kernels: ['1.0'], linuxMin: ' ', linuxMax: '', allowExperimental: false }), {
+    verdict: 'compatible',
+  });
 });
 
 test('compatVerdict without a ZFS version still says which kernel and limit', () => {
   const v = compatVerdict({ kernels: ['7.3.1'], linuxMax: '7.2', allowExperimental: false });
-  assert.ok(v.verdict === 'blocked' && v.message.startsWith('This ZFS release supports Linux up to 7.2; kernel 7.3.1 is newer.'));
+  assert.ok(
+    v.verdict === 'blocked' &&
+      v.message.startsWith('This ZFS release supports Linux up to 7.2; kernel 7.3.1 is newer.'),
+  );
 });
 
 test('compatVerdict rejects unreadable kernels and limits', () => {
-  invalid(() => compatVerdict({ kernels: ['linux'], linuxMax: '7.2', allowExperimental: false }), /kernel release "linux"/);
-  invalid(() => compatVerdict({ kernels: ['7.1.1'], linuxMax: 'seven', allowExperimental: false }), /Linux-Maximum "seven"/);
+  invalid(
+    () => compatVerdict({ kernels: ['linux'], linuxMax: '7.2', allowExperimental: false }),
+    /kernel release "linux"/,
+  );
+  invalid(
+    () => compatVerdict({ kernels: ['7.1.1'], linuxMax: 'seven', allowExperimental: false }),
+    /Linux-Maximum "seven"/,
+  );
   invalid(() => compatVerdict({ kernels: ['7.1.1'], linuxMin: '4', allowExperimental: false }), /Linux-Minimum "4"/);
 });
 
 test('compatVerdict of no kernels is compatible (nothing to build against)', () => {
-  assert.deepEqual(compatVerdict({ kernels: [], linuxMin: '4.18', linuxMax: '7.2', allowExperimental: false }), { verdict: 'compatible' });
+  assert.deepEqual(compatVerdict({ kernels: [], linuxMin: '4.18', linuxMax: '7.2', allowExperimental: false }), {
+    verdict: 'compatible',
+  });
 });

@@ -30,7 +30,11 @@ function validConfig(): Record<string, any> {
           akmodsStable: '127.0.0.1:5000/o/akmods',
         },
         recipe: { git: '/srv/recipe.git' },
-        signing: { keyFile: '/etc/kinoite-zfs/cosign.key', publicKeyFile: '/etc/kinoite-zfs/cosign.pub', passwordEnv: 'COSIGN_PASSWORD' },
+        signing: {
+          keyFile: '/etc/kinoite-zfs/cosign.key',
+          publicKeyFile: '/etc/kinoite-zfs/cosign.pub',
+          passwordEnv: 'COSIGN_PASSWORD',
+        },
       },
     },
   };
@@ -43,7 +47,20 @@ async function configCheck(config: unknown) {
   await writeFile(file, typeof config === 'string' ? config : stringify(config));
   const spawnLog = join(dir, 'spawn.log');
   await writeFile(spawnLog, '');
-  const r = await execa(process.execPath, ['--import', 'tsx', '--import', join(repo, 'test/support/no-spawn.ts'), join(repo, 'bin/kinoite-zfs.js'), 'config', 'check', file], { reject: false, env: { KZ_SPAWN_LOG: spawnLog }, cwd: repo });
+  const r = await execa(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--import',
+      join(repo, 'test/support/no-spawn.ts'),
+      join(repo, 'bin/kinoite-zfs.js'),
+      'config',
+      'check',
+      file,
+    ],
+    { reject: false, env: { KZ_SPAWN_LOG: spawnLog }, cwd: repo },
+  );
   return { code: r.exitCode, out: `${r.stdout}\n${r.stderr}`, spawned: await readFile(spawnLog, 'utf8') };
 }
 
@@ -76,12 +93,21 @@ test('config check rejects a missing required field with its path', async () => 
 });
 
 test('config check rejects a shell metacharacter in an image reference with its path', async () => {
-  for (const bad of ['127.0.0.1:5000/x/y:latest;rm -rf /', '127.0.0.1:5000/x/$(id)', '127.0.0.1:5000/x/y\n:latest', '127.0.0.1:5000/x/y latest']) {
+  for (const bad of [
+    '127.0.0.1:5000/x/y:latest;rm -rf /',
+    '127.0.0.1:5000/x/$(id)',
+    '127.0.0.1:5000/x/y\n:latest',
+    '127.0.0.1:5000/x/y latest',
+  ]) {
     const c = validConfig();
     c.streams['kinoite-zfs'].baseImage = bad;
     const r = await configCheck(c);
     assert.equal(r.code, 2, bad);
-    assert.match(r.out, /streams\.kinoite-zfs\.baseImage: must be a single image reference without whitespace, newlines or shell metacharacters/, bad);
+    assert.match(
+      r.out,
+      /streams\.kinoite-zfs\.baseImage: must be a single image reference without whitespace, newlines or shell metacharacters/,
+      bad,
+    );
     assert.equal(r.spawned, '');
   }
 });
@@ -91,17 +117,30 @@ test('config check rejects a plain-HTTP registry that is not listed as allowed',
   c.registries.insecure = [];
   const r = await configCheck(c);
   assert.equal(r.code, 2);
-  assert.match(r.out, /streams\.kinoite-zfs\.baseImage: uses registry 127\.0\.0\.1:5000, which is not listed in registries\.insecure/);
+  assert.match(
+    r.out,
+    /streams\.kinoite-zfs\.baseImage: uses registry 127\.0\.0\.1:5000, which is not listed in registries\.insecure/,
+  );
   assert.match(r.out, /streams\.kinoite-zfs\.images\.stable: uses registry/);
   const h = validConfig();
   h.streams['kinoite-zfs'].zfs.source = { releasesUrl: 'http://releases.example.org/list' };
-  assert.throws(() => parseConfig(h, 'x.yaml'), (e: ConfigError) => e.problems.some((p) => /zfs\.source\.releasesUrl: uses plain HTTP host releases\.example\.org/.test(p)));
+  assert.throws(
+    () => parseConfig(h, 'x.yaml'),
+    (e: ConfigError) =>
+      e.problems.some((p) => /zfs\.source\.releasesUrl: uses plain HTTP host releases\.example\.org/.test(p)),
+  );
 });
 
 test('config check rejects a secret written inline instead of a variable name', () => {
   const c = validConfig();
   c.streams['kinoite-zfs'].signing.passwordEnv = 'hunter2-is-my-password';
-  assert.throws(() => parseConfig(c, 'x.yaml'), (e: ConfigError) => e.problems.some((p) => p.startsWith('streams.kinoite-zfs.signing.passwordEnv: must be the NAME of an environment variable')));
+  assert.throws(
+    () => parseConfig(c, 'x.yaml'),
+    (e: ConfigError) =>
+      e.problems.some((p) =>
+        p.startsWith('streams.kinoite-zfs.signing.passwordEnv: must be the NAME of an environment variable'),
+      ),
+  );
 });
 
 test('config check reports YAML syntax errors and unreadable files with exit code 2', async () => {
@@ -112,13 +151,21 @@ test('config check reports YAML syntax errors and unreadable files with exit cod
 
 test('environment variables override the Temporal connection', () => {
   const c = parseConfig(validConfig(), 'x.yaml');
-  const o = applyEnv(c, { TEMPORAL_ADDRESS: 'temporal.example.org:7233', TEMPORAL_NAMESPACE: 'prod', TEMPORAL_TLS_CERT: '/c.pem', TEMPORAL_TLS_KEY: '/k.pem' });
+  const o = applyEnv(c, {
+    TEMPORAL_ADDRESS: 'temporal.example.org:7233',
+    TEMPORAL_NAMESPACE: 'prod',
+    TEMPORAL_TLS_CERT: '/c.pem',
+    TEMPORAL_TLS_KEY: '/k.pem',
+  });
   assert.equal(o.temporal.address, 'temporal.example.org:7233');
   assert.equal(o.temporal.namespace, 'prod');
   assert.deepEqual(o.temporal.tls, { certFile: '/c.pem', keyFile: '/k.pem' });
 });
 
 test('the committed JSON Schema and configuration docs match the zod schema (run npm run docs after a change)', async () => {
-  assert.equal(await readFile(join(repo, 'docs/config.schema.json'), 'utf8'), JSON.stringify(configJsonSchema(), null, 2) + '\n');
+  assert.equal(
+    await readFile(join(repo, 'docs/config.schema.json'), 'utf8'),
+    JSON.stringify(configJsonSchema(), null, 2) + '\n',
+  );
   assert.equal(await readFile(join(repo, 'docs/configuration.md'), 'utf8'), configMarkdown());
 });

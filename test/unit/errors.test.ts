@@ -1,12 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  FailureType,
-  PermanentError,
-  classifyToolFailure,
-  invalidInput,
-  isPermanentError,
-} from '../../core/errors.ts';
+import { FailureType, PermanentError, classifyToolFailure, invalidInput, isPermanentError } from '../../core/errors.ts';
 
 // Recorded stderr samples, in the shape the tools print them (skopeo 1.9, podman 4.3, buildah 1.28,
 // cosign 2.6, git 2.39). Each one names the class it must land in.
@@ -113,7 +107,8 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
   {
     tool: 'skopeo',
     exitCode: 1,
-    stderr: 'time="2026-11-25T20:00:00Z" level=fatal msg="reading manifest 1 in example.test/x: StatusCode: 403, \\"<html>Forbidden</html>\\""',
+    stderr:
+      'time="2026-11-25T20:00:00Z" level=fatal msg="reading manifest 1 in example.test/x: StatusCode: 403, \\"<html>Forbidden</html>\\""',
     expect: FailureType.AuthDenied,
   },
   {
@@ -165,7 +160,8 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
   {
     tool: 'podman',
     exitCode: 125,
-    stderr: 'Error: writing blob: initiating layer upload to /v2/o/x/blobs/uploads/ in ghcr.io: denied: requested access to the resource is denied',
+    stderr:
+      'Error: writing blob: initiating layer upload to /v2/o/x/blobs/uploads/ in ghcr.io: denied: requested access to the resource is denied',
     expect: FailureType.AuthDenied,
   },
   // buildah
@@ -193,13 +189,15 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
   {
     tool: 'cosign',
     exitCode: 1,
-    stderr: 'Error: no matching signatures: error verifying bundle: invalid signature when validating ASN.1 encoded signature\nmain.go:74: error during command execution: no matching signatures',
+    stderr:
+      'Error: no matching signatures: error verifying bundle: invalid signature when validating ASN.1 encoded signature\nmain.go:74: error during command execution: no matching signatures',
     expect: FailureType.SignatureInvalid,
   },
   {
     tool: 'cosign',
     exitCode: 1,
-    stderr: 'Error: no matching signatures:\nfailed to verify signature\nmain.go:74: error during command execution: no matching signatures:',
+    stderr:
+      'Error: no matching signatures:\nfailed to verify signature\nmain.go:74: error during command execution: no matching signatures:',
     expect: FailureType.SignatureInvalid,
   },
   {
@@ -217,7 +215,8 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
   {
     tool: 'cosign',
     exitCode: 1,
-    stderr: 'Error: signing [localhost:5000/kz/os@sha256:aa]: getting signer: reading key: decrypt private key: decrypt: encrypted: decryption failed',
+    stderr:
+      'Error: signing [localhost:5000/kz/os@sha256:aa]: getting signer: reading key: decrypt private key: decrypt: encrypted: decryption failed',
     expect: FailureType.InvalidInput,
   },
   {
@@ -268,7 +267,8 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
   {
     tool: 'git',
     exitCode: 128,
-    stderr: 'error: RPC failed; curl 56 GnuTLS recv error (-54): Error in the pull function.\nfatal: early EOF\nfatal: fetch-pack: invalid index-pack output',
+    stderr:
+      'error: RPC failed; curl 56 GnuTLS recv error (-54): Error in the pull function.\nfatal: early EOF\nfatal: fetch-pack: invalid index-pack output',
     expect: 'transient',
   },
   {
@@ -340,7 +340,10 @@ test('classifyToolFailure prefers auth over "name unknown" when both appear', ()
 });
 
 test('classifyToolFailure does not call a local "permission denied" an auth failure', () => {
-  const r = classifyToolFailure({ tool: 'podman', stderr: 'Error: open /var/lib/containers/storage/x: permission denied' });
+  const r = classifyToolFailure({
+    tool: 'podman',
+    stderr: 'Error: open /var/lib/containers/storage/x: permission denied',
+  });
   assert.notEqual(r.permanent && r.type, FailureType.AuthDenied);
 });
 

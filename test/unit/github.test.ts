@@ -9,7 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
-import { githubContext, stepSummaryMarkdown, githubOutputs, formatGithubOutput, triggerFromGithub, writeGithubFiles, redactSecrets, tableCell } from '../../client/github.ts';
+import {
+  githubContext,
+  stepSummaryMarkdown,
+  githubOutputs,
+  formatGithubOutput,
+  triggerFromGithub,
+  writeGithubFiles,
+  redactSecrets,
+  tableCell,
+} from '../../client/github.ts';
 import type { RunSummary } from '../../client/follow.ts';
 import { toolPath } from '../../activities/host.ts';
 import { repoRoot } from '../support/harness.ts';
@@ -62,14 +71,42 @@ const summary = (over: Partial<RunSummary> = {}): RunSummary & { trigger?: strin
   kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'],
   zfsRelease: '2.4.4',
   inputsHash: 'sha256:1234',
-  candidate: { repo: 'localhost:5000/kinoite/kinoite-zfs-candidate', tag: 'abc1234-43', digest: `sha256:${'c'.repeat(64)}`, ref: `localhost:5000/kinoite/kinoite-zfs-candidate@sha256:${'c'.repeat(64)}` },
-  stable: { repo: 'localhost:5000/kinoite/kinoite-zfs', digest: `sha256:${'c'.repeat(64)}`, ref: `localhost:5000/kinoite/kinoite-zfs@sha256:${'c'.repeat(64)}`, tags: ['latest', 'stable-43'], auditTag: 'stable-43-20261120-7' },
+  candidate: {
+    repo: 'localhost:5000/kinoite/kinoite-zfs-candidate',
+    tag: 'abc1234-43',
+    digest: `sha256:${'c'.repeat(64)}`,
+    ref: `localhost:5000/kinoite/kinoite-zfs-candidate@sha256:${'c'.repeat(64)}`,
+  },
+  stable: {
+    repo: 'localhost:5000/kinoite/kinoite-zfs',
+    digest: `sha256:${'c'.repeat(64)}`,
+    ref: `localhost:5000/kinoite/kinoite-zfs@sha256:${'c'.repeat(64)}`,
+    tags: ['latest', 'stable-43'],
+    auditTag: 'stable-43-20261120-7',
+  },
   verify: `cosign verify --key /keys/cosign.pub --insecure-ignore-tlog --allow-insecure-registry localhost:5000/kinoite/kinoite-zfs@sha256:${'c'.repeat(64)}`,
   url: 'http://127.0.0.1:8233/namespaces/default/workflows/run%2Fkinoite-zfs%2F7/r-1',
   stages: [
-    { stage: 'resolve', status: 'done', startedAt: '2026-11-20T10:00:00.000Z', endedAt: '2026-11-20T10:00:02.500Z', detail: 'kernels a | b' },
-    { stage: 'akmods', status: 'done', startedAt: '2026-11-20T10:00:02.500Z', endedAt: '2026-11-20T10:01:02.500Z', detail: 'line one\nline two' },
-    { stage: 'smoke-test', status: 'failed', startedAt: '2026-11-20T10:01:02.500Z', endedAt: '2026-11-20T10:01:05.000Z' },
+    {
+      stage: 'resolve',
+      status: 'done',
+      startedAt: '2026-11-20T10:00:00.000Z',
+      endedAt: '2026-11-20T10:00:02.500Z',
+      detail: 'kernels a | b',
+    },
+    {
+      stage: 'akmods',
+      status: 'done',
+      startedAt: '2026-11-20T10:00:02.500Z',
+      endedAt: '2026-11-20T10:01:02.500Z',
+      detail: 'line one\nline two',
+    },
+    {
+      stage: 'smoke-test',
+      status: 'failed',
+      startedAt: '2026-11-20T10:01:02.500Z',
+      endedAt: '2026-11-20T10:01:05.000Z',
+    },
     { stage: 'promote', status: 'running', startedAt: '2026-11-20T10:01:05.000Z' },
   ],
   trigger: 'started',
@@ -99,9 +136,15 @@ test('githubContext reads a push: repository, sha, ref, actor, run identity and 
 });
 
 test('githubContext takes the pull request number from refs/pull/<n>/merge', () => {
-  const ctx = githubContext(pushEnv({ GITHUB_REF: 'refs/pull/123/merge', GITHUB_REF_NAME: '123/merge', GITHUB_EVENT_NAME: 'pull_request' }))!;
+  const ctx = githubContext(
+    pushEnv({ GITHUB_REF: 'refs/pull/123/merge', GITHUB_REF_NAME: '123/merge', GITHUB_EVENT_NAME: 'pull_request' }),
+  )!;
   assert.equal(ctx.prNumber, 123);
-  assert.equal(githubContext(pushEnv({ GITHUB_REF: 'refs/heads/pull/5/merge' }))!.prNumber, undefined, 'a branch named like a PR ref is not a PR');
+  assert.equal(
+    githubContext(pushEnv({ GITHUB_REF: 'refs/heads/pull/5/merge' }))!.prNumber,
+    undefined,
+    'a branch named like a PR ref is not a PR',
+  );
 });
 
 test('githubContext defaults the server to github.com and drops a GITHUB_SHA that is not a SHA', () => {
@@ -123,9 +166,19 @@ test('triggerFromGithub records source github, the actor, the commit and the Git
     source: 'github',
     by: 'octocat',
     commit: SHA,
-    github: { repository: 'octo/kinoite-zfs', ref: 'refs/heads/main', runId: '9876543210', runUrl: ctx.runUrl, eventName: 'push' },
+    github: {
+      repository: 'octo/kinoite-zfs',
+      ref: 'refs/heads/main',
+      runId: '9876543210',
+      runUrl: ctx.runUrl,
+      eventName: 'push',
+    },
   });
-  assert.equal('commit' in triggerFromGithub(githubContext(pushEnv({ GITHUB_SHA: '' }))!), false, 'no commit when GITHUB_SHA is missing');
+  assert.equal(
+    'commit' in triggerFromGithub(githubContext(pushEnv({ GITHUB_SHA: '' }))!),
+    false,
+    'no commit when GITHUB_SHA is missing',
+  );
 });
 
 test('stepSummaryMarkdown has one table row per stage with status and duration', () => {
@@ -161,7 +214,9 @@ test('stepSummaryMarkdown names the outcome, kernels, ZFS release, digests, the 
   assert.ok(md.includes(`\`\`\`sh\n${s.verify}\n\`\`\``), 'the verify command in a code block');
   assert.ok(md.includes(`](${s.url})`), 'a link to the Web UI');
   assert.ok(md.includes(`](${ctx.runUrl})`), 'a link to the GitHub run');
-  const failed = stepSummaryMarkdown(summary({ outcome: 'failed', message: 'smoke-test failed: no zfs.ko', stable: undefined, verify: undefined }));
+  const failed = stepSummaryMarkdown(
+    summary({ outcome: 'failed', message: 'smoke-test failed: no zfs.ko', stable: undefined, verify: undefined }),
+  );
   assert.match(failed, /^## ❌ .* FAILED$/m);
   assert.doesNotMatch(failed, /cosign verify/);
 });
@@ -182,7 +237,13 @@ test('githubOutputs gives the outcome and digests, with empty strings when absen
 });
 
 test('formatGithubOutput writes name=value lines and heredoc blocks for multi-line values that round-trip', () => {
-  const record = { outcome: 'failed', message: 'line 1\nline 2', tricky: 'a\nKINOITE_ZFS_EOF\nb', trickier: 'x\nKINOITE_ZFS_EOF_1\nKINOITE_ZFS_EOF\ny', empty: '' };
+  const record = {
+    outcome: 'failed',
+    message: 'line 1\nline 2',
+    tricky: 'a\nKINOITE_ZFS_EOF\nb',
+    trickier: 'x\nKINOITE_ZFS_EOF_1\nKINOITE_ZFS_EOF\ny',
+    empty: '',
+  };
   const text = formatGithubOutput(record);
   assert.match(text, /^outcome=failed$/m);
   assert.match(text, /^message<<\S+$/m);
@@ -196,8 +257,16 @@ test('formatGithubOutput refuses a name that would corrupt the file', () => {
 });
 
 test('redactSecrets replaces values of secret-looking variables only', () => {
-  const env = { GITHUB_TOKEN: 'ghs_abcdefgh12345', COSIGN_PASSWORD: 'pw-0123456789', TEMPORAL_ADDRESS: 'temporal:7233', SHORT_TOKEN: 'abc' };
-  assert.equal(redactSecrets('t=ghs_abcdefgh12345 p=pw-0123456789 a=temporal:7233 s=abc', env), 't=*** p=*** a=temporal:7233 s=abc');
+  const env = {
+    GITHUB_TOKEN: 'ghs_abcdefgh12345',
+    COSIGN_PASSWORD: 'pw-0123456789',
+    TEMPORAL_ADDRESS: 'temporal:7233',
+    SHORT_TOKEN: 'abc',
+  };
+  assert.equal(
+    redactSecrets('t=ghs_abcdefgh12345 p=pw-0123456789 a=temporal:7233 s=abc', env),
+    't=*** p=*** a=temporal:7233 s=abc',
+  );
 });
 
 test('writeGithubFiles appends the summary and outputs only to the files that are set', async () => {
@@ -206,7 +275,11 @@ test('writeGithubFiles appends the summary and outputs only to the files that ar
     const summaryFile = join(dir, 'summary.md');
     const outputFile = join(dir, 'output');
     await writeFile(outputFile, 'earlier=1\n');
-    const env = pushEnv({ GITHUB_STEP_SUMMARY: summaryFile, GITHUB_OUTPUT: outputFile, GITHUB_TOKEN: 'ghs_planted0123456789' });
+    const env = pushEnv({
+      GITHUB_STEP_SUMMARY: summaryFile,
+      GITHUB_OUTPUT: outputFile,
+      GITHUB_TOKEN: 'ghs_planted0123456789',
+    });
     const s = summary({ message: 'oops ghs_planted0123456789 leaked' });
     const written = await writeGithubFiles(s, env);
     assert.deepEqual(written, { summaryFile, outputFile });
@@ -226,7 +299,16 @@ test('writeGithubFiles appends the summary and outputs only to the files that ar
 
 // ---- the composite action ----
 
-interface ActionStep { name?: string; id?: string; uses?: string; run?: string; shell?: string; env?: Record<string, string>; with?: Record<string, string>; if?: string }
+interface ActionStep {
+  name?: string;
+  id?: string;
+  uses?: string;
+  run?: string;
+  shell?: string;
+  env?: Record<string, string>;
+  with?: Record<string, string>;
+  if?: string;
+}
 interface ActionFile {
   name: string;
   description: string;
@@ -235,7 +317,8 @@ interface ActionFile {
   runs: { using: string; steps: ActionStep[] };
 }
 
-const loadAction = async () => parse(await readFile(join(repoRoot, 'deploy', 'github', 'action.yml'), 'utf8')) as ActionFile;
+const loadAction = async () =>
+  parse(await readFile(join(repoRoot, 'deploy', 'github', 'action.yml'), 'utf8')) as ActionFile;
 
 /** Problems with an action file: structure, undocumented inputs/outputs, expressions inside run scripts. */
 function actionProblems(a: ActionFile): string[] {
@@ -243,7 +326,8 @@ function actionProblems(a: ActionFile): string[] {
   if (!a.name) problems.push('no name');
   if (!a.description) problems.push('no description');
   if (a.runs?.using !== 'composite') problems.push(`runs.using is ${a.runs?.using}, not composite`);
-  for (const [k, v] of Object.entries(a.inputs ?? {})) if (!v?.description) problems.push(`input ${k} has no description`);
+  for (const [k, v] of Object.entries(a.inputs ?? {}))
+    if (!v?.description) problems.push(`input ${k} has no description`);
   const ids = new Set((a.runs?.steps ?? []).map((s) => s.id).filter(Boolean));
   for (const [k, v] of Object.entries(a.outputs ?? {})) {
     if (!v?.description) problems.push(`output ${k} has no description`);
@@ -256,9 +340,13 @@ function actionProblems(a: ActionFile): string[] {
       if (!s.shell) problems.push(`step ${s.name ?? i} has no shell (required in composite actions)`);
       if (s.run.includes('${{')) problems.push(`step ${s.name ?? i} interpolates an expression into its run script`);
     }
-    for (const [where, map] of [['env', s.env], ['with', s.with]] as const) {
+    for (const [where, map] of [
+      ['env', s.env],
+      ['with', s.with],
+    ] as const) {
       for (const value of Object.values(map ?? {})) {
-        for (const m of String(value).matchAll(/inputs\.([\w-]+)/g)) if (!(m[1]! in (a.inputs ?? {}))) problems.push(`step ${s.name ?? i} ${where} uses undeclared input ${m[1]}`);
+        for (const m of String(value).matchAll(/inputs\.([\w-]+)/g))
+          if (!(m[1]! in (a.inputs ?? {}))) problems.push(`step ${s.name ?? i} ${where} uses undeclared input ${m[1]}`);
       }
     }
   }
@@ -268,20 +356,39 @@ function actionProblems(a: ActionFile): string[] {
 test('the composite action is well formed: documented inputs and outputs, outputs mapped from its steps', async () => {
   const a = await loadAction();
   assert.deepEqual(actionProblems(a), []);
-  for (const input of ['config', 'stream', 'mode', 'branch', 'pr', 'lock', 'rebuild-akmods', 'promote', 'wait', 'working-directory']) assert.ok(input in a.inputs, `input ${input}`);
+  for (const input of [
+    'config',
+    'stream',
+    'mode',
+    'branch',
+    'pr',
+    'lock',
+    'rebuild-akmods',
+    'promote',
+    'wait',
+    'working-directory',
+  ])
+    assert.ok(input in a.inputs, `input ${input}`);
   assert.equal(a.inputs.wait!.default, 'true');
-  for (const output of ['outcome', 'candidate-digest', 'stable-digest', 'run-url']) assert.ok(output in a.outputs, `output ${output}`);
+  for (const output of ['outcome', 'candidate-digest', 'stable-digest', 'run-url'])
+    assert.ok(output in a.outputs, `output ${output}`);
   const run = a.runs.steps.find((s) => s.id === 'run')!;
   assert.match(run.run!, /bin\/kinoite-zfs\.js" "\$\{args\[@\]\}"/, 'runs the CLI with an argument array');
 });
 
 test('the composite action passes every input to its scripts through env only', async () => {
   const a = await loadAction();
-  const script = a.runs.steps.filter((s) => s.run).map((s) => s.run).join('\n');
+  const script = a.runs.steps
+    .filter((s) => s.run)
+    .map((s) => s.run)
+    .join('\n');
   assert.doesNotMatch(script, /\$\{\{/);
   const envValues = a.runs.steps.flatMap((s) => Object.values(s.env ?? {}));
   for (const input of ['config', 'mode', 'branch', 'pr', 'lock', 'temporal-api-key', 'temporal-tls-cert']) {
-    assert.ok(envValues.some((v) => v.includes(`inputs.${input}`)), `input ${input} reaches the script through env`);
+    assert.ok(
+      envValues.some((v) => v.includes(`inputs.${input}`)),
+      `input ${input} reaches the script through env`,
+    );
   }
 });
 
@@ -291,8 +398,14 @@ test('the action check rejects a run script that interpolates an input (so the c
   bad.runs.steps.push({ name: 'echo branch', shell: 'bash', run: 'echo "${{ inputs.branch }}"' });
   bad.outputs['x'] = { description: 'x', value: '${{ steps.nope.outputs.x }}' };
   const problems = actionProblems(bad);
-  assert.ok(problems.some((p) => /interpolates an expression/.test(p)), problems.join('\n'));
-  assert.ok(problems.some((p) => /unknown step nope/.test(p)), problems.join('\n'));
+  assert.ok(
+    problems.some((p) => /interpolates an expression/.test(p)),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => /unknown step nope/.test(p)),
+    problems.join('\n'),
+  );
 });
 
 test('the run script builds the right CLI arguments for each mode and refuses a non-numeric PR', async () => {
@@ -302,32 +415,109 @@ test('the run script builds the right CLI arguments for each mode and refuses a 
   try {
     // A stand-in CLI that prints its arguments and the TLS environment, one per line.
     await mkdir(join(dir, 'bin'));
-    await writeFile(join(dir, 'bin', 'kinoite-zfs.js'), 'console.log(JSON.stringify({ args: process.argv.slice(2), cert: process.env.TEMPORAL_TLS_CERT ?? null, key: process.env.TEMPORAL_TLS_KEY ?? null, api: process.env.TEMPORAL_API_KEY ?? null, pem: process.env.KZ_TLS_KEY_PEM ?? null, mode: process.env.TEMPORAL_TLS_KEY ? (require("fs").statSync(process.env.TEMPORAL_TLS_KEY).mode & 0o777).toString(8) : null }));\n');
+    await writeFile(
+      join(dir, 'bin', 'kinoite-zfs.js'),
+      'console.log(JSON.stringify({ args: process.argv.slice(2), cert: process.env.TEMPORAL_TLS_CERT ?? null, key: process.env.TEMPORAL_TLS_KEY ?? null, api: process.env.TEMPORAL_API_KEY ?? null, pem: process.env.KZ_TLS_KEY_PEM ?? null, mode: process.env.TEMPORAL_TLS_KEY ? (require("fs").statSync(process.env.TEMPORAL_TLS_KEY).mode & 0o777).toString(8) : null }));\n',
+    );
     await writeFile(join(dir, 'package.json'), '{"type":"commonjs"}');
-    const base = { KZ_HOME: dir, KZ_CONFIG: 'kinoite-zfs.yaml', KZ_STREAM: '', KZ_MODE: 'main', KZ_BRANCH: '', KZ_PR: '', KZ_LOCK: '', KZ_REBUILD_AKMODS: 'false', KZ_PROMOTE: 'true', KZ_WAIT: 'true', KZ_ADDRESS: '', KZ_NAMESPACE: '', KZ_WEB_URL: '', KZ_API_KEY: '', KZ_TLS_CERT_PEM: '', KZ_TLS_KEY_PEM: '', KZ_TLS_CA_PEM: '', RUNNER_TEMP: dir, PATH: process.env.PATH };
-    const runScript = (env: Record<string, string>) => execa('bash', ['-c', script], { cwd: dir, env: { ...base, ...env }, extendEnv: false, reject: false });
+    const base = {
+      KZ_HOME: dir,
+      KZ_CONFIG: 'kinoite-zfs.yaml',
+      KZ_STREAM: '',
+      KZ_MODE: 'main',
+      KZ_BRANCH: '',
+      KZ_PR: '',
+      KZ_LOCK: '',
+      KZ_REBUILD_AKMODS: 'false',
+      KZ_PROMOTE: 'true',
+      KZ_WAIT: 'true',
+      KZ_ADDRESS: '',
+      KZ_NAMESPACE: '',
+      KZ_WEB_URL: '',
+      KZ_API_KEY: '',
+      KZ_TLS_CERT_PEM: '',
+      KZ_TLS_KEY_PEM: '',
+      KZ_TLS_CA_PEM: '',
+      RUNNER_TEMP: dir,
+      PATH: process.env.PATH,
+    };
+    const runScript = (env: Record<string, string>) =>
+      execa('bash', ['-c', script], { cwd: dir, env: { ...base, ...env }, extendEnv: false, reject: false });
     const parsed = async (env: Record<string, string>) => {
       const r = await runScript(env);
       assert.equal(r.exitCode, 0, r.stderr + r.stdout);
-      return JSON.parse(r.stdout) as { args: string[]; cert: string | null; key: string | null; api: string | null; pem: string | null; mode: string | null };
+      return JSON.parse(r.stdout) as {
+        args: string[];
+        cert: string | null;
+        key: string | null;
+        api: string | null;
+        pem: string | null;
+        mode: string | null;
+      };
     };
     assert.deepEqual((await parsed({})).args, ['run', '--config', 'kinoite-zfs.yaml', '--mode', 'main', '--wait']);
-    assert.deepEqual((await parsed({ KZ_REBUILD_AKMODS: 'true', KZ_PROMOTE: 'false', KZ_LOCK: 'ci/inputs.lock.json', KZ_STREAM: 's1' })).args, ['run', '--config', 'kinoite-zfs.yaml', '--stream', 's1', '--mode', 'main', '--lock', 'ci/inputs.lock.json', '--rebuild-akmods', '--no-promote', '--wait']);
+    assert.deepEqual(
+      (
+        await parsed({
+          KZ_REBUILD_AKMODS: 'true',
+          KZ_PROMOTE: 'false',
+          KZ_LOCK: 'ci/inputs.lock.json',
+          KZ_STREAM: 's1',
+        })
+      ).args,
+      [
+        'run',
+        '--config',
+        'kinoite-zfs.yaml',
+        '--stream',
+        's1',
+        '--mode',
+        'main',
+        '--lock',
+        'ci/inputs.lock.json',
+        '--rebuild-akmods',
+        '--no-promote',
+        '--wait',
+      ],
+    );
     const hostile = '$(touch pwned)`id`; echo x';
-    assert.deepEqual((await parsed({ KZ_MODE: 'branch', KZ_BRANCH: hostile })).args, ['run', '--config', 'kinoite-zfs.yaml', '--mode', 'branch', '--branch', hostile, '--wait'], 'a hostile branch name stays one argument');
+    assert.deepEqual(
+      (await parsed({ KZ_MODE: 'branch', KZ_BRANCH: hostile })).args,
+      ['run', '--config', 'kinoite-zfs.yaml', '--mode', 'branch', '--branch', hostile, '--wait'],
+      'a hostile branch name stays one argument',
+    );
     assert.deepEqual(await readdir(dir).then((f) => f.includes('pwned')), false, 'nothing ran from the branch name');
-    assert.deepEqual((await parsed({ KZ_MODE: 'pr', KZ_PR: '42', KZ_WAIT: 'false' })).args, ['run', '--config', 'kinoite-zfs.yaml', '--mode', 'pr', '--pr', '42']);
+    assert.deepEqual((await parsed({ KZ_MODE: 'pr', KZ_PR: '42', KZ_WAIT: 'false' })).args, [
+      'run',
+      '--config',
+      'kinoite-zfs.yaml',
+      '--mode',
+      'pr',
+      '--pr',
+      '42',
+    ]);
     const badPr = await runScript({ KZ_MODE: 'pr', KZ_PR: '42; rm -rf ~' });
     assert.equal(badPr.exitCode, 2);
     assert.match(badPr.stdout, /::error .*mode pr needs the pr input as a number/);
     const badMode = await runScript({ KZ_MODE: 'release' });
     assert.equal(badMode.exitCode, 2);
-    const tls = await parsed({ KZ_TLS_CERT_PEM: '-----BEGIN CERTIFICATE-----\nMIIcert\n-----END CERTIFICATE-----', KZ_TLS_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nMIIkey\n-----END PRIVATE KEY-----', KZ_API_KEY: 'api-key-123456' });
-    assert.ok(tls.cert?.startsWith(dir) && tls.key?.startsWith(dir), `PEM files under RUNNER_TEMP: ${tls.cert} ${tls.key}`);
+    const tls = await parsed({
+      KZ_TLS_CERT_PEM: '-----BEGIN CERTIFICATE-----\nMIIcert\n-----END CERTIFICATE-----',
+      KZ_TLS_KEY_PEM: '-----BEGIN PRIVATE KEY-----\nMIIkey\n-----END PRIVATE KEY-----',
+      KZ_API_KEY: 'api-key-123456',
+    });
+    assert.ok(
+      tls.cert?.startsWith(dir) && tls.key?.startsWith(dir),
+      `PEM files under RUNNER_TEMP: ${tls.cert} ${tls.key}`,
+    );
     assert.equal(tls.mode, '600', 'the key file is private');
     assert.equal(tls.pem, null, 'the PEM contents are not left in the CLI environment');
     assert.equal(tls.api, 'api-key-123456');
-    assert.equal((await readdir(dir)).some((f) => f.startsWith('kinoite-zfs-tls.')), false, 'the TLS folder is removed when the step ends');
+    assert.equal(
+      (await readdir(dir)).some((f) => f.startsWith('kinoite-zfs-tls.')),
+      false,
+      'the TLS folder is removed when the step ends',
+    );
     const half = await runScript({ KZ_TLS_CERT_PEM: 'cert only' });
     assert.equal(half.exitCode, 2, 'a certificate without a key is refused');
   } finally {
@@ -338,7 +528,9 @@ test('the run script builds the right CLI arguments for each mode and refuses a 
 // ---- actionlint ----
 
 test('actionlint passes on .github/workflows (which also checks the inputs given to ./deploy/github)', async () => {
-  const files = (await readdir(join(repoRoot, '.github', 'workflows'))).filter((f) => /\.ya?ml$/.test(f)).map((f) => join('.github', 'workflows', f));
+  const files = (await readdir(join(repoRoot, '.github', 'workflows')))
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => join('.github', 'workflows', f));
   assert.ok(files.length >= 3, `workflow files: ${files.join(', ')}`);
   const r = await execa(toolPath('actionlint'), ['-no-color', ...files], { cwd: repoRoot, reject: false });
   assert.equal(r.exitCode, 0, `actionlint:\n${r.stdout}\n${r.stderr}`);
@@ -349,7 +541,10 @@ test('actionlint rejects a workflow with an unknown action input and an injected
   try {
     await mkdir(join(dir, '.github', 'workflows'), { recursive: true });
     await mkdir(join(dir, 'deploy', 'github'), { recursive: true });
-    await writeFile(join(dir, 'deploy', 'github', 'action.yml'), await readFile(join(repoRoot, 'deploy', 'github', 'action.yml'), 'utf8'));
+    await writeFile(
+      join(dir, 'deploy', 'github', 'action.yml'),
+      await readFile(join(repoRoot, 'deploy', 'github', 'action.yml'), 'utf8'),
+    );
     const bad = [
       'name: bad',
       'on: push',
@@ -365,7 +560,10 @@ test('actionlint rejects a workflow with an unknown action input and an injected
     ].join('\n');
     await writeFile(join(dir, '.github', 'workflows', 'bad.yml'), bad);
     await execa('git', ['init', '-q'], { cwd: dir });
-    const r = await execa(toolPath('actionlint'), ['-no-color', '.github/workflows/bad.yml'], { cwd: dir, reject: false });
+    const r = await execa(toolPath('actionlint'), ['-no-color', '.github/workflows/bad.yml'], {
+      cwd: dir,
+      reject: false,
+    });
     assert.notEqual(r.exitCode, 0, 'actionlint fails');
     assert.match(r.stdout, /no-such-input/);
     assert.match(r.stdout, /potentially untrusted/);

@@ -23,7 +23,22 @@ test('naturalCompare returns 0 only for identical strings', () => {
 });
 
 test('naturalCompare is antisymmetric over a mixed sample', () => {
-  const xs = ['', '6', '6.1', '6.01', '6.10', '6.9', 'a', 'a1', 'a01', '1a', '6.18.9-100.fc43', '6.18.10-1.fc43', 'fc9', 'fc10'];
+  const xs = [
+    '',
+    '6',
+    '6.1',
+    '6.01',
+    '6.10',
+    '6.9',
+    'a',
+    'a1',
+    'a01',
+    '1a',
+    '6.18.9-100.fc43',
+    '6.18.10-1.fc43',
+    'fc9',
+    'fc10',
+  ];
   for (const a of xs) {
     for (const b of xs) {
       assert.equal(Math.sign(naturalCompare(a, b)) + Math.sign(naturalCompare(b, a)), 0, `${a} vs ${b}`);
@@ -48,8 +63,17 @@ test('naturalCompare puts a shorter prefix first', () => {
 });
 
 test('sortKernels de-duplicates and sorts naturally', () => {
-  const input = ['6.18.10-200.fc43.x86_64', '6.18.9-200.fc43.x86_64', '6.18.10-200.fc43.x86_64', '6.17.12-300.fc43.x86_64'];
-  assert.deepEqual(sortKernels(input), ['6.17.12-300.fc43.x86_64', '6.18.9-200.fc43.x86_64', '6.18.10-200.fc43.x86_64']);
+  const input = [
+    '6.18.10-200.fc43.x86_64',
+    '6.18.9-200.fc43.x86_64',
+    '6.18.10-200.fc43.x86_64',
+    '6.17.12-300.fc43.x86_64',
+  ];
+  assert.deepEqual(sortKernels(input), [
+    '6.17.12-300.fc43.x86_64',
+    '6.18.9-200.fc43.x86_64',
+    '6.18.10-200.fc43.x86_64',
+  ]);
 });
 
 test('sortKernels does not modify its input', () => {
@@ -119,7 +143,14 @@ test('kernelSeries is undefined for strings without major.minor', () => {
 });
 
 test('isValidKernelRelease accepts real kernel releases', () => {
-  for (const k of ['6.18.16-200.fc43.x86_64', '6.1.0-47-amd64', '7.1', '5.14.0-570.el9_6.x86_64', '6.19.0-0.rc1.20251201git1.fc44.aarch64', '6.6.0+debug~1']) {
+  for (const k of [
+    '6.18.16-200.fc43.x86_64',
+    '6.1.0-47-amd64',
+    '7.1',
+    '5.14.0-570.el9_6.x86_64',
+    '6.19.0-0.rc1.20251201git1.fc44.aarch64',
+    '6.6.0+debug~1',
+  ]) {
     assert.equal(isValidKernelRelease(k), true, k);
   }
 });

@@ -52,7 +52,13 @@ const vermagic = (kernel: string) => `${kernel} SMP preempt mod_unload `;
 /** A module file at `path` whose `.modinfo` says it was built for `builtFor`. */
 function ko(path: string, builtFor: string, version = '2.4.4-1'): Item {
   const name = /spl\.ko/.test(path) ? 'spl' : 'zfs';
-  return { name: path, type: 'file', content: { bytes: elfModule([`version=${version}`, 'license=CDDL', `name=${name}`, `vermagic=${vermagic(builtFor)}`]) } };
+  return {
+    name: path,
+    type: 'file',
+    content: {
+      bytes: elfModule([`version=${version}`, 'license=CDDL', `name=${name}`, `vermagic=${vermagic(builtFor)}`]),
+    },
+  };
 }
 
 /** The `zfs.ko` path of `kernel` under usr/lib/modules. */
@@ -60,7 +66,11 @@ const zfsKoPath = (kernel: string) => `usr/lib/modules/${kernel}/extra/zfs/zfs.k
 /** The `spl.ko` path of `kernel` under usr/lib/modules. */
 const splKoPath = (kernel: string) => `usr/lib/modules/${kernel}/extra/zfs/spl.ko`;
 
-function scan(layers: Item[][], expectedKernels?: string[], opts: Omit<LayerScanOptions, 'expectedKernels'> = {}): LayerScan {
+function scan(
+  layers: Item[][],
+  expectedKernels?: string[],
+  opts: Omit<LayerScanOptions, 'expectedKernels'> = {},
+): LayerScan {
   const sc = new LayerScan(expectedKernels ? { ...opts, expectedKernels } : opts);
   for (const layer of layers) {
     sc.beginLayer();
@@ -71,7 +81,14 @@ function scan(layers: Item[][], expectedKernels?: string[], opts: Omit<LayerScan
 
 /** A base layer with kernel directories and some unrelated files. */
 function baseLayer(...kernels: string[]): TarEntry[] {
-  const out: TarEntry[] = [d('./'), d('./usr/'), d('./usr/lib/'), d('./usr/lib/modules/'), f('./etc/os-release'), s('./lib')];
+  const out: TarEntry[] = [
+    d('./'),
+    d('./usr/'),
+    d('./usr/lib/'),
+    d('./usr/lib/modules/'),
+    f('./etc/os-release'),
+    s('./lib'),
+  ];
   for (const k of kernels) {
     out.push(d(`./usr/lib/modules/${k}/`), f(`./usr/lib/modules/${k}/vmlinuz`), d(`./usr/lib/modules/${k}/kernel/`));
   }
@@ -86,7 +103,11 @@ function zfsLayer(...kernels: string[]): Item[] {
 }
 
 /** What the passing verdict reports for a zfs.ko of `kernel` made by {@link ko}. */
-const zfsReport = (kernel: string, path = zfsKoPath(kernel)) => ({ path, vermagic: vermagic(kernel), version: '2.4.4-1' });
+const zfsReport = (kernel: string, path = zfsKoPath(kernel)) => ({
+  path,
+  vermagic: vermagic(kernel),
+  version: '2.4.4-1',
+});
 
 test('normalizeTarPath strips ./ and /, collapses // and . segments and trailing slashes', () => {
   assert.equal(normalizeTarPath('./usr/lib/modules/'), 'usr/lib/modules');
@@ -109,7 +130,9 @@ test('LayerScan lists kernel directories natural-sorted', () => {
 });
 
 test('LayerScan counts usr/lib/modules and lib/modules kernels once each', () => {
-  const sc = scan([[d('lib/modules/6.1.0-47-amd64'), f('usr/lib/modules/6.1.0-47-amd64/modules.dep'), f('lib/modules/7.1/x')]]);
+  const sc = scan([
+    [d('lib/modules/6.1.0-47-amd64'), f('usr/lib/modules/6.1.0-47-amd64/modules.dep'), f('lib/modules/7.1/x')],
+  ]);
   assert.deepEqual(sc.kernels(), ['6.1.0-47-amd64', '7.1']);
 });
 
@@ -139,7 +162,16 @@ test('LayerScan accepts commands under usr/bin, as hard links or symlinks', () =
 });
 
 test('LayerScan ignores commands outside usr/ and directories named like commands', () => {
-  const r = scan([baseLayer(K1), [f('sbin/zfs'), f('bin/zpool'), d('usr/sbin/zfs'), f('usr/local/sbin/zpool'), f(`usr/lib/modules/${K1}/extra/zfs/zfs.ko`)]]).smoke(REF);
+  const r = scan([
+    baseLayer(K1),
+    [
+      f('sbin/zfs'),
+      f('bin/zpool'),
+      d('usr/sbin/zfs'),
+      f('usr/local/sbin/zpool'),
+      f(`usr/lib/modules/${K1}/extra/zfs/zfs.ko`),
+    ],
+  ]).smoke(REF);
   assert.deepEqual(r, {
     ok: false,
     reason: 'missing-command',
@@ -156,7 +188,11 @@ test('LayerScan reports the first missing command alphabetically', () => {
 
 test('LayerScan with commands but no module payload fails with no-payload', () => {
   const r = scan([baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool')]]).smoke(REF);
-  assert.deepEqual(r, { ok: false, reason: 'no-payload', message: `No ZFS kernel payloads found in candidate image ${REF}` });
+  assert.deepEqual(r, {
+    ok: false,
+    reason: 'no-payload',
+    message: `No ZFS kernel payloads found in candidate image ${REF}`,
+  });
 });
 
 test('LayerScan fails missing-module listing every expected kernel without zfs.ko', () => {
@@ -171,7 +207,12 @@ test('LayerScan fails missing-module listing every expected kernel without zfs.k
 
 test('LayerScan checks only expected kernels when given and ignores modules for others', () => {
   const sc = scan([baseLayer(K1, K2), zfsLayer(K1, K2)], [K2]);
-  assert.deepEqual(sc.smoke(REF), { ok: true, kernels: [K2], commands: ['usr/sbin/zfs', 'usr/sbin/zpool'], modules: { [K2]: { zfs: zfsReport(K2) } } });
+  assert.deepEqual(sc.smoke(REF), {
+    ok: true,
+    kernels: [K2],
+    commands: ['usr/sbin/zfs', 'usr/sbin/zpool'],
+    modules: { [K2]: { zfs: zfsReport(K2) } },
+  });
   assert.deepEqual(sc.moduleKernels(), [K2]);
 });
 
@@ -214,7 +255,10 @@ test('LayerScan: a whiteout of a file removes it from an earlier layer', () => {
 });
 
 test('LayerScan: a whiteout of a module file removes that kernel payload', () => {
-  const r = scan([baseLayer(K1, K2), zfsLayer(K1, K2), [f(`usr/lib/modules/${K2}/extra/zfs/.wh.zfs.ko`)]], [K1, K2]).smoke(REF);
+  const r = scan(
+    [baseLayer(K1, K2), zfsLayer(K1, K2), [f(`usr/lib/modules/${K2}/extra/zfs/.wh.zfs.ko`)]],
+    [K1, K2],
+  ).smoke(REF);
   assert.ok(!r.ok && r.reason === 'missing-module');
   assert.deepEqual(r.ok ? [] : r.missingKernels, [K2]);
 });
@@ -223,7 +267,9 @@ test('LayerScan: a whiteout of a kernel directory removes the kernel and its mod
   const sc = scan([baseLayer(K1, K2), zfsLayer(K1, K2), [f(`usr/lib/modules/.wh.${K1}`)]]);
   assert.deepEqual(sc.kernels(), [K2]);
   assert.deepEqual(sc.moduleKernels(), [K2]);
-  const withExpected = scan([baseLayer(K1, K2), zfsLayer(K1, K2), [f(`usr/lib/modules/.wh.${K1}`)]], [K1, K2]).smoke(REF);
+  const withExpected = scan([baseLayer(K1, K2), zfsLayer(K1, K2), [f(`usr/lib/modules/.wh.${K1}`)]], [K1, K2]).smoke(
+    REF,
+  );
   assert.ok(!withExpected.ok && withExpected.reason === 'missing-module');
   assert.deepEqual(withExpected.ok ? [] : withExpected.missingKernels, [K1]);
 });
@@ -258,7 +304,12 @@ test('LayerScan: an opaque directory hides earlier layers but keeps its own laye
   const sc = scan([
     baseLayer(K1, K2),
     zfsLayer(K1, K2),
-    [d('usr/lib/modules/'), f('usr/lib/modules/.wh..wh..opq'), d(`usr/lib/modules/${K2}`), f(`usr/lib/modules/${K2}/extra/zfs/zfs.ko`)],
+    [
+      d('usr/lib/modules/'),
+      f('usr/lib/modules/.wh..wh..opq'),
+      d(`usr/lib/modules/${K2}`),
+      f(`usr/lib/modules/${K2}/extra/zfs/zfs.ko`),
+    ],
   ]);
   assert.deepEqual(sc.kernels(), [K2]);
   assert.deepEqual(sc.moduleKernels(), [K2]);
@@ -270,7 +321,11 @@ test('LayerScan: an opaque marker after same-layer entries still keeps them', ()
 });
 
 test('LayerScan: an opaque kernel directory keeps the kernel but drops its older modules', () => {
-  const sc = scan([baseLayer(K1), zfsLayer(K1), [f(`usr/lib/modules/${K1}/.wh..wh..opq`), f(`usr/lib/modules/${K1}/modules.dep`)]]);
+  const sc = scan([
+    baseLayer(K1),
+    zfsLayer(K1),
+    [f(`usr/lib/modules/${K1}/.wh..wh..opq`), f(`usr/lib/modules/${K1}/modules.dep`)],
+  ]);
   assert.deepEqual(sc.kernels(), [K1]);
   assert.deepEqual(sc.moduleKernels(), []);
 });
@@ -287,7 +342,14 @@ test('LayerScan: an opaque root hides every earlier layer', () => {
 });
 
 test('LayerScan: whiteout entries never count as payload', () => {
-  const sc = scan([[f('usr/sbin/.wh.zfs'), f('usr/sbin/.wh.zpool'), f(`usr/lib/modules/${K1}/extra/zfs/.wh.zfs.ko`), f(`usr/lib/modules/.wh.${K1}`)]]);
+  const sc = scan([
+    [
+      f('usr/sbin/.wh.zfs'),
+      f('usr/sbin/.wh.zpool'),
+      f(`usr/lib/modules/${K1}/extra/zfs/.wh.zfs.ko`),
+      f(`usr/lib/modules/.wh.${K1}`),
+    ],
+  ]);
   assert.deepEqual(sc.kernels(), []);
   assert.deepEqual(sc.commandPaths(), []);
   assert.deepEqual(sc.moduleKernels(), []);
@@ -346,16 +408,22 @@ test('LayerScan: a file replacing an empty kernel directory removes the kernel',
 
 // The vermagic check: every checked zfs.ko and spl.ko must be built for the kernel it sits under.
 
-const wrongKernelNext = 'The ZFS modules do not match the kernels they are installed for; rebuild the akmods for these kernels.';
+const wrongKernelNext =
+  'The ZFS modules do not match the kernels they are installed for; rebuild the akmods for these kernels.';
 /**
  * A verdict as text for assertion messages; an explicit message also keeps node's assert.ok from
  * re-parsing the (transpiled) source to describe a falsy value, which can stall under tsx.
  */
 const verdict = (r: SmokeResult) => (r.ok ? `passed: ${JSON.stringify(r.modules)}` : `${r.reason}: ${r.message}`);
-const unreadableNext = 'Install the ZFS modules uncompressed (or gzip-compressed) and stripped of debug info so their kernel can be checked.';
+const unreadableNext =
+  'Install the ZFS modules uncompressed (or gzip-compressed) and stripped of debug info so their kernel can be checked.';
 
 test('wantsModuleContent selects zfs.ko and spl.ko, plain or .gz, under either modules root', () => {
-  for (const yes of [`./usr/lib/modules/${K1}/extra/zfs/zfs.ko`, `lib/modules/${K1}/extra/zfs/spl.ko`, `/usr/lib/modules/${K1}/extra/zfs/zfs.ko.gz`]) {
+  for (const yes of [
+    `./usr/lib/modules/${K1}/extra/zfs/zfs.ko`,
+    `lib/modules/${K1}/extra/zfs/spl.ko`,
+    `/usr/lib/modules/${K1}/extra/zfs/zfs.ko.gz`,
+  ]) {
     assert.equal(wantsModuleContent(yes), true, yes);
   }
   for (const no of [
@@ -373,7 +441,11 @@ test('wantsModuleContent selects zfs.ko and spl.ko, plain or .gz, under either m
 });
 
 test('LayerScan smoke passes when every zfs.ko and spl.ko is built for its kernel and reports them', () => {
-  const r = scan([baseLayer(K1, K2), zfsLayer(K1, K2), [ko(splKoPath(K1), K1, '2.4.4-1'), ko(splKoPath(K2), K2, '2.4.4-1')]]).smoke(REF);
+  const r = scan([
+    baseLayer(K1, K2),
+    zfsLayer(K1, K2),
+    [ko(splKoPath(K1), K1, '2.4.4-1'), ko(splKoPath(K2), K2, '2.4.4-1')],
+  ]).smoke(REF);
   assert.deepEqual(r.ok ? r.modules : r.message, {
     [K1]: { zfs: zfsReport(K1), spl: { path: splKoPath(K1), vermagic: vermagic(K1), version: '2.4.4-1' } },
     [K2]: { zfs: zfsReport(K2), spl: { path: splKoPath(K2), vermagic: vermagic(K2), version: '2.4.4-1' } },
@@ -386,7 +458,10 @@ test('LayerScan smoke passes without spl.ko and reports only zfs.ko', () => {
 });
 
 test('LayerScan smoke fails wrong-kernel naming both releases when two kernels swapped their modules', () => {
-  const r = scan([baseLayer(K1, K2), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(zfsKoPath(K1), K2), ko(zfsKoPath(K2), K1)]], [K1, K2]).smoke(REF);
+  const r = scan(
+    [baseLayer(K1, K2), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(zfsKoPath(K1), K2), ko(zfsKoPath(K2), K1)]],
+    [K1, K2],
+  ).smoke(REF);
   assert.deepEqual(r, {
     ok: false,
     reason: 'wrong-kernel',
@@ -400,7 +475,16 @@ test('LayerScan smoke fails wrong-kernel naming both releases when two kernels s
 
 test('LayerScan smoke fails wrong-kernel for a Debian-style release in the vermagic', () => {
   const k = '6.1.0-47-cloud-amd64';
-  const r = scan([[f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(`usr/lib/modules/${k}/extra/zfs/zfs.ko`, '6.12.117+deb12-cloud-amd64')]], [k]).smoke(REF);
+  const r = scan(
+    [
+      [
+        f('usr/sbin/zfs'),
+        f('usr/sbin/zpool'),
+        ko(`usr/lib/modules/${k}/extra/zfs/zfs.ko`, '6.12.117+deb12-cloud-amd64'),
+      ],
+    ],
+    [k],
+  ).smoke(REF);
   assert.equal(
     r.ok ? 'passed' : r.message,
     `Candidate image ${REF}: usr/lib/modules/${k}/extra/zfs/zfs.ko was built for kernel 6.12.117+deb12-cloud-amd64, not ${k}. ${wrongKernelNext}`,
@@ -414,19 +498,32 @@ test('LayerScan smoke fails wrong-kernel when only spl.ko is built for another k
 });
 
 test('LayerScan: a later layer module overrides an earlier one, in both directions', () => {
-  const fixed = scan([baseLayer(K1), zfsLayer(K1), [ko(zfsKoPath(K1), K2)], [ko(zfsKoPath(K1), K1, '2.4.5-1')]]).smoke(REF);
+  const fixed = scan([baseLayer(K1), zfsLayer(K1), [ko(zfsKoPath(K1), K2)], [ko(zfsKoPath(K1), K1, '2.4.5-1')]]).smoke(
+    REF,
+  );
   assert.deepEqual(fixed.ok ? fixed.modules[K1] : fixed.message, { zfs: { ...zfsReport(K1), version: '2.4.5-1' } });
   const broken = scan([baseLayer(K1), zfsLayer(K1), [ko(zfsKoPath(K1), K2)]]).smoke(REF);
   assert.ok(!broken.ok && broken.reason === 'wrong-kernel', verdict(broken));
 });
 
 test('LayerScan: a whiteout drops a wrong module, and an opaque directory drops older ones', () => {
-  const wh = scan([baseLayer(K1), zfsLayer(K1), [ko(splKoPath(K1), K2)], [f(`usr/lib/modules/${K1}/extra/zfs/.wh.spl.ko`)]]).smoke(REF);
+  const wh = scan([
+    baseLayer(K1),
+    zfsLayer(K1),
+    [ko(splKoPath(K1), K2)],
+    [f(`usr/lib/modules/${K1}/extra/zfs/.wh.spl.ko`)],
+  ]).smoke(REF);
   assert.deepEqual(wh.ok ? wh.modules : wh.message, { [K1]: { zfs: zfsReport(K1) } });
-  const opq = scan([baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(zfsKoPath(K1), K2), ko(splKoPath(K1), K2)], [f(`usr/lib/modules/${K1}/extra/zfs/.wh..wh..opq`), ko(zfsKoPath(K1), K1)]]).smoke(REF);
+  const opq = scan([
+    baseLayer(K1),
+    [f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(zfsKoPath(K1), K2), ko(splKoPath(K1), K2)],
+    [f(`usr/lib/modules/${K1}/extra/zfs/.wh..wh..opq`), ko(zfsKoPath(K1), K1)],
+  ]).smoke(REF);
   assert.deepEqual(opq.ok ? opq.modules : opq.message, { [K1]: { zfs: zfsReport(K1) } });
   // A whiteout of the whole kernel directory takes its (wrong) modules along.
-  const kdir = scan([baseLayer(K1, K2), zfsLayer(K1), [ko(zfsKoPath(K2), K1)], [f(`usr/lib/modules/.wh.${K2}`)]]).smoke(REF);
+  const kdir = scan([baseLayer(K1, K2), zfsLayer(K1), [ko(zfsKoPath(K2), K1)], [f(`usr/lib/modules/.wh.${K2}`)]]).smoke(
+    REF,
+  );
   assert.deepEqual(kdir.ok ? kdir.kernels : kdir.message, [K1]);
 });
 
@@ -436,31 +533,68 @@ test('LayerScan ignores wrong modules of kernels that are not expected', () => {
 });
 
 test('LayerScan checks every visible zfs.ko form of a kernel, under lib/modules too', () => {
-  const r = scan([[f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(zfsKoPath(K1), K1), ko(`lib/modules/${K1}/extra/zfs/zfs.ko`, K2)]]).smoke(REF);
-  assert.deepEqual(r.ok ? r.kernels : r.moduleProblems, [{ kernel: K1, path: `lib/modules/${K1}/extra/zfs/zfs.ko`, builtFor: K2 }]);
+  const r = scan([
+    [f('usr/sbin/zfs'), f('usr/sbin/zpool'), ko(zfsKoPath(K1), K1), ko(`lib/modules/${K1}/extra/zfs/zfs.ko`, K2)],
+  ]).smoke(REF);
+  assert.deepEqual(r.ok ? r.kernels : r.moduleProblems, [
+    { kernel: K1, path: `lib/modules/${K1}/extra/zfs/zfs.ko`, builtFor: K2 },
+  ]);
 });
 
 test('LayerScan smoke fails unreadable-module naming the path and the reason', () => {
   const cases: Array<[string, Item, string]> = [
-    ['not ELF', { ...f(zfsKoPath(K1)), content: { bytes: new TextEncoder().encode('this is not a kernel module at all, it is a text file ....................') } }, 'not an ELF file (no \\x7fELF magic)'],
-    ['too large', { ...f(zfsKoPath(K1)), content: { tooLarge: true, size: 111_149_056, limit: 67_108_864 } }, 'it is 111149056 bytes, over the 67108864-byte limit of what the smoke test reads into memory (is it built with debug info?)'],
+    [
+      'not ELF',
+      {
+        ...f(zfsKoPath(K1)),
+        content: {
+          bytes: new TextEncoder().encode('this is not a kernel module at all, it is a text file ....................'),
+        },
+      },
+      'not an ELF file (no \\x7fELF magic)',
+    ],
+    [
+      'too large',
+      { ...f(zfsKoPath(K1)), content: { tooLarge: true, size: 111_149_056, limit: 67_108_864 } },
+      'it is 111149056 bytes, over the 67108864-byte limit of what the smoke test reads into memory (is it built with debug info?)',
+    ],
     ['no content', f(zfsKoPath(K1)), 'its content was not given to the scan (the layer reader was not asked for it)'],
-    ['xz', f(`${zfsKoPath(K1)}.xz`), 'cannot check the vermagic of a .xz-compressed module: not supported (only .ko and .ko.gz are read)'],
-    ['zst', { ...f(`${zfsKoPath(K1)}.zst`), content: { bytes: new Uint8Array(8) } }, 'cannot check the vermagic of a .zst-compressed module: not supported (only .ko and .ko.gz are read)'],
-    ['no vermagic', { ...f(zfsKoPath(K1)), content: { bytes: elfModule(['name=zfs', 'version=2.4.4-1']) } }, 'its .modinfo has no vermagic'],
+    [
+      'xz',
+      f(`${zfsKoPath(K1)}.xz`),
+      'cannot check the vermagic of a .xz-compressed module: not supported (only .ko and .ko.gz are read)',
+    ],
+    [
+      'zst',
+      { ...f(`${zfsKoPath(K1)}.zst`), content: { bytes: new Uint8Array(8) } },
+      'cannot check the vermagic of a .zst-compressed module: not supported (only .ko and .ko.gz are read)',
+    ],
+    [
+      'no vermagic',
+      { ...f(zfsKoPath(K1)), content: { bytes: elfModule(['name=zfs', 'version=2.4.4-1']) } },
+      'its .modinfo has no vermagic',
+    ],
   ];
   for (const [what, item, why] of cases) {
     const r = scan([baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), item]], [K1]).smoke(REF);
     assert.deepEqual(
       r,
-      { ok: false, reason: 'unreadable-module', moduleProblems: [{ kernel: K1, path: normalizeTarPath(item.name), unreadable: why }], message: `Candidate image ${REF}: cannot check ${normalizeTarPath(item.name)}: ${why}. ${unreadableNext}` },
+      {
+        ok: false,
+        reason: 'unreadable-module',
+        moduleProblems: [{ kernel: K1, path: normalizeTarPath(item.name), unreadable: why }],
+        message: `Candidate image ${REF}: cannot check ${normalizeTarPath(item.name)}: ${why}. ${unreadableNext}`,
+      },
       what,
     );
   }
 });
 
 test('LayerScan smoke reports wrong-kernel over unreadable and lists both problems', () => {
-  const r = scan([baseLayer(K1, K2), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), f(`${zfsKoPath(K1)}.xz`), ko(zfsKoPath(K2), K1)]], [K1, K2]).smoke(REF);
+  const r = scan(
+    [baseLayer(K1, K2), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), f(`${zfsKoPath(K1)}.xz`), ko(zfsKoPath(K2), K1)]],
+    [K1, K2],
+  ).smoke(REF);
   assert.ok(!r.ok && r.reason === 'wrong-kernel', verdict(r));
   assert.deepEqual(
     r.moduleProblems?.map((p) => [p.kernel, p.builtFor ?? 'unreadable']),
@@ -469,7 +603,10 @@ test('LayerScan smoke reports wrong-kernel over unreadable and lists both proble
       [K2, K1],
     ],
   );
-  assert.match(r.message, new RegExp(`cannot check ${zfsKoPath(K1)}\\.xz: .*; ${zfsKoPath(K2)} was built for kernel ${K1}, not ${K2}\\.`));
+  assert.match(
+    r.message,
+    new RegExp(`cannot check ${zfsKoPath(K1)}\\.xz: .*; ${zfsKoPath(K2)} was built for kernel ${K1}, not ${K2}\\.`),
+  );
 });
 
 test('LayerScan reads .ko.gz modules with the injected gunzip and fails them without it', () => {
@@ -480,30 +617,86 @@ test('LayerScan reads .ko.gz modules with the injected gunzip and fails them wit
   const layers = [baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), gz(`${zfsKoPath(K1)}.gz`, K1)]];
   const ok = scan(layers, [K1], { gunzip: (b) => gunzipSync(b) }).smoke(REF);
   assert.deepEqual(ok.ok ? ok.modules : ok.message, { [K1]: { zfs: zfsReport(K1, `${zfsKoPath(K1)}.gz`) } });
-  const wrong = scan([baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), gz(`${zfsKoPath(K1)}.gz`, K2)]], [K1], { gunzip: (b) => gunzipSync(b) }).smoke(REF);
+  const wrong = scan([baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), gz(`${zfsKoPath(K1)}.gz`, K2)]], [K1], {
+    gunzip: (b) => gunzipSync(b),
+  }).smoke(REF);
   assert.ok(!wrong.ok && wrong.reason === 'wrong-kernel', verdict(wrong));
   // With two good forms of one module, the verdict reports the first by path.
   const both = scan([...layers, [ko(zfsKoPath(K1), K1, '2.4.4-2')]], [K1], { gunzip: (b) => gunzipSync(b) }).smoke(REF);
   assert.deepEqual(both.ok ? both.modules : both.message, { [K1]: { zfs: { ...zfsReport(K1), version: '2.4.4-2' } } });
   const noGunzip = scan(layers, [K1]).smoke(REF);
-  assert.deepEqual(noGunzip.ok ? [] : noGunzip.moduleProblems?.map((p) => p.unreadable), ['it is gzip-compressed and this scan was given no gunzip']);
-  const corrupt = scan([baseLayer(K1), [f('usr/sbin/zfs'), f('usr/sbin/zpool'), { ...f(`${zfsKoPath(K1)}.gz`), content: { bytes: new Uint8Array([1, 2, 3]) } }]], [K1], { gunzip: (b) => gunzipSync(b) }).smoke(REF);
+  assert.deepEqual(noGunzip.ok ? [] : noGunzip.moduleProblems?.map((p) => p.unreadable), [
+    'it is gzip-compressed and this scan was given no gunzip',
+  ]);
+  const corrupt = scan(
+    [
+      baseLayer(K1),
+      [
+        f('usr/sbin/zfs'),
+        f('usr/sbin/zpool'),
+        { ...f(`${zfsKoPath(K1)}.gz`), content: { bytes: new Uint8Array([1, 2, 3]) } },
+      ],
+    ],
+    [K1],
+    { gunzip: (b) => gunzipSync(b) },
+  ).smoke(REF);
   assert.match(corrupt.ok ? '' : corrupt.message, /cannot check .*zfs\.ko\.gz: it does not decompress as gzip: /);
 });
 
 test('LayerScan follows a hard link or symlink to another checked module and fails one pointing elsewhere', () => {
   const cmds = [f('usr/sbin/zfs'), f('usr/sbin/zpool')];
-  const hard = scan([baseLayer(K1), [...cmds, ko(zfsKoPath(K1), K1), { name: `./lib/modules/${K1}/extra/zfs/zfs.ko`, type: 'link', linkname: `./${zfsKoPath(K1)}` }]]).smoke(REF);
+  const hard = scan([
+    baseLayer(K1),
+    [
+      ...cmds,
+      ko(zfsKoPath(K1), K1),
+      { name: `./lib/modules/${K1}/extra/zfs/zfs.ko`, type: 'link', linkname: `./${zfsKoPath(K1)}` },
+    ],
+  ]).smoke(REF);
   assert.equal(hard.ok, true, hard.ok ? '' : hard.message);
   // A symlink is resolved in the final image: here K2's zfs.ko points at K1's, built for K1.
-  const sym = scan([baseLayer(K1, K2), [...cmds, ko(zfsKoPath(K1), K1), { name: zfsKoPath(K2), type: 'symlink', linkname: `../../../${K1}/extra/zfs/zfs.ko` }]], [K1, K2]).smoke(REF);
+  const sym = scan(
+    [
+      baseLayer(K1, K2),
+      [
+        ...cmds,
+        ko(zfsKoPath(K1), K1),
+        { name: zfsKoPath(K2), type: 'symlink', linkname: `../../../${K1}/extra/zfs/zfs.ko` },
+      ],
+    ],
+    [K1, K2],
+  ).smoke(REF);
   assert.deepEqual(sym.ok ? sym.kernels : sym.moduleProblems, [{ kernel: K2, path: zfsKoPath(K2), builtFor: K1 }]);
-  const same = scan([baseLayer(K1), [...cmds, ko(`${zfsKoPath(K1)}`, K1), { name: `${zfsKoPath(K1)}.gz`, type: 'symlink', linkname: `/${zfsKoPath(K1)}` }]]).smoke(REF);
+  const same = scan([
+    baseLayer(K1),
+    [
+      ...cmds,
+      ko(`${zfsKoPath(K1)}`, K1),
+      { name: `${zfsKoPath(K1)}.gz`, type: 'symlink', linkname: `/${zfsKoPath(K1)}` },
+    ],
+  ]).smoke(REF);
   assert.equal(same.ok, true, same.ok ? '' : same.message);
-  const away = scan([baseLayer(K1), [...cmds, { name: zfsKoPath(K1), type: 'symlink', linkname: '/opt/zfs/zfs.ko' }]]).smoke(REF);
-  assert.deepEqual(away.ok ? [] : away.moduleProblems?.map((p) => p.unreadable), ['it is a symlink to /opt/zfs/zfs.ko, which is not a ZFS module file of the image; the smoke test reads only regular files']);
-  const hardAway = scan([baseLayer(K1), [...cmds, { name: zfsKoPath(K1), type: 'link', linkname: 'opt/zfs.ko' }]]).smoke(REF);
-  assert.deepEqual(hardAway.ok ? [] : hardAway.moduleProblems?.map((p) => p.unreadable), ['it is a hard link to opt/zfs.ko, which is not a ZFS module file the scan read']);
-  const loop = scan([baseLayer(K1), [...cmds, { name: zfsKoPath(K1), type: 'symlink', linkname: 'spl.ko' }, { name: splKoPath(K1), type: 'symlink', linkname: 'zfs.ko' }]]).smoke(REF);
+  const away = scan([
+    baseLayer(K1),
+    [...cmds, { name: zfsKoPath(K1), type: 'symlink', linkname: '/opt/zfs/zfs.ko' }],
+  ]).smoke(REF);
+  assert.deepEqual(away.ok ? [] : away.moduleProblems?.map((p) => p.unreadable), [
+    'it is a symlink to /opt/zfs/zfs.ko, which is not a ZFS module file of the image; the smoke test reads only regular files',
+  ]);
+  const hardAway = scan([
+    baseLayer(K1),
+    [...cmds, { name: zfsKoPath(K1), type: 'link', linkname: 'opt/zfs.ko' }],
+  ]).smoke(REF);
+  assert.deepEqual(hardAway.ok ? [] : hardAway.moduleProblems?.map((p) => p.unreadable), [
+    'it is a hard link to opt/zfs.ko, which is not a ZFS module file the scan read',
+  ]);
+  const loop = scan([
+    baseLayer(K1),
+    [
+      ...cmds,
+      { name: zfsKoPath(K1), type: 'symlink', linkname: 'spl.ko' },
+      { name: splKoPath(K1), type: 'symlink', linkname: 'zfs.ko' },
+    ],
+  ]).smoke(REF);
   assert.match(loop.ok ? '' : loop.message, /symlink chain longer than 8 hops/);
 });

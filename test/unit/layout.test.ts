@@ -12,17 +12,27 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 async function sources(dir: string): Promise<[string, string][]> {
   const files = (await readdir(`${root}${dir}`)).filter((f) => f.endsWith('.ts'));
-  return Promise.all(files.map(async (f) => [`${dir}/${f}`, await readFile(`${root}${dir}/${f}`, 'utf8')] as [string, string]));
+  return Promise.all(
+    files.map(async (f) => [`${dir}/${f}`, await readFile(`${root}${dir}/${f}`, 'utf8')] as [string, string]),
+  );
 }
 
 function imports(text: string): { spec: string; typeOnly: boolean }[] {
-  return [...text.matchAll(/^import\s+(type\s+)?[^'"]*?from\s+'([^']+)'/gm)].map((m) => ({ spec: m[2]!, typeOnly: !!m[1] }));
+  return [...text.matchAll(/^import\s+(type\s+)?[^'"]*?from\s+'([^']+)'/gm)].map((m) => ({
+    spec: m[2]!,
+    typeOnly: !!m[1],
+  }));
 }
 
 test('workflow files import only @temporalio/workflow and common, the pure core, each other, and activity types', async () => {
   for (const [file, text] of await sources('workflows')) {
     for (const { spec, typeOnly } of imports(text)) {
-      const ok = spec === '@temporalio/workflow' || spec === '@temporalio/common' || spec.startsWith('../core/') || spec.startsWith('./') || (typeOnly && spec.startsWith('../activities/'));
+      const ok =
+        spec === '@temporalio/workflow' ||
+        spec === '@temporalio/common' ||
+        spec.startsWith('../core/') ||
+        spec.startsWith('./') ||
+        (typeOnly && spec.startsWith('../activities/'));
       assert.ok(ok, `${file} imports ${typeOnly ? 'type ' : ''}${spec}`);
     }
   }
@@ -31,7 +41,11 @@ test('workflow files import only @temporalio/workflow and common, the pure core,
 test('core/ is pure: no node: or tool imports, no clock, no randomness', async () => {
   for (const [file, text] of await sources('core')) {
     for (const { spec } of imports(text)) assert.ok(spec.startsWith('./') || spec === 'zod', `${file} imports ${spec}`);
-    assert.doesNotMatch(text, /Date\.now\(|new Date\(\)|Math\.random\(|process\./, `${file} uses the clock, randomness or the process`);
+    assert.doesNotMatch(
+      text,
+      /Date\.now\(|new Date\(\)|Math\.random\(|process\./,
+      `${file} uses the clock, randomness or the process`,
+    );
   }
 });
 

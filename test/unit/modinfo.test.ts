@@ -161,12 +161,31 @@ test('readModinfo throws ModinfoError naming the problem for input that is not a
     ['big-endian', zfsKo({ elfData: 2 }), /ELF class 2 data 2 is not 64-bit little-endian/],
     ['executable', zfsKo({ elfType: 2 }), /ELF type 2 is not a relocatable object/],
     ['no section table', zfsKo({ shoff: 0 }), /no section header table/],
-    ['no .modinfo', buildElf([{ name: '.text', data: new Uint8Array(8) }, { name: '.modinfox', data: modinfoBytes('vermagic=x') }]), /no \.modinfo section among the 4 sections/],
-    ['NOBITS .modinfo', buildElf([{ name: '.modinfo', type: 8, data: new Uint8Array(8) }]), /\.modinfo section has no data in the file/],
-    ['truncated section table', zfsKo({ truncateTo: zfsKo().length - 10 }), /section header \d+ at offset \d+ lies past the end of the file .* truncated/],
+    [
+      'no .modinfo',
+      buildElf([
+        { name: '.text', data: new Uint8Array(8) },
+        { name: '.modinfox', data: modinfoBytes('vermagic=x') },
+      ]),
+      /no \.modinfo section among the 4 sections/,
+    ],
+    [
+      'NOBITS .modinfo',
+      buildElf([{ name: '.modinfo', type: 8, data: new Uint8Array(8) }]),
+      /\.modinfo section has no data in the file/,
+    ],
+    [
+      'truncated section table',
+      zfsKo({ truncateTo: zfsKo().length - 10 }),
+      /section header \d+ at offset \d+ lies past the end of the file .* truncated/,
+    ],
   ];
   for (const [what, bytes, message] of cases) {
-    assert.throws(() => readModinfo(bytes), (err: unknown) => err instanceof ModinfoError && message.test(err.message), what);
+    assert.throws(
+      () => readModinfo(bytes),
+      (err: unknown) => err instanceof ModinfoError && message.test(err.message),
+      what,
+    );
   }
 });
 
@@ -180,7 +199,10 @@ test('readModinfo throws when .modinfo points past the end of the file', () => {
 });
 
 test('vermagicRelease is the first space-separated word of a vermagic', () => {
-  assert.equal(vermagicRelease('6.12.117+deb12-cloud-amd64 SMP preempt mod_unload modversions'), '6.12.117+deb12-cloud-amd64');
+  assert.equal(
+    vermagicRelease('6.12.117+deb12-cloud-amd64 SMP preempt mod_unload modversions'),
+    '6.12.117+deb12-cloud-amd64',
+  );
   assert.equal(vermagicRelease('6.18.9-200.fc43.x86_64 SMP preempt mod_unload '), '6.18.9-200.fc43.x86_64');
   assert.equal(vermagicRelease('  6.1.0-47-cloud-amd64\tSMP'), '6.1.0-47-cloud-amd64');
   assert.equal(vermagicRelease('6.1.0-47-cloud-amd64'), '6.1.0-47-cloud-amd64');

@@ -11,13 +11,23 @@ test('runs announce promoted, failed and approval-expired; other outcomes nothin
   assert.equal(runEvent('promoted'), 'promoted');
   assert.equal(runEvent('failed'), 'failed');
   assert.equal(runEvent('expired'), 'approval-expired');
-  for (const o of ['unchanged', 'blocked', 'vetoed', 'rejected', 'superseded', 'candidate-only']) assert.equal(runEvent(o), undefined, o);
+  for (const o of ['unchanged', 'blocked', 'vetoed', 'rejected', 'superseded', 'candidate-only'])
+    assert.equal(runEvent(o), undefined, o);
 });
 
 test('only the webhooks that list an event get it', () => {
-  const hooks = [{ url: 'https://a', events: [...NOTIFY_EVENTS] }, { url: 'https://b', events: ['blocked' as const] }];
-  assert.deepEqual(webhooksFor(hooks, 'blocked').map((h) => h.url), ['https://a', 'https://b']);
-  assert.deepEqual(webhooksFor(hooks, 'promoted').map((h) => h.url), ['https://a']);
+  const hooks = [
+    { url: 'https://a', events: [...NOTIFY_EVENTS] },
+    { url: 'https://b', events: ['blocked' as const] },
+  ];
+  assert.deepEqual(
+    webhooksFor(hooks, 'blocked').map((h) => h.url),
+    ['https://a', 'https://b'],
+  );
+  assert.deepEqual(
+    webhooksFor(hooks, 'promoted').map((h) => h.url),
+    ['https://a'],
+  );
   assert.deepEqual(webhooksFor(undefined, 'promoted'), []);
 });
 

@@ -4,12 +4,30 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildInputsRecord, hashInputs, imageLabels, provenanceRecord, slsaPredicate, tagPlan, validatePlan, type RunInputs, type StreamPlan } from '../../core/pipeline.ts';
+import {
+  buildInputsRecord,
+  hashInputs,
+  imageLabels,
+  provenanceRecord,
+  slsaPredicate,
+  tagPlan,
+  validatePlan,
+  type RunInputs,
+  type StreamPlan,
+} from '../../core/pipeline.ts';
 import { PermanentError } from '../../core/errors.ts';
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const inputs: RunInputs = {
-  base: { ref: 'r.io/u/base:latest', name: 'r.io/u/base', digest: D('a'), pinned: `r.io/u/base@${D('a')}`, tag: 'latest-20261101.0', ostreeLinux: 'k2', version: '43.20261101.0' },
+  base: {
+    ref: 'r.io/u/base:latest',
+    name: 'r.io/u/base',
+    digest: D('a'),
+    pinned: `r.io/u/base@${D('a')}`,
+    tag: 'latest-20261101.0',
+    ostreeLinux: 'k2',
+    version: '43.20261101.0',
+  },
   builder: { ref: 'r.io/u/dev:latest', name: 'r.io/u/dev', digest: D('b'), pinned: `r.io/u/dev@${D('b')}` },
   kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'],
   kernel: '6.18.5-200.fc43.x86_64',
@@ -24,12 +42,30 @@ const plan = {
   builderNetwork: 'default' as const,
   smoke: { boot: 'off' as const, bootTimeout: '5m' },
   notify: [],
-  zfs: { line: '2.4', allowExperimental: false, recheckEvery: '6h', source: { releasesUrl: 'https://x/r', metaUrl: 'https://x/{tag}/META', tarballUrl: 'https://x/{tag}.tgz' } },
-  images: { candidate: 'r.io/o/c', stable: 'r.io/o/s', akmodsCandidate: 'r.io/o/ac', akmodsStable: 'r.io/o/as', stableTags: ['latest', '{fedora}'], akmodsTagPrefix: 'main' },
+  zfs: {
+    line: '2.4',
+    allowExperimental: false,
+    recheckEvery: '6h',
+    source: { releasesUrl: 'https://x/r', metaUrl: 'https://x/{tag}/META', tarballUrl: 'https://x/{tag}.tgz' },
+  },
+  images: {
+    candidate: 'r.io/o/c',
+    stable: 'r.io/o/s',
+    akmodsCandidate: 'r.io/o/ac',
+    akmodsStable: 'r.io/o/as',
+    stableTags: ['latest', '{fedora}'],
+    akmodsTagPrefix: 'main',
+  },
   recipe: { git: '/srv/recipe', ref: 'main', path: 'recipes' },
   promotion: { policy: 'auto', approvers: [], timeout: '72h' },
 } as StreamPlan;
-const ctx = { workflowId: 'stream/s/run-7', runId: 'rid', runNumber: 7, trigger: { source: 'cli' }, generatedAt: '2026-11-25T00:00:00.000Z' };
+const ctx = {
+  workflowId: 'stream/s/run-7',
+  runId: 'rid',
+  runNumber: 7,
+  trigger: { source: 'cli' },
+  generatedAt: '2026-11-25T00:00:00.000Z',
+};
 
 test('the inputs hash changes with each digest-pinned input and ignores floating refs and tags', () => {
   const h = hashInputs(inputs);
@@ -42,7 +78,8 @@ test('the inputs hash changes with each digest-pinned input and ignores floating
     { ...inputs, zfs: { ...inputs.zfs, version: '2.4.3' } },
     { ...inputs, recipe: { ...inputs.recipe, commit: 'f'.repeat(40) } },
     { ...inputs, pipelineVersion: '2' },
-  ]) assert.notEqual(hashInputs(changed), h);
+  ])
+    assert.notEqual(hashInputs(changed), h);
 });
 
 test('the tag plan names every tag a run writes, with the original forms', () => {
@@ -76,8 +113,22 @@ test('build-inputs keeps the original field names plus the inputs hash and ZFS r
 test('provenance records the promoted digests, or promoted false with the reason', () => {
   const candidate = { repo: 'r.io/o/c', tag: '0123456-43', digest: D('d') };
   const akmods = { repo: 'r.io/o/ac', tag: 'main-43', digest: D('e') };
-  const promotion = { stableRepo: 'r.io/o/s', digest: D('d'), auditTag: 'stable-7-0123456', stableTags: ['latest', '43'], akmodsStable: { repo: 'r.io/o/as', tag: 'main-43', digest: D('e') } };
-  const p = provenanceRecord({ ctx, inputs, hash: 'h', candidate, akmods, promotion, promotionResult: 'success' }) as any;
+  const promotion = {
+    stableRepo: 'r.io/o/s',
+    digest: D('d'),
+    auditTag: 'stable-7-0123456',
+    stableTags: ['latest', '43'],
+    akmodsStable: { repo: 'r.io/o/as', tag: 'main-43', digest: D('e') },
+  };
+  const p = provenanceRecord({
+    ctx,
+    inputs,
+    hash: 'h',
+    candidate,
+    akmods,
+    promotion,
+    promotionResult: 'success',
+  }) as any;
   assert.equal(p.stable.promoted, true);
   assert.equal(p.stable.image.digest_ref, `r.io/o/s@${D('d')}`);
   assert.equal(p.candidate.image.tag_ref, 'r.io/o/c:0123456-43');
@@ -103,5 +154,9 @@ test('validatePlan refuses hostile or malformed references before any activity r
     { ...plan, builderImage: 'r.io/u/$(id)' },
     { ...plan, images: { ...plan.images, stable: 'r.io/o/s:latest' } },
     { ...plan, recipe: { ...plan.recipe, ref: 'main; curl x' } },
-  ]) assert.throws(() => validatePlan(bad as StreamPlan), (e: PermanentError) => e.type === 'InvalidInput');
+  ])
+    assert.throws(
+      () => validatePlan(bad as StreamPlan),
+      (e: PermanentError) => e.type === 'InvalidInput',
+    );
 });

@@ -3,7 +3,18 @@ import assert from 'node:assert/strict';
 import { Outcome, STAGE_ORDER, Stage, isOutcome, isStage, stageIndex } from '../../core/progress.ts';
 
 test('Stage names are the pipeline vocabulary', () => {
-  assert.deepEqual(Object.values(Stage), ['resolve', 'decide', 'akmods', 'compose', 'smoke-test', 'boot', 'approval', 'promote', 'record', 'done']);
+  assert.deepEqual(Object.values(Stage), [
+    'resolve',
+    'decide',
+    'akmods',
+    'compose',
+    'smoke-test',
+    'boot',
+    'approval',
+    'promote',
+    'record',
+    'done',
+  ]);
 });
 
 test('STAGE_ORDER lists every stage once, from resolve to done', () => {

@@ -88,7 +88,14 @@ test('parseImageRef names the field and the value when empty', () => {
 });
 
 test('parseImageRef rejects whitespace, newlines and control characters', () => {
-  for (const v of ['ghcr.io/a/b:1 ', ' ghcr.io/a/b', 'ghcr.io/a/b\n', 'ghcr.io/a\tb', 'ghcr.io/a/b\u0000', 'ghcr.io/a/b\u2028']) {
+  for (const v of [
+    'ghcr.io/a/b:1 ',
+    ' ghcr.io/a/b',
+    'ghcr.io/a/b\n',
+    'ghcr.io/a\tb',
+    'ghcr.io/a/b\u0000',
+    'ghcr.io/a/b\u2028',
+  ]) {
     invalid(() => parseImageRef(v, 'image'), 'image', /whitespace or control/);
   }
 });
@@ -172,7 +179,8 @@ test('digestRef and tagRef build references and validate their parts', () => {
 });
 
 test('isValidTag follows the OCI tag grammar', () => {
-  for (const t of ['a', '_', '0', 'latest', 'main-43', 'v1.2.3_x', 'a'.repeat(128)]) assert.equal(isValidTag(t), true, t);
+  for (const t of ['a', '_', '0', 'latest', 'main-43', 'v1.2.3_x', 'a'.repeat(128)])
+    assert.equal(isValidTag(t), true, t);
   for (const t of ['', '.a', '-a', 'a b', 'a/b', 'a:b', 'a@b', 'ä', 'a'.repeat(129), 'a\n']) {
     assert.equal(isValidTag(t), false, JSON.stringify(t));
   }
@@ -194,7 +202,29 @@ test('assertSafeToken returns safe tokens unchanged', () => {
 });
 
 test('assertSafeToken rejects whitespace, metacharacters, empty and option-like values', () => {
-  const bad = ['', ' ', 'a b', 'a\nb', 'a\tb', '$(rm -rf /)', '`id`', 'a;b', 'a|b', 'a&b', "a'b", 'a"b', 'a\\b', 'a*', 'a?', 'a!', '#a', '~a', '-x', '--upload-pack=touch', 'a\u0007'];
+  const bad = [
+    '',
+    ' ',
+    'a b',
+    'a\nb',
+    'a\tb',
+    '$(rm -rf /)',
+    '`id`',
+    'a;b',
+    'a|b',
+    'a&b',
+    "a'b",
+    'a"b',
+    'a\\b',
+    'a*',
+    'a?',
+    'a!',
+    '#a',
+    '~a',
+    '-x',
+    '--upload-pack=touch',
+    'a\u0007',
+  ];
   for (const v of bad) invalid(() => assertSafeToken(v, 'git.ref'), 'git.ref');
 });
 

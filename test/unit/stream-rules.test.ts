@@ -4,17 +4,56 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { approvalProblem, bounded, durationMs, findRelease, promotionGate, runGate, triggerKey, vetoFor, type PendingApproval, type Release, type Veto } from '../../core/stream-rules.ts';
+import {
+  approvalProblem,
+  bounded,
+  durationMs,
+  findRelease,
+  promotionGate,
+  runGate,
+  triggerKey,
+  vetoFor,
+  type PendingApproval,
+  type Release,
+  type Veto,
+} from '../../core/stream-rules.ts';
 import { StreamState, LIMITS } from '../../workflows/stream-state.ts';
 
-const inputs = { kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'], zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4' } };
+const inputs = {
+  kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'],
+  zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4' },
+};
 const veto = (kind: Veto['kind'], value: string): Veto => ({ kind, value, by: 'alice', reason: 'bad', at: 't' });
-const pending: PendingApproval = { runWorkflowId: 'stream/s/run-1', digest: `sha256:${'a'.repeat(64)}`, inputsHash: 'h1', kernels: [], zfsVersion: '2.4.4', since: 't', deadline: 't2' };
-const release = (n: number, digest = `sha256:${String(n).repeat(64)}`): Release => ({ kind: 'promotion', digest, inputsHash: `h${n}`, kernels: [], zfsVersion: '2.4.4', auditTag: `stable-${n}-abcdef0`, akmodsDigest: 'sha256:x', akmodsTag: 'main-43', stableTags: ['latest'], at: 't', approvedBy: 'a', runWorkflowId: `r${n}` });
+const pending: PendingApproval = {
+  runWorkflowId: 'stream/s/run-1',
+  digest: `sha256:${'a'.repeat(64)}`,
+  inputsHash: 'h1',
+  kernels: [],
+  zfsVersion: '2.4.4',
+  since: 't',
+  deadline: 't2',
+};
+const release = (n: number, digest = `sha256:${String(n).repeat(64)}`): Release => ({
+  kind: 'promotion',
+  digest,
+  inputsHash: `h${n}`,
+  kernels: [],
+  zfsVersion: '2.4.4',
+  auditTag: `stable-${n}-abcdef0`,
+  akmodsDigest: 'sha256:x',
+  akmodsTag: 'main-43',
+  stableTags: ['latest'],
+  at: 't',
+  approvedBy: 'a',
+  runWorkflowId: `r${n}`,
+});
 
 test('runGate says unchanged when the inputs hash equals the last good release', () => {
   assert.deepEqual(runGate({ lastGoodInputsHash: 'h', vetoes: [], held: false }, inputs, 'h').go, false);
-  assert.equal((runGate({ lastGoodInputsHash: 'h', vetoes: [], held: false }, inputs, 'h') as { outcome: string }).outcome, 'unchanged');
+  assert.equal(
+    (runGate({ lastGoodInputsHash: 'h', vetoes: [], held: false }, inputs, 'h') as { outcome: string }).outcome,
+    'unchanged',
+  );
   assert.deepEqual(runGate({ lastGoodInputsHash: 'other', vetoes: [], held: false }, inputs, 'h'), { go: true });
 });
 
@@ -22,9 +61,16 @@ test('runGate says vetoed for a vetoed inputs hash, kernel or ZFS release, and n
   for (const v of [veto('inputs', 'h'), veto('kernel', '6.18.5-200.fc43.x86_64'), veto('zfs', '2.4.4')]) {
     const g = runGate({ vetoes: [v], held: false }, inputs, 'h');
     assert.equal(g.go, false);
-    assert.match((g as { message: string }).message, new RegExp(`Vetoed ${v.kind} ${v.value.replace(/\./g, '\\.')} by alice`));
+    assert.match(
+      (g as { message: string }).message,
+      new RegExp(`Vetoed ${v.kind} ${v.value.replace(/\./g, '\\.')} by alice`),
+    );
   }
-  assert.equal(vetoFor([veto('kernel', '6.18.5'), veto('zfs', '2.4.3')], inputs, 'h'), undefined, 'partial kernel names and other releases do not match');
+  assert.equal(
+    vetoFor([veto('kernel', '6.18.5'), veto('zfs', '2.4.3')], inputs, 'h'),
+    undefined,
+    'partial kernel names and other releases do not match',
+  );
 });
 
 test('approvalProblem refuses no pending candidate, an unlisted approver, a wrong digest or hash, and a reject without reason', () => {
@@ -32,18 +78,31 @@ test('approvalProblem refuses no pending candidate, an unlisted approver, a wron
   assert.equal(approvalProblem({ pending, approvers: ['alice'], request: req }), undefined);
   assert.match(approvalProblem({ approvers: ['alice'], request: req })!, /No candidate is waiting/);
   assert.match(approvalProblem({ pending, approvers: ['bob'], request: req })!, /"alice" may not approve/);
-  assert.match(approvalProblem({ pending, approvers: ['alice'], request: { ...req, digest: 'sha256:b' } })!, /not sha256:b/);
+  assert.match(
+    approvalProblem({ pending, approvers: ['alice'], request: { ...req, digest: 'sha256:b' } })!,
+    /not sha256:b/,
+  );
   assert.match(approvalProblem({ pending, approvers: ['alice'], request: { ...req, inputsHash: 'h2' } })!, /not h2/);
   assert.match(approvalProblem({ pending, approvers: ['alice'], request: req, reject: true })!, /needs a reason/);
-  assert.equal(approvalProblem({ pending, approvers: ['alice'], request: { ...req, reason: 'no' }, reject: true }), undefined);
+  assert.equal(
+    approvalProblem({ pending, approvers: ['alice'], request: { ...req, reason: 'no' }, reject: true }),
+    undefined,
+  );
 });
 
 test('triggerKey identifies a trigger by source and commit, else by request id', () => {
   assert.equal(triggerKey({ source: 'github', commit: 'abc' }), 'github@abc');
   assert.equal(triggerKey({ source: 'cli', requestId: 'r1' }), 'request:r1');
   assert.equal(triggerKey({ source: 'schedule' }), undefined);
-  assert.equal(triggerKey({ source: 'github', commit: 'abc' }, { options: { rebuildAkmods: true, promote: false } }), 'github@abc+rebuild,no-promote', 'other options make another trigger');
-  assert.notEqual(triggerKey({ source: 'github', commit: 'abc' }, { lockHash: 'x' }), triggerKey({ source: 'github', commit: 'abc' }));
+  assert.equal(
+    triggerKey({ source: 'github', commit: 'abc' }, { options: { rebuildAkmods: true, promote: false } }),
+    'github@abc+rebuild,no-promote',
+    'other options make another trigger',
+  );
+  assert.notEqual(
+    triggerKey({ source: 'github', commit: 'abc' }, { lockHash: 'x' }),
+    triggerKey({ source: 'github', commit: 'abc' }),
+  );
 });
 
 test('a stream state coalesces triggers during a run into one follow-up run, newest plan winning', () => {
@@ -58,10 +117,16 @@ test('a stream state coalesces triggers during a run into one follow-up run, new
   assert.equal(s.takeNext(), undefined, 'one run at a time');
   s.runFinished({ runWorkflowId: first.runWorkflowId, outcome: 'failed', message: 'x' }, 't');
   const next = s.takeNext()!;
-  assert.ok(s.data.triggers.every((t) => t.requestId === 'r1' || !t.runWorkflowId), 'no trigger names a run before it exists');
+  assert.ok(
+    s.data.triggers.every((t) => t.requestId === 'r1' || !t.runWorkflowId),
+    'no trigger names a run before it exists',
+  );
   s.runStarted(next.runWorkflowId, next.requestIds);
   assert.equal(next.runWorkflowId, 'stream/s/run-2');
-  assert.deepEqual(s.data.triggers.filter((t) => t.runWorkflowId === 'stream/s/run-2').map((t) => t.requestId), ['r2', 'r3', 'r4']);
+  assert.deepEqual(
+    s.data.triggers.filter((t) => t.runWorkflowId === 'stream/s/run-2').map((t) => t.requestId),
+    ['r2', 'r3', 'r4'],
+  );
   assert.equal((s.data.plan as { baseImage: string }).baseImage, 'r/base:d');
   assert.equal(s.takeNext(), undefined);
   assert.equal(s.trigger({ trigger: { source: 'cli' } }, 't', 'r5').status, 'queued');
@@ -73,7 +138,10 @@ test('triggers that arrive together while the stream is free all join the one ru
   assert.equal(s.trigger({ trigger: { source: 'cli' } }, 't', 'r2').status, 'coalesced');
   const run = s.takeNext()!;
   s.runStarted(run.runWorkflowId, run.requestIds);
-  assert.deepEqual(s.data.triggers.map((t) => t.runWorkflowId), [run.runWorkflowId, run.runWorkflowId]);
+  assert.deepEqual(
+    s.data.triggers.map((t) => t.runWorkflowId),
+    [run.runWorkflowId, run.runWorkflowId],
+  );
 });
 
 test('a stream state answers the same source and commit with the first run', () => {
@@ -119,7 +187,11 @@ test('lists stay bounded', () => {
   const s = StreamState.empty('s');
   for (let i = 0; i < 200; i++) s.note('t', `n${i}`);
   assert.equal(s.data.notes.length, LIMITS.notes);
-  assert.equal(findRelease([release(1), release(2, release(1).digest)], release(1).digest)?.inputsHash, 'h2', 'newest release wins');
+  assert.equal(
+    findRelease([release(1), release(2, release(1).digest)], release(1).digest)?.inputsHash,
+    'h2',
+    'newest release wins',
+  );
 });
 
 test('durationMs parses the config durations', () => {
@@ -130,7 +202,15 @@ test('durationMs parses the config durations', () => {
 });
 
 test('promotionGate promotes only main runs that asked, under auto or approval policy, when not held', () => {
-  const base = { mode: 'main' as const, promoteRequested: true, policy: 'auto' as const, held: false, throughStream: true, candidate: 'r/c@sha256:1 (t)', akmodsTag: 'main-43' };
+  const base = {
+    mode: 'main' as const,
+    promoteRequested: true,
+    policy: 'auto' as const,
+    held: false,
+    throughStream: true,
+    candidate: 'r/c@sha256:1 (t)',
+    akmodsTag: 'main-43',
+  };
   assert.deepEqual(promotionGate(base), { promote: true, needsApproval: false });
   assert.deepEqual(promotionGate({ ...base, policy: 'approval' }), { promote: true, needsApproval: true });
   for (const [change, why] of [
@@ -153,5 +233,8 @@ test('a veto can be lifted by kind and value, and only an existing one', () => {
   s.veto(veto('zfs', '2.4.4'));
   assert.equal(s.unveto('kernel', 'nope'), undefined);
   assert.equal(s.unveto('kernel', 'k1')?.value, 'k1');
-  assert.deepEqual(s.data.vetoes.map((v) => v.kind), ['zfs']);
+  assert.deepEqual(
+    s.data.vetoes.map((v) => v.kind),
+    ['zfs'],
+  );
 });

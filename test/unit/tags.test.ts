@@ -80,7 +80,15 @@ test('sanitizeBranch neutralises hostile names', () => {
 });
 
 test('sanitizeBranch output is always a valid tag of at most 120 characters', () => {
-  const inputs = ['x', 'A'.repeat(500), `${'-'.repeat(200)}a`, `${'.'.repeat(130)}`, `a${'é'.repeat(200)}b`, '.'.repeat(3), `_${'-'.repeat(300)}`];
+  const inputs = [
+    'x',
+    'A'.repeat(500),
+    `${'-'.repeat(200)}a`,
+    `${'.'.repeat(130)}`,
+    `a${'é'.repeat(200)}b`,
+    '.'.repeat(3),
+    `_${'-'.repeat(300)}`,
+  ];
   for (const i of inputs) {
     const out = sanitizeBranch(i);
     assert.ok(out.length <= 120, out);
@@ -114,10 +122,7 @@ test('akmodsCacheTag rejects a prefix that makes an invalid tag', () => {
 });
 
 test('akmodsKernelTag appends the kernel release', () => {
-  assert.equal(
-    akmodsKernelTag({ fedora: '43', kernel: '6.18.16-200.fc43.x86_64' }),
-    'main-43-6.18.16-200.fc43.x86_64',
-  );
+  assert.equal(akmodsKernelTag({ fedora: '43', kernel: '6.18.16-200.fc43.x86_64' }), 'main-43-6.18.16-200.fc43.x86_64');
   assert.equal(akmodsKernelTag({ prefix: 'br-x', fedora: '43', kernel: '7.1' }), 'br-x-43-7.1');
 });
 
@@ -170,7 +175,9 @@ test('expandTagPattern rejects unknown placeholders and invalid results', () => 
 });
 
 test('immutableBaseTagCandidates keeps a source tag already ending in -YYYYMMDD', () => {
-  assert.deepEqual(immutableBaseTagCandidates({ sourceTag: '43-20260227', versionLabel: 'junk', fedora: '43' }), ['43-20260227']);
+  assert.deepEqual(immutableBaseTagCandidates({ sourceTag: '43-20260227', versionLabel: 'junk', fedora: '43' }), [
+    '43-20260227',
+  ]);
   assert.deepEqual(
     immutableBaseTagCandidates({ sourceTag: 'latest-20260227.1', versionLabel: undefined, fedora: '43' }),
     ['latest-20260227.1'],
@@ -216,7 +223,16 @@ test('immutableBaseTagCandidates does not treat 7 or 9 digits as a date', () => 
 });
 
 test('immutableBaseTagCandidates rejects malformed version labels with the original message', () => {
-  for (const label of ['', '43', '43.2026022', '43.20260227.', '43.20260227.1.2', 'v43.20260227', '43.20260227a', undefined]) {
+  for (const label of [
+    '',
+    '43',
+    '43.2026022',
+    '43.20260227.',
+    '43.20260227.1.2',
+    'v43.20260227',
+    '43.20260227a',
+    undefined,
+  ]) {
     invalid(
       () => immutableBaseTagCandidates({ sourceTag: 'latest', versionLabel: label, fedora: '43' }),
       `Failed to derive immutable base tag from org.opencontainers.image.version=${label ?? ''}`,

@@ -11,26 +11,72 @@ import { releaseUrl } from '../../activities/release-source.ts';
 import { childEnv, describeCommand, redact } from '../../activities/run-tool.ts';
 
 test('the builder run mounts recipe and source read-only, passes only kernel, ZFS and Fedora versions, and has the network unless told none', () => {
-  const a = builderRunArgs({ image: 'r/b@sha256:x', recipeDir: '/w/r', srcDir: '/w/s', outDir: '/w/o', kernel: 'k1', zfsVersion: '2.4.4', fedora: '43', name: 'n' });
+  const a = builderRunArgs({
+    image: 'r/b@sha256:x',
+    recipeDir: '/w/r',
+    srcDir: '/w/s',
+    outDir: '/w/o',
+    kernel: 'k1',
+    zfsVersion: '2.4.4',
+    fedora: '43',
+    name: 'n',
+  });
   assert.deepEqual(a.slice(0, 3), ['run', '--rm', '--pull=never']);
   assert.ok(!a.some((x) => x.startsWith('--network')));
   assert.ok(a.includes('/w/r:/recipe:ro') && a.includes('/w/s:/src:ro') && a.includes('/w/o:/out'));
   assert.ok(a.includes('KERNEL_RELEASE=k1') && a.includes('ZFS_VERSION=2.4.4') && a.includes('FEDORA_VERSION=43'));
-  assert.ok(!a.includes('ZFS_BUILD_USERSPACE=1') && !a.includes('ZFS_LINUX_EXPERIMENTAL=1') && !a.some((x) => x.endsWith(':/ccache')));
+  assert.ok(
+    !a.includes('ZFS_BUILD_USERSPACE=1') &&
+      !a.includes('ZFS_LINUX_EXPERIMENTAL=1') &&
+      !a.some((x) => x.endsWith(':/ccache')),
+  );
   assert.deepEqual(a.slice(-3), ['r/b@sha256:x', '/bin/sh', '/recipe/build-akmods.sh']);
-  const b = builderRunArgs({ image: 'r/b@sha256:x', recipeDir: '/w/r', srcDir: '/w/s', outDir: '/w/o', kernel: 'k1', zfsVersion: '2.4.4', fedora: '43', name: 'n', network: 'none', ccacheDir: '/c', userspace: true, experimental: true });
+  const b = builderRunArgs({
+    image: 'r/b@sha256:x',
+    recipeDir: '/w/r',
+    srcDir: '/w/s',
+    outDir: '/w/o',
+    kernel: 'k1',
+    zfsVersion: '2.4.4',
+    fedora: '43',
+    name: 'n',
+    network: 'none',
+    ccacheDir: '/c',
+    userspace: true,
+    experimental: true,
+  });
   assert.deepEqual(b.slice(0, 3), ['run', '--rm', '--network=none']);
   assert.ok(b.includes('/c:/ccache') && b.includes('ZFS_BUILD_USERSPACE=1') && b.includes('ZFS_LINUX_EXPERIMENTAL=1'));
 });
 
 test('compose passes build arguments and labels as separate arguments and TLS flags only when given', () => {
-  const a = composeBuildArgs({ contextDir: '/c', tag: 'localhost/x:t', buildArgs: { BASE_IMAGE: 'b@sha256:1' }, labels: { 'a.b': 'v w' }, tls: [] });
+  const a = composeBuildArgs({
+    contextDir: '/c',
+    tag: 'localhost/x:t',
+    buildArgs: { BASE_IMAGE: 'b@sha256:1' },
+    labels: { 'a.b': 'v w' },
+    tls: [],
+  });
   assert.ok(!a.includes('--tls-verify=false'));
-  assert.deepEqual(a.slice(a.indexOf('--build-arg'), a.indexOf('--build-arg') + 2), ['--build-arg', 'BASE_IMAGE=b@sha256:1']);
+  assert.deepEqual(a.slice(a.indexOf('--build-arg'), a.indexOf('--build-arg') + 2), [
+    '--build-arg',
+    'BASE_IMAGE=b@sha256:1',
+  ]);
   assert.deepEqual(a.slice(a.indexOf('--label'), a.indexOf('--label') + 2), ['--label', 'a.b=v w']);
-  assert.ok(composeBuildArgs({ contextDir: '/c', tag: 't', buildArgs: {}, labels: {}, tls: ['--tls-verify=false'] }).includes('--tls-verify=false'));
+  assert.ok(
+    composeBuildArgs({ contextDir: '/c', tag: 't', buildArgs: {}, labels: {}, tls: ['--tls-verify=false'] }).includes(
+      '--tls-verify=false',
+    ),
+  );
   assert.deepEqual(pullArgs('r/x@sha256:1', []), ['pull', '--quiet', 'r/x@sha256:1']);
-  assert.deepEqual(pushArgs({ local: 'l', dest: 'r/x:t', digestFile: '/d', tls: [] }), ['push', '--quiet', '--digestfile', '/d', 'l', 'docker://r/x:t']);
+  assert.deepEqual(pushArgs({ local: 'l', dest: 'r/x:t', digestFile: '/d', tls: [] }), [
+    'push',
+    '--quiet',
+    '--digestfile',
+    '/d',
+    'l',
+    'docker://r/x:t',
+  ]);
 });
 
 test('cosign arguments name the key file, never a password, and stay offline', () => {
@@ -38,7 +84,16 @@ test('cosign arguments name the key file, never a password, and stay offline', (
   assert.deepEqual(s, ['sign', '--yes', '--key', '/k', '--tlog-upload=false', 'r/x@sha256:1']);
   assert.ok(verifyArgs({ ref: 'r', publicKeyFile: '/p', insecure: true }).includes('--allow-insecure-registry'));
   assert.ok(verifyArgs({ ref: 'r', publicKeyFile: '/p', insecure: false }).includes('--insecure-ignore-tlog'));
-  assert.deepEqual(attestArgs({ ref: 'r', keyFile: '/k', predicateFile: '/f', insecure: false }).slice(0, 8), ['attest', '--yes', '--key', '/k', '--type', 'slsaprovenance1', '--predicate', '/f']);
+  assert.deepEqual(attestArgs({ ref: 'r', keyFile: '/k', predicateFile: '/f', insecure: false }).slice(0, 8), [
+    'attest',
+    '--yes',
+    '--key',
+    '/k',
+    '--type',
+    'slsaprovenance1',
+    '--predicate',
+    '/f',
+  ]);
   assert.ok(verifyAttestationArgs({ ref: 'r', publicKeyFile: '/p', insecure: false }).includes('slsaprovenance1'));
 });
 
@@ -47,13 +102,19 @@ test('git ls-remote separates options from the URL', () => {
 });
 
 test('release URLs expand and escape tag and version', () => {
-  assert.equal(releaseUrl('https://x/{tag}/zfs-{version}.tar.gz', { tag: 'zfs-2.4.4', version: '2.4.4' }), 'https://x/zfs-2.4.4/zfs-2.4.4.tar.gz');
+  assert.equal(
+    releaseUrl('https://x/{tag}/zfs-{version}.tar.gz', { tag: 'zfs-2.4.4', version: '2.4.4' }),
+    'https://x/zfs-2.4.4/zfs-2.4.4.tar.gz',
+  );
   assert.equal(releaseUrl('https://x/{tag}', { tag: '../a b', version: '' }), 'https://x/..%2Fa%20b');
 });
 
 test('the runner redacts secrets and keeps secret-looking variables away from children', () => {
   assert.equal(redact('password=hunter22 and hunter22', ['hunter22']), 'password=*** and ***');
   assert.equal(describeCommand({ tool: 'cosign', args: ['sign', 'a b'], secrets: [] }), 'cosign sign "a b"');
-  const env = childEnv({ PATH: '/bin', TEMPORAL_API_KEY: 'k', COSIGN_PASSWORD: 'p', GITHUB_TOKEN: 't', HOME: '/h' }, { COSIGN_PASSWORD: 'given' });
+  const env = childEnv(
+    { PATH: '/bin', TEMPORAL_API_KEY: 'k', COSIGN_PASSWORD: 'p', GITHUB_TOKEN: 't', HOME: '/h' },
+    { COSIGN_PASSWORD: 'given' },
+  );
   assert.deepEqual(env, { PATH: '/bin', HOME: '/h', COSIGN_PASSWORD: 'given' });
 });
