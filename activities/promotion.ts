@@ -65,13 +65,13 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       const manifest = await registry.getManifest(input.from);
       if (manifest.digest !== src.digest)
         throw new PermanentError(FailureType.PolicyViolation, `Registry returned ${manifest.digest} for ${input.from}`);
-      const children: string[] = manifest.manifest.manifests?.map((m: { digest: string }) => m.digest) ?? [];
+      const children: string[] = manifest.manifest.manifests?.map((m) => m.digest) ?? [];
       for (const child of children)
         await this.copyImageByDigest({ from: digestRef(src.name, child), to: digestRef(dst.name, child) });
       if (!children.length) {
         const blobs: string[] = [
-          manifest.manifest.config.digest,
-          ...manifest.manifest.layers.map((l: { digest: string }) => l.digest),
+          ...(manifest.manifest.config ? [manifest.manifest.config.digest] : []),
+          ...(manifest.manifest.layers ?? []).map((l) => l.digest),
         ];
         for (const digest of blobs) {
           if (src.name !== dst.name && !(await registry.blobExists(dst.name, digest)))

@@ -56,6 +56,37 @@ export interface LayerDescriptor {
   size: number;
 }
 
+/** An OCI/Docker content descriptor as manifests hold it; only the fields this client reads are typed. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { os?: string; architecture?: string; variant?: string };
+  [field: string]: unknown;
+}
+
+/** A parsed image manifest or index; only the fields this client reads are typed. */
+export interface ParsedManifest {
+  schemaVersion?: number;
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+  annotations?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** A parsed image config blob; only the fields this client reads are typed. */
+export interface ImageConfig {
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  config?: { Labels?: Record<string, string> | null; [field: string]: unknown };
+  rootfs?: { type?: string; diff_ids?: string[] };
+  [field: string]: unknown;
+}
+
 /** A manifest as fetched: canonical digest, media type, exact bytes and the parsed JSON. */
 export interface FetchedManifest {
   /** `sha256:<hex>` of `bytes`. */
@@ -65,7 +96,7 @@ export interface FetchedManifest {
   /** The bytes as served (the digest is computed over them). */
   bytes: Buffer;
   /** Parsed JSON of `bytes`. */
-  manifest: any;
+  manifest: ParsedManifest;
 }
 
 /** A single-platform image: manifest, config, labels and layers. */
@@ -77,9 +108,9 @@ export interface ImageInfo {
   /** Media type of the image manifest. */
   mediaType: string;
   /** Parsed image manifest. */
-  manifest: any;
+  manifest: ParsedManifest & { config: Descriptor; layers: Descriptor[] };
   /** Parsed image config blob. */
-  config: any;
+  config: ImageConfig;
   /** `config.config.Labels`, or `{}` when the image has none. */
   labels: Record<string, string>;
   /** Layers in manifest order (bottom first). */
@@ -250,7 +281,7 @@ export class RegistryClient {
       );
     }
     const configBytes = await this.#readSmallBlob(r, m.config.digest, signal);
-    let config: any;
+    let config: ImageConfig;
     try {
       config = JSON.parse(configBytes.toString('utf8'));
     } catch {
@@ -260,12 +291,13 @@ export class RegistryClient {
       );
     }
     const labels: Record<string, string> = { ...(config?.config?.Labels ?? {}) };
-    const layers: LayerDescriptor[] = m.layers.map((l: any) => ({
+    const layers: LayerDescriptor[] = m.layers.map((l) => ({
       digest: l.digest,
       mediaType: l.mediaType,
       size: l.size,
     }));
-    return { digest: fetched.digest, indexDigest, mediaType: fetched.mediaType, manifest: m, config, labels, layers };
+    const manifest = { ...m, config: m.config, layers: m.layers };
+    return { digest: fetched.digest, indexDigest, mediaType: fetched.mediaType, manifest, config, labels, layers };
   }
 
   /**
@@ -298,7 +330,7 @@ export class RegistryClient {
         }
       },
     });
-    return Readable.fromWeb(res.body.pipeThrough(verify) as any);
+    return Readable.fromWeb(res.body.pipeThrough(verify) as import('node:stream/web').ReadableStream<Uint8Array>);
   }
 
   /** Whether `repoName` (`host/path`) has the blob `digest` (HEAD; 404 → false). */
@@ -416,7 +448,7 @@ export class RegistryClient {
       );
     }
     const target = parseRepo(input.repo);
-    const layers: { desc: any; diffId: string; from: string }[] = [];
+    const layers: { desc: Descriptor; diffId: string; from: string }[] = [];
     const seen = new Set<string>();
     let platform: { architecture: string; os: string; variant?: string } | undefined;
     const read = new Map<string, ImageInfo>();
@@ -439,7 +471,7 @@ export class RegistryClient {
         os: image.config.os ?? 'linux',
         ...(image.config.variant ? { variant: image.config.variant } : {}),
       };
-      image.manifest.layers.forEach((l: any, i: number) => {
+      image.manifest.layers.forEach((l, i) => {
         if (seen.has(l.digest)) return;
         seen.add(l.digest);
         layers.push({ desc: ociLayerDescriptor(l), diffId: String(diffIds[i]), from: src.repo });
@@ -518,7 +550,7 @@ export class RegistryClient {
     if (reference.startsWith('sha256:') && reference !== digest) {
       throw new Error(`Manifest of ${ref} hashed to ${digest}; the registry served the wrong bytes, retry`);
     }
-    let manifest: any;
+    let manifest: ParsedManifest;
     try {
       manifest = JSON.parse(bytes.toString('utf8'));
     } catch {
@@ -640,7 +672,7 @@ export class RegistryClient {
     try {
       const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: opts.signal, redirect: 'follow' };
       if (opts.body !== undefined) {
-        init.body = opts.body as any;
+        init.body = opts.body as BodyInit;
         if (opts.body instanceof ReadableStream) init.duplex = 'half';
       }
       return await fetch(url, init);
@@ -760,7 +792,7 @@ async function loadAuthFile(path: string): Promise<Map<string, string>> {
       `Cannot read registry auth file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the authFile setting`,
     );
   }
-  let parsed: any;
+  let parsed: { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> };
   try {
     parsed = JSON.parse(text);
   } catch {
@@ -768,7 +800,7 @@ async function loadAuthFile(path: string): Promise<Map<string, string>> {
     throw new PermanentError(FailureType.InvalidInput, `Registry auth file ${path} is not valid JSON; fix it`);
   }
   const map = new Map<string, string>();
-  for (const [key, entry] of Object.entries<any>(parsed?.auths ?? {})) {
+  for (const [key, entry] of Object.entries(parsed?.auths ?? {})) {
     // Keys may be `host`, `https://host`, `https://host/v1/` or `host/namespace`; the host part is what matters.
     const hostKey = key.replace(/^https?:\/\//, '').split('/')[0]!;
     let auth: string | undefined = typeof entry?.auth === 'string' && entry.auth !== '' ? entry.auth : undefined;
@@ -826,18 +858,13 @@ function isIndex(m: FetchedManifest): boolean {
   );
 }
 
-function pickLinuxAmd64(index: any): { digest: string } | undefined {
-  const entries: any[] = Array.isArray(index?.manifests) ? index.manifests : [];
+function pickLinuxAmd64(index: ParsedManifest): { digest: string } | undefined {
+  const entries: Descriptor[] = Array.isArray(index?.manifests) ? index.manifests : [];
   return entries.find((e) => e?.platform?.os === 'linux' && e?.platform?.architecture === 'amd64');
 }
 
 /** Docker layer media types name the same bytes as their OCI counterparts; an OCI manifest wants OCI names. */
-function ociLayerDescriptor(l: any): {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-} {
+function ociLayerDescriptor(l: Descriptor): Descriptor {
   const mediaType =
     l.mediaType === MediaType.DockerLayerGzip
       ? MediaType.OciLayerGzip

@@ -10,6 +10,19 @@ export function configJsonSchema(): object {
   return z.toJSONSchema(Config, { io: 'input', unrepresentable: 'any' });
 }
 
+/** The parts of a JSON Schema node the Markdown table reads. */
+interface SchemaNode {
+  type?: string;
+  enum?: string[];
+  anyOf?: unknown[];
+  default?: unknown;
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  required?: string[];
+  additionalProperties?: SchemaNode | boolean;
+  items?: SchemaNode;
+}
+
 interface Row {
   path: string;
   type: string;
@@ -17,20 +30,16 @@ interface Row {
   description: string;
 }
 
-function rows(schema: any, path: string, out: Row[]): void {
+function rows(schema: SchemaNode | undefined, path: string, out: Row[]): void {
   if (!schema || typeof schema !== 'object') return;
   if (schema.properties) {
-    for (const [key, child] of Object.entries<any>(schema.properties)) {
+    for (const [key, child] of Object.entries(schema.properties)) {
       const p = path ? `${path}.${key}` : key;
       out.push({
         path: p,
         type:
           child.type ??
-          (child.enum
-            ? child.enum.map((v: string) => `\`${v}\``).join(' \\| ')
-            : child.anyOf
-              ? 'see schema'
-              : 'object'),
+          (child.enum ? child.enum.map((v) => `\`${v}\``).join(' \\| ') : child.anyOf ? 'see schema' : 'object'),
         def:
           child.default === undefined
             ? (schema.required ?? []).includes(key)
@@ -50,7 +59,7 @@ function rows(schema: any, path: string, out: Row[]): void {
 /** docs/configuration.md, generated from the schema. */
 export function configMarkdown(): string {
   const out: Row[] = [];
-  rows(configJsonSchema(), '', out);
+  rows(configJsonSchema() as SchemaNode, '', out);
   return [
     '# Configuration',
     '',

@@ -44,11 +44,9 @@ const tagPattern = z.string().regex(/^([A-Za-z0-9_]|\{fedora\})([A-Za-z0-9._-]|\
 const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, { message: 'must be a duration such as 30s, 15m, 24h or 7d' });
 
 /** A name of an environment variable (never the secret itself). */
-const envName = z
-  .string()
-  .regex(/^[A-Z_][A-Z0-9_]*$/, {
-    message: 'must be the NAME of an environment variable (e.g. COSIGN_PASSWORD), never the secret itself',
-  });
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, {
+  message: 'must be the NAME of an environment variable (e.g. COSIGN_PASSWORD), never the secret itself',
+});
 
 /** An absolute or home-relative file path. */
 const filePath = z

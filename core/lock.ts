@@ -6,11 +6,9 @@
 import { z } from 'zod';
 import type { RunInputs } from './pipeline.ts';
 
-const digestRef = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$/, {
-    message: 'must be a digest-pinned image reference (name@sha256:…)',
-  });
+const digestRef = z.string().regex(/^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$/, {
+  message: 'must be a digest-pinned image reference (name@sha256:…)',
+});
 
 /** The lock file schema. */
 export const Lock = z.strictObject({

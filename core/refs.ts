@@ -20,7 +20,6 @@ export interface ImageRef {
 
 /** Characters a shell would interpret; none may appear in anything we pass to a tool. */
 const SHELL_META = /[;|&$`<>(){}'"\\*?!#~\s]/;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;

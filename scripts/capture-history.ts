@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
 import { loadConfig } from '../client/config-file.ts';
 import { connectClient } from '../client/temporal.ts';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 
 const { values } = parseArgs({
   options: { config: { type: 'string' }, 'workflow-id': { type: 'string' }, out: { type: 'string' } },

@@ -51,7 +51,7 @@ export function isAlive(pid: number | undefined, command?: string): boolean {
   if (!pid || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-  } catch (err) {
+  } catch {
     // EPERM means it exists but belongs to someone else: never ours.
     return false;
   }

@@ -43,11 +43,9 @@ export const SyntheticKernel = z.strictObject({
  */
 export const DebianKernel = z.strictObject({
   kind: z.literal('debian'),
-  release: z
-    .string()
-    .regex(/^\d+\.\d+\.\d+(-\d+|\+deb\d+)-[a-z0-9]+(-[a-z0-9]+)*$/, {
-      message: 'must be a Debian kernel release such as 6.1.0-47-cloud-amd64 or 6.12.117+deb12-cloud-amd64',
-    }),
+  release: z.string().regex(/^\d+\.\d+\.\d+(-\d+|\+deb\d+)-[a-z0-9]+(-[a-z0-9]+)*$/, {
+    message: 'must be a Debian kernel release such as 6.1.0-47-cloud-amd64 or 6.12.117+deb12-cloud-amd64',
+  }),
 });
 
 /** Kernel kinds the world can make. */
@@ -84,11 +82,9 @@ export type KernelSpec = z.infer<typeof SyntheticKernel> | z.infer<typeof Debian
 export const BaseVersion = z
   .strictObject({
     version: quoted('version', '43.20261101.0').pipe(
-      z
-        .string()
-        .regex(/^[0-9]+\.[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/, {
-          message: 'must look like <fedora>.<date>.<n>, e.g. 43.20261101.0',
-        }),
+      z.string().regex(/^[0-9]+\.[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/, {
+        message: 'must look like <fedora>.<date>.<n>, e.g. 43.20261101.0',
+      }),
     ),
     kernels: z.array(KernelSpec).min(1, { message: 'list at least one kernel' }),
     ostreeLinux: kernelRelease.optional(),
@@ -99,21 +95,17 @@ export const BaseVersion = z
       ctx.addIssue({ code: 'custom', path: ['kernels'], message: 'lists a kernel twice' });
   });
 
-const repositoryPath = z
-  .string()
-  .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
-    message: 'must be a lowercase repository path such as ublue-os/kinoite-main',
-  });
+const repositoryPath = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
+  message: 'must be a lowercase repository path such as ublue-os/kinoite-main',
+});
 
 /** One synthetic OpenZFS release: a fixture tree with stand-in modules and the META values given here. */
 export const SyntheticZfsRelease = z.strictObject({
   source: z.literal('synthetic').default('synthetic'),
   version: quoted('version', '2.4.4').pipe(
-    z
-      .string()
-      .regex(/^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$/, {
-        message: 'must be an OpenZFS version such as 2.4.4 or 2.5.0-rc1',
-      }),
+    z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$/, {
+      message: 'must be an OpenZFS version such as 2.4.4 or 2.5.0-rc1',
+    }),
   ),
   linuxMin: quoted('linuxMin', '4.18')
     .pipe(z.string().regex(/^\d+\.\d+(\.\d+)?$/))

@@ -14,6 +14,7 @@ import { loadConfig } from '../config-file.ts';
 import { runCommand } from './run.ts';
 import { statusCommand } from './status.ts';
 import { UsageError } from '../cli.ts';
+import { ExitCode } from '../exit-codes.ts';
 import { connectClient, runUrl } from '../temporal.ts';
 import { streamState } from '../stream-client.ts';
 import { exitCodeFor, followRun, formatSummary } from '../follow.ts';
@@ -58,7 +59,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   return code;
 }
 
-const say = (text: string) => console.log(`\n${text.replace(/^/gm, '   ').replace(/^   /, '>> ')}`);
+const say = (text: string) => console.log(`\n${text.replace(/^/gm, '   ').replace(/^ {3}/, '>> ')}`);
 
 /**
  * `demo --story timing`: the kernel/OpenZFS timing story on real kernels and real releases, narrated.
@@ -89,18 +90,24 @@ async function timingStory(dir: string): Promise<number> {
   console.log(
     `   worker ${worker.reused ? 'already running' : 'started'} (log ${worker.logFile}); Web UI ${info.temporal.uiUrl ?? config.temporal.webUrl}`,
   );
-  let code = await runCommand(['--config', info.configFile, '--stream', stream, '--wait']);
+  const promoted = await runCommand(['--config', info.configFile, '--stream', stream, '--wait']);
+  if (promoted !== ExitCode.Ok) {
+    console.error('   step 1 did not promote, so the story cannot go on; the run summary above says why');
+    return promoted;
+  }
   say(
     'Step 2. The base gains a 6.12 kernel. zfs-2.2.6 says Linux-Maximum: 6.10, so the run ends blocked before\nbuilding anything: stable keeps the 6.1-only image, and the stream is held by compatibility.',
   );
   info = await up(2);
-  code = await runCommand(['--config', info.configFile, '--stream', stream, '--wait']);
+  // Step 2 is expected to end blocked (a non-zero exit): the story goes on either way.
+  await runCommand(['--config', info.configFile, '--stream', stream, '--wait']);
   await statusCommand(['--config', info.configFile, '--stream', stream, '--limit', '2']);
   say(
     `Step 3. The release source gains zfs-2.2.7 (Linux-Maximum 6.12). Nobody triggers anything: the held stream\nre-checks the release source every ${config.streams[stream]!.zfs.recheckEvery} and starts a run by itself.`,
   );
   info = await up(3);
   const client = await connectClient(config);
+  let code: number;
   try {
     let runId: string | undefined;
     for (let i = 0; !runId; i++) {

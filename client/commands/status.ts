@@ -9,10 +9,24 @@ import { connectClient, runUrl } from '../temporal.ts';
 import { streamState } from '../stream-client.ts';
 import { RegistryClient } from '../../activities/registry-http.ts';
 import { progressQuery } from '../../workflows/shared.ts';
+import type { StreamStateData } from '../../workflows/stream-state.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import type { RunProgress } from '../../core/pipeline.ts';
 import { holdText, lagText } from '../../core/compat-hold.ts';
+
+/** What `status` reports for one stream (also its `--json` shape). */
+interface StreamStatus {
+  stream: string;
+  /** Each stable tag and the digest it points to now (null: not promoted yet). */
+  stable: Record<string, string | null>;
+  /** The stream workflow's state, or null before its first run. */
+  state: StreamStateData | null;
+  /** The exact command that approves the pending candidate, if one waits. */
+  approveCommand?: string;
+  /** The last runs, newest first. */
+  runs: Record<string, unknown>[];
+}
 
 /** Prints the state of each stream. */
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -33,7 +47,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     insecureHosts: config.registries.insecure,
     authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE,
   });
-  const out: Record<string, any>[] = [];
+  const out: StreamStatus[] = [];
   for (const stream of values.stream ? [values.stream] : Object.keys(config.streams)) {
     const s = config.streams[stream];
     if (!s)
@@ -97,10 +111,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
       console.log(
         `  last good ${st.lastGood.digest} (${st.lastGood.kind} ${st.lastGood.auditTag}, ${st.lastGood.at}, approved by ${st.lastGood.approvedBy}; kernels ${st.lastGood.kernels.join(', ')}; ZFS ${st.lastGood.zfsVersion})`,
       );
-    if (st?.current)
-      console.log(
-        `  running  ${st.current.runWorkflowId}${runs(s).find((r) => r.workflowId === st.current.runWorkflowId)?.stage ? ` (stage ${runs(s).find((r) => r.workflowId === st.current.runWorkflowId)!.stage})` : ''}`,
-      );
+    const current = st?.current;
+    if (current) {
+      const stage = runs(s).find((r) => r.workflowId === current.runWorkflowId)?.stage;
+      console.log(`  running  ${current.runWorkflowId}${stage ? ` (stage ${stage})` : ''}`);
+    }
     if (st?.next) console.log(`  queued   one follow-up run (${st.next.requestIds.length} trigger(s) coalesced)`);
     if (st?.parked) {
       console.log(
@@ -111,7 +126,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
         `    reject:  kinoite-zfs reject --stream ${s.stream} --digest ${st.parked.digest} --inputs-hash ${st.parked.inputsHash} --reason "..." --by <approver>`,
       );
     }
-    for (const w of st?.lastWarnings?.warnings ?? []) console.log(`  WARNING  ${st.lastWarnings.run}: ${w}`);
+    for (const w of st?.lastWarnings?.warnings ?? []) console.log(`  WARNING  ${st?.lastWarnings?.run}: ${w}`);
     for (const l of st?.kernelLag ?? []) console.log(`  kernel   ${lagText(l, new Date().toISOString())}`);
     if (st?.notifications)
       console.log(
@@ -124,7 +139,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
         `  history  ${[...st.releases]
           .reverse()
           .slice(0, 5)
-          .map((r: any) => `${r.auditTag} ${r.digest.slice(7, 19)} (${r.kind})`)
+          .map((r) => `${r.auditTag} ${r.digest.slice(7, 19)} (${r.kind})`)
           .join('; ')}`,
       );
     for (const r of s.runs as Record<string, unknown>[])
@@ -136,6 +151,6 @@ export async function statusCommand(argv: string[]): Promise<number> {
   return ExitCode.Ok;
 }
 
-function runs(s: Record<string, any>): Record<string, unknown>[] {
-  return s.runs as Record<string, unknown>[];
+function runs(s: StreamStatus): Record<string, unknown>[] {
+  return s.runs;
 }

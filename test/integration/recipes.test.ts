@@ -365,7 +365,7 @@ describe('recipes (podman, rpmbuild)', { skip }, () => {
     const full = join(outDirs.get(K_NEW)!, 'rpms', 'kmods', 'zfs');
     await cp(full, partial, { recursive: true });
     const { stdout: ctr } = await buildah(['from', 'scratch']);
-    let partialRef = '';
+    let partialRef: string;
     try {
       await buildah(['copy', ctr.trim(), join(work, 'partial', 'rpms'), '/rpms']);
       const ref = `localhost/kz-recipes-test-akmods-partial:${RUN}`;
