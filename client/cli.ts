@@ -3,7 +3,7 @@
  * exit codes. Subcommand modules stay thin: parse, validate, call the client or the world.
  */
 import { ExitCode } from './exit-codes.ts';
-import { ConfigError } from './config-file.ts';
+import { ConfigError } from '../core/config-parse.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -19,14 +19,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   world: {
     summary: 'world up --spec FILE --dir DIR | world down --dir DIR [--all]   the hermetic test world',
-    load: async () => (await import('../world/commands.ts')).worldCommand,
+    load: async () => (await import('./commands/world.ts')).worldCommand,
   },
   services: {
     summary: "services up|down|status [--dir DIR]   the local Temporal dev server (and a world's registry)",
-    load: async () => {
-      const { worldCommand } = await import('../world/commands.ts');
-      return (argv: string[]) => worldCommand(['services', ...argv]);
-    },
+    load: async () => (await import('./commands/services.ts')).servicesCommand,
   },
   worker: {
     summary: 'worker [--config FILE] [--queues control,build]   run a worker',

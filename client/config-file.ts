@@ -6,19 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve, dirname, isAbsolute } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { z } from 'zod';
-import { Config } from '../core/config.ts';
+import type { Config } from '../core/config.ts';
+import { parseConfig, ConfigError } from '../core/config-parse.ts';
 
-/** A configuration file that could not be used; `problems` lists every issue with its field path. */
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problems: string[],
-  ) {
-    super(`${file} is not a valid kinoite-zfs config:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+// The loader's API keeps the pure checks with it (tests, scripts and the CLI import them from here).
+export { ConfigError, formatIssues, parseConfig } from '../core/config-parse.ts';
 
 /** Default config path: $KINOITE_ZFS_CONFIG, else ./kinoite-zfs.yaml. */
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -29,28 +21,6 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
 export function resolvePath(path: string, baseDir: string): string {
   if (path === '~' || path.startsWith('~/')) return resolve(homedir(), path.slice(2));
   return isAbsolute(path) ? path : resolve(baseDir, path);
-}
-
-/** Validates parsed YAML; returns the config or throws ConfigError naming every bad field. */
-export function parseConfig(raw: unknown, file: string): Config {
-  const result = Config.safeParse(raw);
-  if (!result.success) {
-    throw new ConfigError(file, formatIssues(result.error));
-  }
-  return result.data;
-}
-
-/** One line per issue: `field.path: message`. */
-export function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
-    const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys')
-      message = `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove them or check the spelling (see docs/configuration.md)`;
-    if (issue.code === 'invalid_type' && /received undefined/.test(issue.message))
-      message = `required field is missing (${issue.expected})`;
-    return `${path}: ${message}`;
-  });
 }
 
 /** Reads, validates and normalises a config file; applies environment overrides (TEMPORAL_*). */

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Lock, lockProblems } from '../core/lock.ts';
-import { formatIssues, ConfigError } from './config-file.ts';
+import { formatIssues, ConfigError } from '../core/config-parse.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
 import type { Config } from '../core/config.ts';
 

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { formatIssues } from '../client/config-file.ts';
+import { formatIssues } from '../core/config-parse.ts';
 
 /** A string that YAML must not have turned into a number (4.10 would silently become 4.1). */
 const quoted = (what: string, example: string) =>

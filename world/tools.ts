@@ -1,56 +1,30 @@
 /**
- * Where the world finds its tools (Temporal CLI, cosign) and the podman settings it needs on
- * machines like the test hosts. Tools live in a per-user cache outside the clone, so a fresh clone
- * on a machine that built them once skips the (slow) build; scripts/setup.sh builds them.
+ * Where the world finds its tools (cosign; the Temporal CLI: services/tools.ts) and the podman
+ * settings it needs on machines like the test hosts. Tools live in a per-user cache outside the
+ * clone, so a fresh clone on a machine that built them once skips the (slow) build;
+ * scripts/setup.sh builds them.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { toolPath, toolsDir } from '../activities/host.ts';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { locateTool, stateDir } from '../services/tools.ts';
 
-/** The repository root (the folder holding world/, core/, recipes/). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// Shared with the project's own services (services/tools.ts); re-exported for the world's users.
+export { REPO_ROOT, stateDir, temporalBin } from '../services/tools.ts';
 
 /** The per-user kinoite-zfs cache folder (parent of tools/ and rootfs/). */
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return dirname(toolsDir(env));
 }
 
-/** The project's state folder: $KINOITE_ZFS_STATE, else `<repo>/.state` (git-ignored). */
-export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KINOITE_ZFS_STATE ? resolve(env.KINOITE_ZFS_STATE) : join(REPO_ROOT, '.state');
-}
-
-/** Path of the Temporal CLI ($KINOITE_ZFS_TEMPORAL overrides); throws a clear error when it is missing. */
-export function temporalBin(env: NodeJS.ProcessEnv = process.env): string {
-  return locate(
-    'Temporal CLI',
-    env.KINOITE_ZFS_TEMPORAL,
-    toolPath('temporal', { ...env, KINOITE_ZFS_TEMPORAL: undefined }),
-    'KINOITE_ZFS_TEMPORAL',
-  );
-}
-
 /** Path of cosign ($KINOITE_ZFS_COSIGN overrides); throws a clear error when it is missing. */
 export function cosignBin(env: NodeJS.ProcessEnv = process.env): string {
-  return locate(
+  return locateTool(
     'cosign',
     env.KINOITE_ZFS_COSIGN,
     toolPath('cosign', { ...env, KINOITE_ZFS_COSIGN: undefined }),
     'KINOITE_ZFS_COSIGN',
   );
-}
-
-function locate(name: string, override: string | undefined, defaultPath: string, envName: string): string {
-  const path = override ? resolve(override) : defaultPath;
-  if (!existsSync(path)) {
-    throw new Error(
-      `${name} not found at ${path}${override ? ` (from ${envName})` : ''}: run scripts/setup.sh to build the pinned tools, ` +
-        `or point ${envName} at an existing binary`,
-    );
-  }
-  return path;
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isAlive, readRecord, startDetached, stopProcessGroup, writeRecord, waitFor } from './daemon.ts';
+import { isAlive, readRecord, startDetached, stopProcessGroup, writeRecord, waitFor } from '../services/daemon.ts';
 import { readFile } from 'node:fs/promises';
 
 const bin = fileURLToPath(new URL('../bin/kinoite-zfs.js', import.meta.url));

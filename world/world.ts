@@ -9,21 +9,15 @@ import { appendFile, chmod, copyFile, cp, mkdir, readFile, rm, stat, writeFile }
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
-import { parseConfig } from '../client/config-file.ts';
-import { readRecord, withLock, writeAtomic, writeRecord } from './daemon.ts';
+import { parseConfig } from '../core/config-parse.ts';
+import { readRecord, withLock, writeAtomic, writeRecord } from '../services/daemon.ts';
 import { baseTags, buildAndPushBase, buildAndPushBuilder } from './images.ts';
 import type { PushedBaseVersion } from './images.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
 import { treeHash } from '../activities/tree-hash.ts';
 import { BUILDER_ROOTFS_RECIPE, ensureRootfsImage, rootfsHash } from './rootfs.ts';
-import {
-  ensureHttpServer,
-  ensureRegistry,
-  ensureTemporal,
-  stopHttpServer,
-  stopRegistry,
-  stopTemporal,
-} from './services.ts';
+import { ensureHttpServer, ensureRegistry, stopHttpServer, stopRegistry } from './services.ts';
+import { ensureTemporal, stopTemporal } from '../services/temporal-dev-server.ts';
 import { stopWorldWorker } from './worker-process.ts';
 import { loadWorldSpec } from './spec.ts';
 import type { SyntheticRelease, WorldSpec, ZfsRelease } from './spec.ts';

@@ -1,14 +1,15 @@
 /**
- * The `kinoite-zfs world …` commands: `up`, `down` and `services up|down|status`. The lead wires
- * `worldCommand` into the kinoite-zfs executable.
+ * The `kinoite-zfs world …` commands: `up`, `down` and `services up|down|status` (the same as
+ * `kinoite-zfs services`, ./services.ts), and the world's part of `services … --dir DIR`. With the
+ * demo command, the only client module that loads the hermetic world (world/).
  */
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
-import { readRecord } from './daemon.ts';
-import { ensureTemporal, registryHealthy, stopTemporal, temporalStatus } from './services.ts';
-import { stateDir } from './tools.ts';
-import { servicesDown, worldDown, worldUp } from './world.ts';
-import type { WorldInfo } from './world.ts';
+import { readRecord } from '../../services/daemon.ts';
+import { registryHealthy } from '../../world/services.ts';
+import { servicesDown, worldDown, worldUp } from '../../world/world.ts';
+import type { WorldInfo } from '../../world/world.ts';
+import { servicesCommand } from './services.ts';
 
 const USAGE = `Usage:
   kinoite-zfs world up --spec FILE --dir DIR [--temporal ADDRESS]
@@ -60,7 +61,7 @@ export async function worldCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const { values, positionals } = parsed;
-  const [sub, action] = positionals;
+  const [sub] = positionals;
   if (values.help || !sub) {
     (values.help ? out : err)(USAGE);
     return values.help ? 0 : 2;
@@ -93,56 +94,37 @@ export async function worldCommand(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    if (sub === 'services') {
-      if (action === 'up') {
-        const t = await ensureTemporal();
-        out(
-          `Temporal ${t.reused ? 'already running' : 'started'}: ${t.address} namespace ${t.namespace}, Web UI ${t.uiUrl} (log ${t.logFile})`,
-        );
-        if (values.dir) {
-          const info = await readRecord<WorldInfo>(join(resolve(values.dir), 'world.json'));
-          if (info) {
-            const r = await worldUp({ specFile: info.specFile, dir: values.dir, log: () => undefined });
-            printWorld(r.info, out);
-          }
-        }
-        return 0;
-      }
-      if (action === 'down') {
-        const r = values.dir
-          ? await servicesDown({ dir: values.dir })
-          : { temporal: await stopTemporal(), registry: false, releaseSource: false };
-        out(
-          `Temporal ${r.temporal ? 'stopped' : 'was not running'}${values.dir ? `; registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}` : ''}`,
-        );
-        return 0;
-      }
-      if (action === 'status') {
-        const t = await temporalStatus();
-        out(
-          t
-            ? `Temporal: ${t.running ? 'running' : 'stopped'} ${t.address}, Web UI ${t.uiUrl} (state ${stateDir()}, log ${t.logFile})`
-            : `Temporal: never started (state ${stateDir()})`,
-        );
-        if (values.dir) {
-          const info = await readRecord<WorldInfo>(join(resolve(values.dir), 'world.json'));
-          if (!info) out(`no world in ${values.dir}`);
-          else {
-            out(
-              `registry: ${(await registryHealthy(info.registry.host)) ? 'running' : 'stopped'} ${info.registry.host}`,
-            );
-            printWorld(info, out);
-          }
-        }
-        return t?.running ? 0 : 1;
-      }
-      err(`world services needs up, down or status\n${USAGE}`);
-      return 2;
-    }
+    if (sub === 'services')
+      return await servicesCommand(positionals.slice(1).concat(values.dir ? ['--dir', values.dir] : []));
     err(`unknown world command "${sub}"\n${USAGE}`);
     return 2;
   } catch (e) {
     err(`world ${sub}: ${(e as Error).message}`);
     return 1;
   }
+}
+
+/** `services up --dir DIR`: brings the world in DIR up again (when there is one) and prints it. */
+export async function worldServicesUp(dir: string, out: (line: string) => void): Promise<void> {
+  const info = await readRecord<WorldInfo>(join(resolve(dir), 'world.json'));
+  if (!info) return;
+  const r = await worldUp({ specFile: info.specFile, dir, log: () => undefined });
+  printWorld(r.info, out);
+}
+
+/** `services down --dir DIR`: stops the world's worker, registry and release source; says which were running. */
+export async function worldServicesDown(dir: string): Promise<string> {
+  const r = await worldDown({ dir });
+  return `registry ${r.registry ? 'stopped' : 'was not running'}; release source ${r.releaseSource ? 'stopped' : 'was not running'}`;
+}
+
+/** `services status --dir DIR`: whether the world's registry answers, and where everything of it is. */
+export async function worldServicesStatus(dir: string, out: (line: string) => void): Promise<void> {
+  const info = await readRecord<WorldInfo>(join(resolve(dir), 'world.json'));
+  if (!info) {
+    out(`no world in ${dir}`);
+    return;
+  }
+  out(`registry: ${(await registryHealthy(info.registry.host)) ? 'running' : 'stopped'} ${info.registry.host}`);
+  printWorld(info, out);
 }
