@@ -1,9 +1,68 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import { canonicalJson, inputsHash, sha256Hex, sha256HexBytes, utf8Encode } from '../../core/hash.ts';
+import { hashInputs, type RunInputs } from '../../core/pipeline.ts';
 
 const nodeSha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
+
+// Known answers, written out (FIPS 180-4 examples; the others from Python's hashlib), so a change
+// of implementation cannot move a hash: inputs hashes are recorded in histories and image labels.
+const KNOWN: [string, string][] = [
+  ['', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
+  ['abc', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'],
+  [
+    'abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq',
+    '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1',
+  ],
+  ['a'.repeat(1_000_000), 'cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0'],
+  ['café', '850f7dc43910ff890f8879c0ed26fe697c93a067ad93a7d50f466a7028a9bf4e'],
+  ['日本語', '77710aedc74ecfa33685e33a6c7df5cc83004da1bdcef7fb280f5c2b2e97e0a5'],
+  ['👍🏽', '01a5f86b6044eee022d2ee109e38bd9d845e7a650fb9f4a413e60aeb858ecae4'],
+  ['Grüße, ZFS 🐧 auf Kinoite', 'b412844e56ea4b96004a6641b27eaae49872fd0531b2d87c7ac921a434d0f4b4'],
+];
+
+test('sha256Hex gives the known answers: empty, abc, two blocks, a million a, non-ASCII', () => {
+  for (const [text, hex] of KNOWN) assert.equal(sha256Hex(text), hex, JSON.stringify(text.slice(0, 20)));
+});
+
+test('sha256HexBytes gives the known answer for 768 bytes of every value', () => {
+  const bytes = Uint8Array.from({ length: 768 }, (_, i) => i % 256);
+  assert.equal(sha256HexBytes(bytes), 'f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363');
+});
+
+test('inputsHash of a fixed value is a known answer', () => {
+  const v = { kernels: ['6.18.5-200.fc43.x86_64', '6.17.7-300.fc43.x86_64'], zfs: '2.4.4', café: true };
+  assert.equal(
+    canonicalJson(v),
+    '{"café":true,"kernels":["6.18.5-200.fc43.x86_64","6.17.7-300.fc43.x86_64"],"zfs":"2.4.4"}',
+  );
+  assert.equal(inputsHash(v), nodeSha(canonicalJson(v)));
+  assert.equal(inputsHash(v), 'fdebabef326172edac84c9b93066150a877e5fa0d71394547625bd74802c884b');
+});
+
+test('every inputs hash recorded in a committed history is recomputed from its inputs', async () => {
+  const dir = new URL('../history/', import.meta.url);
+  let checked = 0;
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.json'))) {
+    const history = JSON.parse(await readFile(new URL(file, dir), 'utf8')) as {
+      events: { workflowExecutionCompletedEventAttributes?: { result?: { payloads?: { data: string }[] } } }[];
+    };
+    for (const e of history.events) {
+      const data = e.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0]?.data;
+      if (!data) continue;
+      const result = JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as {
+        inputs?: RunInputs;
+        inputsHash?: string;
+      };
+      if (!result.inputs || !result.inputsHash) continue;
+      assert.equal(hashInputs(result.inputs), result.inputsHash, file);
+      checked++;
+    }
+  }
+  assert.ok(checked > 0, 'at least one committed history records inputs and their hash');
+});
 
 test('sha256Hex matches node:crypto for the empty string and abc', () => {
   assert.equal(sha256Hex(''), nodeSha(''));
