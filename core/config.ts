@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { NOTIFY_EVENTS } from './notify.ts';
+import { gitLocationProblem } from './refs.ts';
 
 /** Characters that never belong in an image reference, tag, branch or git ref handed to a tool. */
 const UNSAFE = /[\s;|&$`<>(){}'"\\*?!#~^\x00-\x1f\x7f]/;
@@ -162,9 +163,14 @@ export const StreamImages = z
 /** Git source of the image recipe, read at an exact commit for every run. */
 export const RecipeSource = z
   .strictObject({
-    git: safeToken('git URL or path').describe(
-      'Git URL (https://, ssh://, file://) or local path of the recipe repository.',
-    ),
+    git: safeToken('git URL or path')
+      .superRefine((v, ctx) => {
+        const problem = gitLocationProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .describe(
+        'Git URL (https://, http://, ssh://, git://, file://), user@host:path or local path of the recipe repository; a leading - and the <transport>::<address> form (ext::, fd::) are refused.',
+      ),
     ref: safeToken('git ref').default('main').describe('Branch, tag or commit to build.'),
     path: z
       .string()

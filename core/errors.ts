@@ -69,6 +69,8 @@ export type ToolFailureClass =
 interface Rule {
   readonly reason: string;
   readonly pattern: RegExp;
+  /** Only for this tool's output, when set. */
+  readonly tool?: string;
   /** Undefined means transient. */
   readonly type?: FailureType;
 }
@@ -111,6 +113,19 @@ const RULES: readonly Rule[] = [
   },
   // Case-sensitive on purpose: Go prints `EOF` / `unexpected EOF`, git prints `early EOF`.
   { reason: 'unexpected EOF', pattern: /\bEOF\b/ },
+  // git exits 128 for everything; these lines mean the location itself is wrong, which no retry fixes.
+  {
+    reason: 'not a git repository (check recipe.git)',
+    pattern: /does not appear to be a git repository|not a git repository|repository '[^']*' does not exist/i,
+    tool: 'git',
+    type: FailureType.InvalidInput,
+  },
+  {
+    reason: 'transport refused (check recipe.git)',
+    pattern: /transport '[^']*' not allowed|is not a git command|unable to find remote helper|strange pathname/i,
+    tool: 'git',
+    type: FailureType.InvalidInput,
+  },
   {
     reason: 'authentication failed',
     pattern:
@@ -175,7 +190,7 @@ export function classifyToolFailure(input: ToolFailure): ToolFailureClass {
     };
   }
   for (const rule of RULES) {
-    if (rule.pattern.test(stderr)) {
+    if ((rule.tool === undefined || rule.tool === tool) && rule.pattern.test(stderr)) {
       const reason = `${tool}: ${rule.reason}`;
       return rule.type === undefined ? { permanent: false, reason } : { permanent: true, type: rule.type, reason };
     }

@@ -74,6 +74,28 @@ export function assertSafeToken(value: string, field: string): string {
   return value;
 }
 
+/** Git transports a recipe location may name; git's own `GIT_ALLOW_PROTOCOL` is set to the same list. */
+export const GIT_PROTOCOLS = ['https', 'http', 'ssh', 'git', 'file'] as const;
+
+/**
+ * Why git must not be handed `location` as a recipe repository, or undefined when it may.
+ *
+ * A location is a URL with one of {@link GIT_PROTOCOLS}, an scp-like `user@host:path`, or a local
+ * path. Refused: a leading `-` (git would read an option such as `--upload-pack=…`), git's
+ * remote-helper form `<transport>::<address>` (`ext::` runs any command, `fd::` reads descriptors)
+ * and any other URL scheme. The config check and the activities use this one rule, so a location
+ * is refused with the same message before a run starts as it would be at resolve.
+ */
+export function gitLocationProblem(location: string): string | undefined {
+  if (location.startsWith('-')) return 'starts with "-", so git would read it as an option';
+  if (location.includes('::'))
+    return 'uses git\'s "<transport>::<address>" remote-helper form (ext:: and fd:: run commands); give an https://, ssh:// or file:// URL or a path';
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(location)?.[1]?.toLowerCase();
+  if (scheme !== undefined && !(GIT_PROTOCOLS as readonly string[]).includes(scheme))
+    return `uses the "${scheme}" transport; use one of ${GIT_PROTOCOLS.map((p) => `${p}://`).join(', ')}, user@host:path or a path`;
+  return undefined;
+}
+
 /**
  * Parse and validate an image reference such as `ghcr.io/ublue-os/kinoite-main:43`,
  * `localhost:5000/x@sha256:…` or `fedora:43`.

@@ -169,3 +169,31 @@ test('the committed JSON Schema and configuration docs match the zod schema (run
   );
   assert.equal(await readFile(join(repo, 'docs/configuration.md'), 'utf8'), configMarkdown());
 });
+
+test('config check refuses a recipe location git would read as an option or as a command-running transport', () => {
+  for (const [location, why] of [
+    ['-uupload-pack=touch', /recipe\.git: starts with "-", so git would read it as an option/],
+    ['ext::sh', /recipe\.git: uses git's "<transport>::<address>" remote-helper form/],
+    ['fd::17', /recipe\.git: uses git's "<transport>::<address>" remote-helper form/],
+    ['gopher://example.org/recipe', /recipe\.git: uses the "gopher" transport/],
+  ] as const) {
+    const c = validConfig();
+    c.streams['kinoite-zfs'].recipe = { git: location };
+    assert.throws(
+      () => parseConfig(c, 'x.yaml'),
+      (e: ConfigError) => e.problems.some((p) => why.test(p)),
+      location,
+    );
+  }
+  for (const location of [
+    'https://github.com/o/r.git',
+    'ssh://git@github.com/o/r.git',
+    'git@github.com:o/r.git',
+    'file:///srv/r.git',
+    '/srv/recipe.git',
+  ]) {
+    const c = validConfig();
+    c.streams['kinoite-zfs'].recipe = { git: location };
+    assert.doesNotThrow(() => parseConfig(c, 'x.yaml'), location);
+  }
+});

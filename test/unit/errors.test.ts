@@ -283,6 +283,35 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
     stderr: 'fatal: Remote branch nope not found in upstream origin',
     expect: FailureType.ImageNotFound,
   },
+  // git 2.39, recorded here: a location that is not a repository, and transports git refuses
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr:
+      "fatal: '/srv/nope' does not appear to be a git repository\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.",
+    expect: FailureType.InvalidInput,
+  },
+  { tool: 'git', exitCode: 128, stderr: "fatal: transport 'ext' not allowed", expect: FailureType.InvalidInput },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: "fatal: repository '/srv/nope.git' does not exist",
+    expect: FailureType.InvalidInput,
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: "git: 'remote-foo' is not a git command. See 'git --help'.\n\nThe most similar command is\n\tremote-ftp",
+    expect: FailureType.InvalidInput,
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: "fatal: strange pathname '-uupload-pack=x' blocked",
+    expect: FailureType.InvalidInput,
+  },
+  // a git-only rule never applies to another tool's output
+  { tool: 'skopeo', exitCode: 1, stderr: "transport 'ext' not allowed", expect: 'transient' },
 ];
 
 for (const s of SAMPLES) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { FailureType, PermanentError } from '../../core/errors.ts';
 import {
   assertSafeToken,
+  gitLocationProblem,
   digestRef,
   formatRef,
   isValidDigest,
@@ -239,4 +240,28 @@ test('sourceTagOf takes the part after the last colon unless it holds a slash', 
 test('sourceTagOf is empty for digest references', () => {
   assert.equal(sourceTagOf(`ghcr.io/a/b@${D}`), '');
   assert.equal(sourceTagOf(`ghcr.io/a/b:1@${D}`), '');
+});
+
+test('gitLocationProblem accepts URLs of the allowed transports, scp-like locations and paths, and nothing else', () => {
+  for (const ok of [
+    'https://h/o/r.git',
+    'HTTP://h/r',
+    'ssh://git@h/r',
+    'git://h/r',
+    'file:///r',
+    'git@h:o/r',
+    '/srv/r',
+    'r',
+  ])
+    assert.equal(gitLocationProblem(ok), undefined, ok);
+  for (const bad of [
+    '-uupload-pack=x',
+    '--config=x',
+    'ext::sh -c id',
+    'fd::3',
+    'foo::bar',
+    'gopher://h/r',
+    'ftp://h/r',
+  ])
+    assert.notEqual(gitLocationProblem(bad), undefined, bad);
 });
