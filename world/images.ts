@@ -4,7 +4,9 @@
  * `latest` plus immutable date tags) and the akmods builder image, all built from the real Debian
  * root filesystem with buildah and pushed to the world registry.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { RegistryClient } from '../activities/registry-http.ts';
 import { BUILDER_ROOTFS_RECIPE, ROOTFS_RECIPE, ensureRootfsImage, localImageExists, rootfsHash } from './rootfs.ts';
 import { ensureDebianKernel, modulesDirOf } from './debian-kernels.ts';
 import { splitVersion } from './spec.ts';
-import type { BaseVersion, KernelSpec } from './spec.ts';
+import type { BaseFiller, BaseVersion, KernelSpec } from './spec.ts';
 
 /** One base image version as pushed. */
 export interface PushedBaseVersion {
@@ -100,6 +102,94 @@ function chainKey(prevKey: string, v: BaseVersion): string {
 }
 
 /**
+ * Sizes of the filler layers: uneven, as a rechunked image's are (weights 1 to 5 from a hash of
+ * the layer index), summing exactly to `size`.
+ */
+export function fillerLayerSizes(filler: BaseFiller): number[] {
+  const weights = Array.from(
+    { length: filler.layers },
+    (_, i) => 1 + (createHash('sha256').update(`kinoite-zfs filler weight ${i}`).digest()[0]! % 5),
+  );
+  const total = weights.reduce((a, b) => a + b, 0);
+  const sizes = weights.map((w) => Math.floor((filler.size * w) / total));
+  sizes[sizes.length - 1]! += filler.size - sizes.reduce((a, b) => a + b, 0);
+  return sizes;
+}
+
+/**
+ * Writes `bytes` of deterministic pseudo-random content (an AES-128-CTR keystream keyed by
+ * `seed`): incompressible, so gzip cannot shrink it, and about as fast as the disk takes it.
+ */
+async function writeFillerFile(file: string, bytes: number, seed: string): Promise<void> {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(4 * 1024 * 1024);
+  const out = createWriteStream(file);
+  for (let left = bytes; left > 0; left -= zeros.length) {
+    if (!out.write(cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left)))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+/**
+ * The rootfs image plus `filler.layers` layers of filler under `/usr/share/kinoite-zfs-filler/`
+ * (one file per layer), built once per machine and kept in local storage by its content key.
+ */
+async function ensureFillerImage(input: {
+  rootfsImage: string;
+  filler: BaseFiller;
+  key: string;
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}): Promise<string> {
+  const localImage = `localhost/kinoite-zfs-world/filler:${input.key}`;
+  if (await localImageExists(localImage, input.env)) {
+    input.log(`base filler (${input.filler.layers} layers): reusing local build ${localImage}`);
+    return localImage;
+  }
+  const started = Date.now();
+  input.log(
+    `building base filler: ${input.filler.layers} layers, ${input.filler.size} bytes of incompressible content…`,
+  );
+  const stage = await mkdtemp(join(tmpdir(), 'kz-world-filler-'));
+  let from = input.rootfsImage;
+  const made: string[] = [];
+  try {
+    for (const [i, bytes] of fillerLayerSizes(input.filler).entries()) {
+      const name = `layer-${String(i).padStart(3, '0')}`;
+      const file = join(stage, name);
+      await writeFillerFile(file, bytes, `kinoite-zfs filler ${i} ${bytes}`);
+      const ctr = await buildah(['from', '--pull=never', '--quiet', from], input.env, `starting filler layer ${i}`);
+      try {
+        await buildah(
+          ['copy', '--quiet', ctr, file, `/usr/share/kinoite-zfs-filler/${name}`],
+          input.env,
+          `copying filler layer ${i}`,
+        );
+        const image = i === input.filler.layers - 1 ? localImage : `${localImage}-${i}`;
+        await buildah(
+          ['commit', '--quiet', '--format', 'oci', '--rm', ctr, image],
+          input.env,
+          `committing filler layer ${i}`,
+        );
+        if (image !== localImage) made.push(image);
+        from = image;
+      } finally {
+        await execa('buildah', ['rm', ctr], { reject: false, env: input.env });
+        await rm(file, { force: true });
+      }
+    }
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+    // The intermediate tags only served as FROM of the next layer; the layers stay in the final image.
+    if (made.length) await execa('buildah', ['rmi', ...made], { reject: false, env: input.env });
+  }
+  input.log(`  base filler built in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return localImage;
+}
+
+/**
  * Builds (or reuses from local storage) every base version, each FROM the previous one (so a
  * dropped kernel becomes a whiteout in a new layer), and pushes them in order to
  * `<registry>/<repository>` with their tags.
@@ -108,6 +198,8 @@ export async function buildAndPushBase(input: {
   registry: string;
   repository: string;
   versions: BaseVersion[];
+  /** Filler layers under the first version (base.filler of the spec). */
+  filler?: BaseFiller;
   rootfsImage: string;
   containersConf: string;
   log: (line: string) => void;
@@ -117,6 +209,13 @@ export async function buildAndPushBase(input: {
   let from = input.rootfsImage;
   let prevKernels: string[] = [];
   let key = rootfsHash();
+  if (input.filler) {
+    key = createHash('sha256')
+      .update(JSON.stringify({ rootfs: key, filler: input.filler, layout: 1 }))
+      .digest('hex')
+      .slice(0, 16);
+    from = await ensureFillerImage({ rootfsImage: from, filler: input.filler, key, env, log: input.log });
+  }
   for (const [i, v] of input.versions.entries()) {
     const started = Date.now();
     const kernels = sortKernels(v.kernels.map((k) => k.release));

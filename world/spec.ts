@@ -95,6 +95,76 @@ export const BaseVersion = z
       ctx.addIssue({ code: 'custom', path: ['kernels'], message: 'lists a kernel twice' });
   });
 
+/** Units a filler size may use: decimal (`MB`, `GB`) and binary (`MiB`, `GiB`). */
+const SIZE_UNITS: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KIB: 1024,
+  MIB: 1024 ** 2,
+  GIB: 1024 ** 3,
+};
+
+/** Most filler layers a base may have: overlay storage refuses images much deeper than about 125 layers. */
+export const MAX_FILLER_LAYERS = 100;
+/** Largest filler: keeps a typo (`20GB` for `2GB`) from filling the disk. */
+export const MAX_FILLER_BYTES = 16 * 1024 ** 3;
+/** Smallest filler layer, so every layer holds real content. */
+export const MIN_FILLER_LAYER_BYTES = 64 * 1024;
+
+/** Parses `250MB`, `1GB`, `2GiB` or a number of bytes; undefined when it is neither. */
+export function parseSize(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$/i.exec(v);
+  if (!m) return undefined;
+  const bytes = Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? 'B').toUpperCase()]!);
+  return bytes > 0 ? bytes : undefined;
+}
+
+/**
+ * Filler layers under the first base version, so the base looks like a rechunked Fedora Atomic
+ * image in bulk: `layers` layers (rechunked images have 60 or more) holding `size` bytes in all.
+ * The content is pseudo-random (incompressible, so gzip keeps the registry's blobs at full size)
+ * and derived from the layer count and size alone, so the filler image is built once per machine.
+ */
+export const BaseFiller = z
+  .strictObject({
+    layers: z
+      .number()
+      .int({ message: 'must be a whole number of layers, e.g. 60' })
+      .min(1, { message: 'must be at least 1' })
+      .max(MAX_FILLER_LAYERS, {
+        message: `must be at most ${MAX_FILLER_LAYERS} (overlay storage refuses deeper images)`,
+      }),
+    size: z.unknown().transform((v, ctx) => {
+      const bytes = parseSize(v);
+      if (bytes === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a size such as "250MB", "1GB" or "2GiB" (or a number of bytes), not ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      if (bytes > MAX_FILLER_BYTES) {
+        ctx.addIssue({ code: 'custom', message: `must be at most 16GiB (got ${bytes} bytes)` });
+        return z.NEVER;
+      }
+      return bytes;
+    }),
+  })
+  .superRefine((f, ctx) => {
+    if (f.size / f.layers < MIN_FILLER_LAYER_BYTES)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['size'],
+        message: `gives ${Math.floor(f.size / f.layers)} bytes per layer: use at least ${MIN_FILLER_LAYER_BYTES / 1024} KiB per layer (a larger size or fewer layers)`,
+      });
+  });
+/** A parsed base filler (size in bytes). */
+export type BaseFiller = z.infer<typeof BaseFiller>;
+
 const repositoryPath = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
   message: 'must be a lowercase repository path such as ublue-os/kinoite-main',
 });
@@ -143,6 +213,7 @@ export const WorldSpec = z
     base: z.strictObject({
       repository: repositoryPath,
       versions: z.array(BaseVersion).min(1, { message: 'list at least one base image version' }),
+      filler: BaseFiller.optional(),
     }),
     builder: z.strictObject({ repository: repositoryPath }),
     zfs: z.strictObject({

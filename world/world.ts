@@ -217,6 +217,7 @@ async function worldUpLocked(input: {
       registry: registry.host,
       repository: spec.base.repository,
       versions: spec.base.versions,
+      filler: spec.base.filler,
       rootfsImage,
       containersConf,
       log,

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseWorldSpec, WorldSpecError } from '../../world/spec.ts';
 import { parseDebianRelease } from '../../world/debian-kernels.ts';
+import { fillerLayerSizes } from '../../world/images.ts';
 
 const base = (kernels: unknown[], releases: unknown[] = [{ version: '2.4.4' }], stream: object = {}) => ({
   name: 'w',
@@ -90,4 +91,41 @@ test('Debian release names split into ABI, flavour and series; meta and unsigned
   assert.equal(parseDebianRelease('6.12-cloud-amd64'), undefined);
   assert.equal(parseDebianRelease('6.1.0-47-cloud-amd64-unsigned'), undefined);
   assert.equal(parseDebianRelease('6.1.0-47-cloud-amd64-dbg'), undefined);
+});
+
+test('base.filler takes a layer count and a size with units, and refuses what would not build', () => {
+  const withFiller = (filler: unknown) => {
+    const raw = base(['6.18.3-200.fc43.x86_64']);
+    return { ...raw, base: { ...raw.base, filler } };
+  };
+  assert.deepEqual(parseWorldSpec(withFiller({ layers: 60, size: '2GB' }), 'spec.yaml').base.filler, {
+    layers: 60,
+    size: 2e9,
+  });
+  assert.equal(
+    parseWorldSpec(withFiller({ layers: 4, size: '1.5GiB' }), 'spec.yaml').base.filler!.size,
+    1.5 * 1024 ** 3,
+  );
+  assert.equal(parseWorldSpec(withFiller({ layers: 4, size: 250e6 }), 'spec.yaml').base.filler!.size, 250e6);
+  assert.equal(parseWorldSpec(base(['6.18.3-200.fc43.x86_64']), 'spec.yaml').base.filler, undefined);
+  assert.match(problems(withFiller({ layers: 60, size: 'big' })), /base\.filler\.size.*must be a size such as "250MB"/);
+  assert.match(problems(withFiller({ layers: 60, size: '20TB' })), /base\.filler\.size.*must be a size such as/);
+  assert.match(problems(withFiller({ layers: 60, size: '17GiB' })), /base\.filler\.size.*at most 16GiB/);
+  assert.match(problems(withFiller({ layers: 0, size: '1GB' })), /base\.filler\.layers.*at least 1/);
+  assert.match(problems(withFiller({ layers: 101, size: '1GB' })), /base\.filler\.layers.*at most 100/);
+  assert.match(problems(withFiller({ layers: 2.5, size: '1GB' })), /base\.filler\.layers.*whole number/);
+  assert.match(problems(withFiller({ layers: 60, size: '1MB' })), /base\.filler\.size.*at least 64 KiB per layer/);
+  assert.match(problems(withFiller({ layers: 60 })), /base\.filler\.size/);
+  assert.match(problems(withFiller({ layers: 60, size: '1GB', seed: 3 })), /base\.filler/);
+});
+
+test('filler layer sizes are uneven, deterministic and sum to the size', () => {
+  const sizes = fillerLayerSizes({ layers: 60, size: 2e9 });
+  assert.equal(sizes.length, 60);
+  assert.equal(
+    sizes.reduce((a, b) => a + b, 0),
+    2e9,
+  );
+  assert.ok(new Set(sizes).size > 3, 'layer sizes vary');
+  assert.deepEqual(fillerLayerSizes({ layers: 60, size: 2e9 }), sizes);
 });
