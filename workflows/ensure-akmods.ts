@@ -4,7 +4,7 @@
  * The stable akmods tag is never written here.
  */
 import { digestRef } from '../core/refs.ts';
-import { sortKernels } from '../core/kernels.ts';
+import { akmodsBuildMessage, akmodsBuildPlan, akmodsMergePlan, sharedAkmodsProblem } from '../core/akmods-plan.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 import type { RunInputs, StreamPlan, TagPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
@@ -48,22 +48,16 @@ export async function ensureAkmods(
       },
     ],
   );
-  if (cache.status === 'reusable' && !args.rebuild && cache.digest) {
+  const buildPlan = akmodsBuildPlan({ kernels: inputs.kernels, rebuild: args.rebuild, cache });
+  if (buildPlan.reuse) {
     for (const k of inputs.kernels) state.akmods(k, 'cached');
-    return {
-      repo,
-      tag: tags.akmodsCache,
-      digest: cache.digest,
-      built: [],
-      reused: inputs.kernels,
-      message: cache.message,
-    };
+    const { digest } = buildPlan;
+    return { repo, tag: tags.akmodsCache, digest, built: [], reused: inputs.kernels, message: cache.message };
   }
-  const toBuild = args.rebuild ? inputs.kernels : cache.missing;
-  const reused = inputs.kernels.filter((k) => !toBuild.includes(k));
+  const { toBuild, reused } = buildPlan;
   for (const k of reused) state.akmods(k, 'cached');
   const built = await Promise.all(
-    toBuild.map(async (kernel) => {
+    buildPlan.builds.map(async ({ kernel, userspace }) => {
       state.akmods(kernel, 'building');
       try {
         const r = await acts.build.buildKernelAkmods.executeWithOptions(
@@ -79,8 +73,7 @@ export async function ensureAkmods(
               recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
               dest: kernelRefs[kernel]!,
               experimental: args.experimental,
-              // The userspace RPMs are the same for every kernel: one build carries them into the merged cache.
-              userspace: kernel === toBuild[0],
+              userspace,
               network: plan.builderNetwork,
             },
           ],
@@ -93,23 +86,10 @@ export async function ensureAkmods(
       }
     }),
   );
-  // Reused kernels come from their per-kernel images when those still match; otherwise from the whole old cache.
-  const sources: { repo: string; digest: string }[] = [];
-  let holds = [...toBuild];
-  const fromOldCache = reused.filter((k) => !cache.perKernel[k]);
-  if (fromOldCache.length && cache.digest) {
-    sources.push({ repo, digest: cache.digest });
-    holds = holds.concat(cache.holds);
-  }
-  for (const k of reused) if (cache.perKernel[k]) sources.push({ repo, digest: cache.perKernel[k]! });
-  holds = holds.concat(reused);
-  for (const b of built) sources.push({ repo, digest: b.digest });
+  const merge = akmodsMergePlan({ repo, toBuild, reused, cache, built });
   const { digest } = await acts.control.publishAkmodsCache.executeWithOptions(
     { summary: `publish merged akmods ${repo}:${tags.akmodsCache}` },
-    [{ repo, tag: tags.akmodsCache, kernels: sortKernels(holds), zfsVersion: inputs.zfs.version, sources }],
-  );
-  const builds = built.map(
-    (b) => `${b.kernel}: ${b.reusedBuild ? 'same inputs built before on this host, reused' : buildTimes(b.timings)}`,
+    [{ repo, tag: tags.akmodsCache, kernels: merge.kernels, zfsVersion: inputs.zfs.version, sources: merge.sources }],
   );
   return {
     repo,
@@ -117,11 +97,7 @@ export async function ensureAkmods(
     digest,
     built: toBuild,
     reused,
-    message: [
-      ...cache.message,
-      ...builds,
-      `Published merged akmods cache: ${digestRef(repo, digest)} (built ${toBuild.join(', ') || 'none'}; reused ${reused.join(', ') || 'none'})`,
-    ],
+    message: [...cache.message, ...akmodsBuildMessage({ repo, digest, toBuild, reused, built })],
   };
 }
 
@@ -150,12 +126,8 @@ export async function reuseSharedAkmods(
       },
     ],
   );
-  if (cache.status !== 'reusable' || !cache.digest) {
-    throw new PermanentError(
-      FailureType.PolicyViolation,
-      `Shared akmods source tag ${source} is missing or stale for kernels ${cache.missing.join(' ')}. Run a main build with a fresh akmods cache (kinoite-zfs run --stream ${args.stream} --rebuild-akmods), then rerun this build.`,
-    );
-  }
+  const problem = sharedAkmodsProblem({ source, stream: args.stream, cache });
+  if (problem || !cache.digest) throw new PermanentError(FailureType.PolicyViolation, problem!);
   for (const k of inputs.kernels) state.akmods(k, 'cached');
   const message = [
     ...cache.message,
@@ -175,11 +147,4 @@ export async function reuseSharedAkmods(
     reused: inputs.kernels,
     message,
   };
-}
-
-/** `configure 189s, build 312s, …` from a build's step timings. */
-function buildTimes(t: Record<string, number> | undefined): string {
-  // Results recorded before builds reported timings have none.
-  const parts = Object.entries(t ?? {}).map(([step, sec]) => `${step} ${sec}s`);
-  return parts.length ? `built (${parts.join(', ')})` : 'built';
 }

@@ -8,49 +8,32 @@
  * digest before it is signed.
  */
 import { CancellationScope } from '@temporalio/workflow';
-import { digestRef, tagRef } from '../core/refs.ts';
+import { promotionSteps, restoreMoves, type PromotionPlan, type TagMove } from '../core/promotion-plan.ts';
 import type { PromotionRecord } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
-
-/** What to promote, all by digest. */
-export interface PromotionPlan {
-  stream: string;
-  candidate: { repo: string; digest: string };
-  stableRepo: string;
-  stableTags: string[];
-  auditTag: string;
-  akmods: { repo: string; digest: string; stableRepo: string; tag: string };
-  predicate: object;
-}
 
 /** Runs the saga; returns where everything points now. */
 export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<PromotionRecord> {
   return CancellationScope.nonCancellable(async () => {
-    const stableRefs = plan.stableTags.map((t) => tagRef(plan.stableRepo, t));
-    const akmodsRef = tagRef(plan.akmods.stableRepo, plan.akmods.tag);
+    const { source, target, auditRef, readBefore, moves } = promotionSteps(plan);
     const previous = await control.readTagDigests.executeWithOptions(
       { summary: 'read the current stable digests (for restore)' },
-      [{ refs: [...stableRefs, akmodsRef] }],
+      [{ refs: readBefore }],
     );
-    const target = digestRef(plan.stableRepo, plan.candidate.digest);
 
     await control.copyImageByDigest.executeWithOptions(
       { summary: `copy ${plan.candidate.digest.slice(0, 19)} into ${plan.stableRepo}` },
-      [{ from: digestRef(plan.candidate.repo, plan.candidate.digest), to: target }],
+      [{ from: source, to: target }],
     );
     await control.signImage.executeWithOptions({ summary: `sign ${target}` }, [{ stream: plan.stream, ref: target }]);
     await control.attestProvenance.executeWithOptions({ summary: `attest provenance of ${target}` }, [
       { stream: plan.stream, ref: target, predicate: plan.predicate },
     ]);
     await control.copyImageByDigest.executeWithOptions({ summary: `audit tag ${plan.auditTag}` }, [
-      { from: target, to: tagRef(plan.stableRepo, plan.auditTag) },
+      { from: target, to: auditRef },
     ]);
 
-    const moves = [
-      ...stableRefs.map((ref) => ({ ref, from: target, repo: plan.stableRepo })),
-      { ref: akmodsRef, from: digestRef(plan.akmods.repo, plan.akmods.digest), repo: plan.akmods.stableRepo },
-    ];
-    const moved: typeof moves = [];
+    const moved: TagMove[] = [];
     try {
       for (const move of moves) {
         moved.push(move);
@@ -59,13 +42,8 @@ export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<P
         ]);
       }
     } catch (err) {
-      for (const move of moved.reverse()) {
-        const prev = previous[move.ref];
-        if (prev)
-          await control.copyImageByDigest.executeWithOptions({ summary: `restore ${move.ref}` }, [
-            { from: digestRef(move.repo, prev), to: move.ref },
-          ]);
-      }
+      for (const restore of restoreMoves(moved, previous))
+        await control.copyImageByDigest.executeWithOptions({ summary: `restore ${restore.to}` }, [restore]);
       throw err;
     }
     return {
