@@ -5,6 +5,7 @@
  */
 import type { StreamSettings } from './config.ts';
 import { canonicalJson, inputsHash } from './hash.ts';
+import { fedoraVersionFromKernel, primaryKernel } from './kernels.ts';
 import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPattern } from './tags.ts';
 import type { Outcome, Stage } from './progress.ts';
 import { parseImageRef, assertSafeToken } from './refs.ts';
@@ -87,6 +88,47 @@ export interface RunInputs {
   pipelineVersion: string;
 }
 
+/**
+ * The inputs of a run from what the resolve stage pinned: the newest kernel is the primary one,
+ * Fedora comes from it (the original's rule; images with other kernel naming fall back to the
+ * base's version label). Notes say what the operator should know: a base whose `ostree.linux`
+ * label names another kernel than its newest module folder.
+ */
+export function assembleInputs(resolved: {
+  plan: Pick<StreamPlan, 'recipe'>;
+  base: RunInputs['base'];
+  builder: RunInputs['builder'];
+  kernels: string[];
+  zfs: RunInputs['zfs'];
+  recipeCommit: string;
+}): { inputs: RunInputs; notes: string[] } {
+  const { plan, base, builder, kernels, zfs } = resolved;
+  const kernel = primaryKernel(kernels);
+  const fedora = fedoraVersionFromKernel(kernel) ?? base.version.split('.')[0] ?? '';
+  const notes: string[] = [];
+  if (base.ostreeLinux !== kernel)
+    notes.push(`Base image label/kernel directory mismatch: label=${base.ostreeLinux} newest_dir=${kernel}`);
+  const inputs: RunInputs = {
+    base: {
+      ref: base.ref,
+      name: base.name,
+      digest: base.digest,
+      pinned: base.pinned,
+      tag: base.tag,
+      ostreeLinux: base.ostreeLinux,
+      version: base.version,
+    },
+    builder,
+    kernels,
+    kernel,
+    fedora,
+    zfs,
+    recipe: { git: plan.recipe.git, path: plan.recipe.path, ref: plan.recipe.ref, commit: resolved.recipeCommit },
+    pipelineVersion: PIPELINE_VERSION,
+  };
+  return { inputs, notes };
+}
+
 /** The identity fields of the inputs (what must be equal for two runs to be "the same build"). */
 export function inputsIdentity(inputs: RunInputs): object {
   return {
@@ -103,6 +145,22 @@ export function inputsIdentity(inputs: RunInputs): object {
 /** sha256 of the canonical JSON of the inputs identity. */
 export function hashInputs(inputs: RunInputs): string {
   return inputsHash(inputsIdentity(inputs));
+}
+
+/**
+ * The stream plan a replay resolves: the lock's base image, builder, ZFS line and recipe commit
+ * replace the stream's (the builder and the line only when the lock has them). Without a lock, the
+ * stream's plan as it is.
+ */
+export function planFromLock(plan: StreamPlan, lock: Lock | undefined): StreamPlan {
+  if (!lock) return plan;
+  return {
+    ...plan,
+    baseImage: lock.base_image,
+    builderImage: lock.build_container ?? plan.builderImage,
+    zfs: { ...plan.zfs, line: lock.zfs_minor_version ?? plan.zfs.line },
+    recipe: { ...plan.recipe, ref: lock.recipe_commit ?? lock.akmods_upstream_ref ?? plan.recipe.ref },
+  };
 }
 
 /** Every tag a main run writes, derived in one place. */

@@ -3,6 +3,7 @@
  * whether an approval request matches the pending candidate, trigger identity, bounded lists.
  */
 import type { RunInputs } from './pipeline.ts';
+import type { Lock } from './lock.ts';
 
 /** A durable "never promote this" mark. */
 export interface Veto {
@@ -29,6 +30,55 @@ export interface Release {
   at: string;
   approvedBy: string;
   runWorkflowId: string;
+}
+
+/**
+ * What the stream records about a promotion: the promoted digest and its inputs, the audit tag,
+ * the stable tags and the stable akmods tag it moved, who approved it (`policy:auto` when no one
+ * had to), when, and the run.
+ */
+export function promotionRelease(input: {
+  digest: string;
+  inputsHash: string;
+  inputs: Pick<RunInputs, 'kernels' | 'zfs'>;
+  tags: { audit: string; stable: string[] };
+  akmods: { digest: string; tag: string };
+  at: string;
+  approvedBy: string;
+  runWorkflowId: string;
+}): Release {
+  return {
+    kind: 'promotion',
+    digest: input.digest,
+    inputsHash: input.inputsHash,
+    kernels: input.inputs.kernels,
+    zfsVersion: input.inputs.zfs.version,
+    auditTag: input.tags.audit,
+    akmodsDigest: input.akmods.digest,
+    akmodsTag: input.akmods.tag,
+    stableTags: input.tags.stable,
+    at: input.at,
+    approvedBy: input.approvedBy,
+    runWorkflowId: input.runWorkflowId,
+  };
+}
+
+/**
+ * What the stream records about a rollback, and the hold it puts the stream in: the release rolled
+ * back to, again, by whom and when; stable then stays there until an operator releases the stream.
+ */
+export function rollbackRelease(
+  target: Release,
+  input: { by: string; reason?: string; at: string },
+): { release: Release; hold: { by: string; reason: string; at: string } } {
+  return {
+    release: { ...target, kind: 'rollback', at: input.at, approvedBy: input.by },
+    hold: {
+      by: input.by,
+      reason: `rolled back to ${target.auditTag}${input.reason ? `: ${input.reason}` : ''}`,
+      at: input.at,
+    },
+  };
 }
 
 /** A candidate waiting for a human. */
@@ -114,6 +164,58 @@ export function approvalProblem(input: {
   return undefined;
 }
 
+/** The candidate a run announces to the stream: waiting from `now` until `now + timeout`. */
+export function pendingApproval(
+  candidate: Omit<PendingApproval, 'since' | 'deadline'>,
+  input: { nowMs: number; timeout: string },
+): PendingApproval {
+  return {
+    ...candidate,
+    since: new Date(input.nowMs).toISOString(),
+    deadline: new Date(input.nowMs + durationMs(input.timeout)).toISOString(),
+  };
+}
+
+/** Why an approval cannot go through while the stream is held, or undefined when it is not held. */
+export function heldProblem(stream: string, hold: { by: string; reason: string } | undefined): string | undefined {
+  return hold
+    ? `The stream is held (${hold.reason}, by ${hold.by}); release it first: kinoite-zfs release --stream ${stream}.`
+    : undefined;
+}
+
+/**
+ * Why a trigger from a config with other task queues is refused (two configs share one stream
+ * name on one namespace), or undefined when it uses the stream's queues or names none.
+ */
+export function taskQueueProblem(
+  stream: string,
+  ours: { control: string; build: string },
+  theirs: { control: string; build: string } | undefined,
+): string | undefined {
+  if (!theirs || (theirs.control === ours.control && theirs.build === ours.build)) return undefined;
+  return `stream/${stream} runs its pipeline on task queues ${ours.control}/${ours.build}, but this trigger's config uses ${theirs.control}/${theirs.build}. Two configs share the stream name "${stream}" on this Temporal namespace: give one of them another stream name or namespace.`;
+}
+
+/** Why a veto request is refused, or undefined when it names a kind, a value, a reason and who asked. */
+export function vetoRequestProblem(req: {
+  kind: string;
+  value?: string;
+  reason?: string;
+  by?: string;
+}): string | undefined {
+  if (!['inputs', 'kernel', 'zfs'].includes(req.kind))
+    return `veto kind must be inputs, kernel or zfs, not ${JSON.stringify(req.kind)}`;
+  if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim())
+    return 'a veto needs a value, a reason and who asked';
+  return undefined;
+}
+
+/** Why an unveto is refused (no such veto; lists the vetoes there are), or undefined. */
+export function unvetoProblem(vetoes: readonly Veto[], req: { kind: string; value: string }): string | undefined {
+  if (vetoes.some((v) => v.kind === req.kind && v.value === req.value)) return undefined;
+  return `No ${req.kind} veto for ${JSON.stringify(req.value)}; vetoes: ${vetoes.map((v) => `${v.kind} ${v.value}`).join(', ') || 'none'}.`;
+}
+
 /**
  * Identity of a trigger for de-duplication: the same source and commit with the same options is
  * the same trigger (a manual run on an already-built commit with other options is a new one).
@@ -131,6 +233,13 @@ export function triggerKey(
     .join(',');
   if (t.commit) return `${t.source}@${t.commit}${opts ? `+${opts}` : ''}`;
   return t.requestId ? `request:${t.requestId}` : undefined;
+}
+
+/** What makes two replays of locks the same trigger: base image, recipe commit and ZFS release. */
+export function lockTriggerKey(
+  lock: Pick<Lock, 'base_image' | 'recipe_commit' | 'akmods_upstream_ref' | 'zfs_release'>,
+): string {
+  return `${lock.base_image}|${lock.recipe_commit ?? lock.akmods_upstream_ref ?? ''}|${lock.zfs_release ?? ''}`;
 }
 
 /** Appends to a list and keeps only the newest `max` items. */

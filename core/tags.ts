@@ -98,6 +98,21 @@ export function prTag(input: { number: number | string; fedora: string }): strin
 }
 
 /**
+ * The tag a branch or PR run writes its candidate under (and a branch run its akmods alias):
+ * {@link branchTag} or {@link prTag}; undefined for a main run, which uses the tag plan's.
+ */
+export function modeTag(input: {
+  mode: 'main' | 'branch' | 'pr';
+  branch?: string;
+  pr?: number;
+  fedora: string;
+}): string | undefined {
+  if (input.mode === 'branch') return branchTag({ branch: input.branch ?? '', fedora: input.fedora });
+  if (input.mode === 'pr') return prTag({ number: input.pr ?? 0, fedora: input.fedora });
+  return undefined;
+}
+
+/**
  * A configured tag pattern with `{fedora}` replaced, e.g. `main-{fedora}` → `main-43`.
  *
  * @throws PermanentError InvalidInput for unknown placeholders or a result that is not a valid tag.

@@ -3,7 +3,7 @@
  * (approved, rejected, superseded) or the policy's timeout.
  */
 import { condition, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
-import { durationMs, type PendingApproval } from '../core/stream-rules.ts';
+import { durationMs, pendingApproval } from '../core/stream-rules.ts';
 import { approvalDecisionSignal, candidateReadySignal, type ApprovalDecision } from './shared.ts';
 
 /** The decision, or `expired` when nobody decided in time. */
@@ -27,16 +27,16 @@ export async function awaitApproval(input: {
   zfsVersion: string;
   timeout: string;
 }): Promise<ApprovalOutcome> {
-  const now = Date.now();
-  const pending: PendingApproval = {
-    runWorkflowId: workflowInfo().workflowId,
-    digest: input.digest,
-    inputsHash: input.inputsHash,
-    kernels: input.kernels,
-    zfsVersion: input.zfsVersion,
-    since: new Date(now).toISOString(),
-    deadline: new Date(now + durationMs(input.timeout)).toISOString(),
-  };
+  const pending = pendingApproval(
+    {
+      runWorkflowId: workflowInfo().workflowId,
+      digest: input.digest,
+      inputsHash: input.inputsHash,
+      kernels: input.kernels,
+      zfsVersion: input.zfsVersion,
+    },
+    { nowMs: Date.now(), timeout: input.timeout },
+  );
   await getExternalWorkflowHandle(input.streamWorkflowId).signal(candidateReadySignal, pending);
   const decided = await condition(() => decision !== undefined, durationMs(input.timeout));
   return decided ? decision! : { kind: 'expired' };

@@ -31,10 +31,10 @@ import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
 import { ensureAkmods, reuseSharedAkmods } from './ensure-akmods.ts';
 import { bootCandidate } from './boot-candidate.ts';
-import { branchTag, prTag } from '../core/tags.ts';
+import { modeTag } from '../core/tags.ts';
 import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
-import { promotionGate, runGate, type Release } from '../core/stream-rules.ts';
+import { promotionGate, promotionRelease, runGate, type Release } from '../core/stream-rules.ts';
 import { holdChangedSignal, runFinishedSignal, type TaskQueues } from './shared.ts';
 import type { BlockedRun } from '../core/compat-hold.ts';
 
@@ -129,12 +129,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
       });
 
     // 3. Akmods: reuse or build for exactly these kernels (branch and PR runs only reuse, read-only)
-    const modeTag =
-      mode === 'branch'
-        ? branchTag({ branch: input.branch ?? '', fedora: inputs.fedora })
-        : mode === 'pr'
-          ? prTag({ number: input.pr ?? 0, fedora: inputs.fedora })
-          : undefined;
+    const branchOrPrTag = modeTag({ mode, branch: input.branch, pr: input.pr, fedora: inputs.fedora });
     const akmods = await state.stage(
       Stage.Akmods,
       () =>
@@ -152,11 +147,11 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
               plan,
               inputs,
               tags,
-              aliasTag: mode === 'branch' ? modeTag : undefined,
+              aliasTag: mode === 'branch' ? branchOrPrTag : undefined,
             }),
       (a) => `built ${a.built.length}, reused ${a.reused.length}`,
     );
-    const candidateTag = modeTag ?? tags.candidate;
+    const candidateTag = branchOrPrTag ?? tags.candidate;
 
     // 4. Compose the candidate FROM the base by digest
     const { digest } = await state.stage(Stage.Compose, () =>
@@ -269,20 +264,16 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const provenance = await state.stage(Stage.Record, async () =>
       provenanceRecord({ ctx, inputs, hash, candidate, akmods, promotion, promotionResult: 'success' }),
     );
-    const release: Release = {
-      kind: 'promotion',
+    const release = promotionRelease({
       digest,
       inputsHash: hash,
-      kernels: inputs.kernels,
-      zfsVersion: inputs.zfs.version,
-      auditTag: tags.audit,
-      akmodsDigest: akmods.digest,
-      akmodsTag: akmods.tag,
-      stableTags: tags.stable,
+      inputs,
+      tags,
+      akmods,
       at: new Date().toISOString(),
       approvedBy,
       runWorkflowId: info.workflowId,
-    };
+    });
     return end(
       Outcome.Promoted,
       `Promoted ${digestRef(plan.images.stable, digest)} to ${tags.stable.join(', ')} (audit tag ${tags.audit}).`,

@@ -5,6 +5,7 @@
 import {
   approvalProblem,
   bounded,
+  lockTriggerKey,
   findRelease,
   triggerKey,
   type ApprovalRequest,
@@ -72,9 +73,7 @@ export class StreamState {
   trigger(req: TriggerRequest, now: string, requestId: string): TriggerReply {
     const key = triggerKey(req.trigger, {
       options: req.options,
-      lockHash: req.lock
-        ? `${req.lock.base_image}|${req.lock.recipe_commit ?? req.lock.akmods_upstream_ref ?? ''}|${req.lock.zfs_release ?? ''}`
-        : undefined,
+      lockHash: req.lock ? lockTriggerKey(req.lock) : undefined,
     });
     const dup = key ? this.data.triggers.find((t) => t.key === key && t.status !== 'duplicate') : undefined;
     if (dup) {

@@ -17,7 +17,16 @@ import {
   allHandlersFinished,
   ApplicationFailure,
 } from '@temporalio/workflow';
-import { durationMs, type Release, type Veto } from '../core/stream-rules.ts';
+import {
+  durationMs,
+  heldProblem,
+  rollbackRelease,
+  taskQueueProblem,
+  unvetoProblem,
+  vetoRequestProblem,
+  type Release,
+  type Veto,
+} from '../core/stream-rules.ts';
 import { holdText } from '../core/compat-hold.ts';
 import { runEvent, type NotifyEvent, type NotifyPayload } from '../core/notify.ts';
 import { innermostMessage } from './run-state.ts';
@@ -74,11 +83,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   setHandler(streamStateQuery, () => state.data);
 
   const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
-  const queueProblem = (req: TriggerRequest) =>
-    req.taskQueues &&
-    (req.taskQueues.control !== input.taskQueues.control || req.taskQueues.build !== input.taskQueues.build)
-      ? `stream/${input.stream} runs its pipeline on task queues ${input.taskQueues.control}/${input.taskQueues.build}, but this trigger's config uses ${req.taskQueues.control}/${req.taskQueues.build}. Two configs share the stream name "${input.stream}" on this Temporal namespace: give one of them another stream name or namespace.`
-      : undefined;
+  const queueProblem = (req: TriggerRequest) => taskQueueProblem(input.stream, input.taskQueues, req.taskQueues);
   setHandler(triggerSignal, (req) => {
     const problem = queueProblem(req);
     if (problem) return state.note(now(), `ignored trigger signal: ${problem}`);
@@ -167,13 +172,10 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     );
     return runId;
   };
-  const heldProblem = () =>
-    state.data.hold
-      ? `The stream is held (${state.data.hold.reason}, by ${state.data.hold.by}); release it first: kinoite-zfs release --stream ${input.stream}.`
-      : undefined;
+  const holdProblem = () => heldProblem(input.stream, state.data.hold);
   setHandler(approveUpdate, async (req) => ({ approved: await decide('approved', req) }), {
     validator: (req) => {
-      const problem = heldProblem() ?? state.approvalProblem(req, approvers());
+      const problem = holdProblem() ?? state.approvalProblem(req, approvers());
       if (problem) throw new Error(problem);
     },
   });
@@ -185,7 +187,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   });
   // The Web UI sends Signals: same checks; an invalid one is recorded and ignored.
   setHandler(approveSignal, (req) => {
-    const problem = heldProblem() ?? state.approvalProblem(req, approvers());
+    const problem = holdProblem() ?? state.approvalProblem(req, approvers());
     if (problem) return state.note(now(), `ignored approve signal from ${JSON.stringify(req?.by ?? '')}: ${problem}`);
     void decide('approved', req);
   });
@@ -199,20 +201,15 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     },
     {
       validator: (req) => {
-        if (!['inputs', 'kernel', 'zfs'].includes(req.kind))
-          throw new Error(`veto kind must be inputs, kernel or zfs, not ${JSON.stringify(req.kind)}`);
-        if (!req.value?.trim() || !req.reason?.trim() || !req.by?.trim())
-          throw new Error('a veto needs a value, a reason and who asked');
+        const problem = vetoRequestProblem(req);
+        if (problem) throw new Error(problem);
       },
     },
   );
   setHandler(unvetoUpdate, (req) => state.unveto(req.kind, req.value)!, {
     validator: (req) => {
-      if (!state.data.vetoes.some((v) => v.kind === req.kind && v.value === req.value)) {
-        throw new Error(
-          `No ${req.kind} veto for ${JSON.stringify(req.value)}; vetoes: ${state.data.vetoes.map((v) => `${v.kind} ${v.value}`).join(', ') || 'none'}.`,
-        );
-      }
+      const problem = unvetoProblem(state.data.vetoes, req);
+      if (problem) throw new Error(problem);
     },
   });
   // Runs in flight learn about a hold too, so none promotes after it.
@@ -254,13 +251,9 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
           message: `Rollback to ${req.to} failed: ${(failure as Error).message}`,
           nonRetryable: true,
         });
-      const release: Release = { ...target, kind: 'rollback', at: now(), approvedBy: req.by };
+      const { release, hold } = rollbackRelease(target, { by: req.by, reason: req.reason, at: now() });
       state.recordRelease(release);
-      state.setHold({
-        by: req.by,
-        reason: `rolled back to ${target.auditTag}${req.reason ? `: ${req.reason}` : ''}`,
-        at: now(),
-      });
+      state.setHold(hold);
       announce('rolled-back', {
         message: `Stable rolled back to ${target.auditTag} (${target.digest}) by ${req.by}; the stream is held.`,
         digest: target.digest,

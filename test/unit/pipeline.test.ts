@@ -5,8 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  assembleInputs,
   buildInputsRecord,
   hashInputs,
+  planFromLock,
   imageLabels,
   provenanceRecord,
   slsaPredicate,
@@ -159,4 +161,55 @@ test('validatePlan refuses hostile or malformed references before any activity r
       () => validatePlan(bad as StreamPlan),
       (e: PermanentError) => e.type === 'InvalidInput',
     );
+});
+
+test('planFromLock replays the lock: its base, builder, ZFS line and recipe commit replace the stream plan', () => {
+  assert.equal(planFromLock(plan, undefined), plan);
+  const commit = 'fedcba9876543210fedcba9876543210fedcba98';
+  const full = planFromLock(plan, {
+    version: 1,
+    base_image: `r.io/u/base@${D('e')}`,
+    build_container: `r.io/u/dev@${D('f')}`,
+    zfs_minor_version: '2.3',
+    recipe_commit: commit,
+    akmods_upstream_ref: '0'.repeat(40),
+  });
+  assert.equal(full.baseImage, `r.io/u/base@${D('e')}`);
+  assert.equal(full.builderImage, `r.io/u/dev@${D('f')}`);
+  assert.deepEqual(full.zfs, { ...plan.zfs, line: '2.3' });
+  assert.deepEqual(full.recipe, { ...plan.recipe, ref: commit }, 'recipe_commit wins over akmods_upstream_ref');
+  assert.deepEqual(full.images, plan.images);
+  // A minimal lock (the original's) keeps the stream's builder, line and recipe ref where it has none.
+  const minimal = planFromLock(plan, { version: 1, base_image: `r.io/u/base@${D('e')}`, akmods_upstream_ref: commit });
+  assert.equal(minimal.builderImage, plan.builderImage);
+  assert.equal(minimal.zfs.line, '2.4');
+  assert.equal(minimal.recipe.ref, commit);
+  assert.equal(planFromLock(plan, { version: 1, base_image: 'x@y' }).recipe.ref, 'main');
+});
+
+test('assembleInputs: the newest kernel is primary, Fedora comes from it, and a disagreeing base label is noted', () => {
+  const resolved = {
+    plan,
+    base: { ...inputs.base, ostreeLinux: '6.18.5-200.fc43.x86_64', layers: 3 },
+    builder: inputs.builder,
+    kernels: ['6.18.5-200.fc43.x86_64', '6.17.7-300.fc43.x86_64'],
+    zfs: inputs.zfs,
+    recipeCommit: inputs.recipe.commit,
+  };
+  const { inputs: got, notes } = assembleInputs(resolved);
+  assert.equal(got.kernel, '6.18.5-200.fc43.x86_64');
+  assert.equal(got.fedora, '43');
+  assert.deepEqual(notes, []);
+  assert.deepEqual(Object.keys(got.base), Object.keys(inputs.base), 'only the base fields the inputs record');
+  assert.deepEqual(got.recipe, inputs.recipe);
+  assert.equal(got.pipelineVersion, '1');
+  assert.deepEqual(Object.keys(got), Object.keys(inputs), 'the inputs keep their field order');
+
+  const other = assembleInputs({
+    ...resolved,
+    base: { ...resolved.base, ostreeLinux: 'old', version: '44.20261101.0' },
+    kernels: ['6.1.0-57-amd64'],
+  });
+  assert.equal(other.inputs.fedora, '44', 'kernels without .fcNN: Fedora from the version label');
+  assert.deepEqual(other.notes, ['Base image label/kernel directory mismatch: label=old newest_dir=6.1.0-57-amd64']);
 });

@@ -9,10 +9,18 @@ import {
   bounded,
   durationMs,
   findRelease,
+  heldProblem,
+  lockTriggerKey,
+  pendingApproval,
   promotionGate,
+  promotionRelease,
+  rollbackRelease,
   runGate,
+  taskQueueProblem,
   triggerKey,
+  unvetoProblem,
   vetoFor,
+  vetoRequestProblem,
   type PendingApproval,
   type Release,
   type Veto,
@@ -237,4 +245,101 @@ test('a veto can be lifted by kind and value, and only an existing one', () => {
     s.data.vetoes.map((v) => v.kind),
     ['zfs'],
   );
+});
+
+test('promotionRelease records the promoted digest, its inputs, the tags it moved, who approved it and when', () => {
+  const r = promotionRelease({
+    digest: `sha256:${'c'.repeat(64)}`,
+    inputsHash: 'h7',
+    inputs,
+    tags: { audit: 'stable-7-ccccccc', stable: ['latest', '43'] },
+    akmods: { digest: `sha256:${'a'.repeat(64)}`, tag: 'main-43' },
+    at: '2026-11-25T00:00:00.000Z',
+    approvedBy: 'policy:auto',
+    runWorkflowId: 'stream/s/run-7',
+  });
+  assert.deepEqual(r, {
+    kind: 'promotion',
+    digest: `sha256:${'c'.repeat(64)}`,
+    inputsHash: 'h7',
+    kernels: inputs.kernels,
+    zfsVersion: '2.4.4',
+    auditTag: 'stable-7-ccccccc',
+    akmodsDigest: `sha256:${'a'.repeat(64)}`,
+    akmodsTag: 'main-43',
+    stableTags: ['latest', '43'],
+    at: '2026-11-25T00:00:00.000Z',
+    approvedBy: 'policy:auto',
+    runWorkflowId: 'stream/s/run-7',
+  });
+  // The key order is what the stream's state and a run's result have always shown.
+  assert.deepEqual(Object.keys(r), Object.keys(release(1)));
+});
+
+test('rollbackRelease records the target again as a rollback by whom and when, and holds the stream', () => {
+  const target = release(3);
+  const { release: r, hold } = rollbackRelease(target, { by: 'bob', reason: 'boots badly', at: 'T' });
+  assert.deepEqual(r, { ...target, kind: 'rollback', at: 'T', approvedBy: 'bob' });
+  assert.deepEqual(hold, { by: 'bob', reason: 'rolled back to stable-3-abcdef0: boots badly', at: 'T' });
+  assert.equal(rollbackRelease(target, { by: 'bob', at: 'T' }).hold.reason, 'rolled back to stable-3-abcdef0');
+});
+
+test('pendingApproval waits from now until now plus the timeout', () => {
+  const p = pendingApproval(
+    { runWorkflowId: 'r', digest: 'd', inputsHash: 'h', kernels: ['k'], zfsVersion: '2.4.4' },
+    { nowMs: Date.UTC(2026, 10, 25), timeout: '72h' },
+  );
+  assert.equal(p.since, '2026-11-25T00:00:00.000Z');
+  assert.equal(p.deadline, '2026-11-28T00:00:00.000Z');
+  assert.deepEqual(Object.keys(p), Object.keys(pending));
+});
+
+test('heldProblem refuses approvals while held and names the way out', () => {
+  assert.equal(heldProblem('s', undefined), undefined);
+  assert.equal(
+    heldProblem('s', { by: 'bob', reason: 'freeze' }),
+    'The stream is held (freeze, by bob); release it first: kinoite-zfs release --stream s.',
+  );
+});
+
+test('taskQueueProblem refuses a trigger from a config with other task queues', () => {
+  const ours = { control: 'c', build: 'b' };
+  assert.equal(taskQueueProblem('s', ours, undefined), undefined);
+  assert.equal(taskQueueProblem('s', ours, { control: 'c', build: 'b' }), undefined);
+  assert.match(
+    taskQueueProblem('s', ours, { control: 'c', build: 'b2' })!,
+    /task queues c\/b, but this trigger's config uses c\/b2/,
+  );
+  assert.match(taskQueueProblem('s', ours, { control: 'x', build: 'b' })!, /share the stream name "s"/);
+});
+
+test('vetoRequestProblem wants a known kind, a value, a reason and who asked; unvetoProblem an existing veto', () => {
+  assert.equal(vetoRequestProblem({ kind: 'kernel', value: 'k', reason: 'r', by: 'b' }), undefined);
+  assert.match(
+    vetoRequestProblem({ kind: 'digest', value: 'k', reason: 'r', by: 'b' })!,
+    /inputs, kernel or zfs, not "digest"/,
+  );
+  for (const missing of ['value', 'reason', 'by'])
+    assert.equal(
+      vetoRequestProblem({ kind: 'zfs', value: 'v', reason: 'r', by: 'b', [missing]: ' ' }),
+      'a veto needs a value, a reason and who asked',
+    );
+  const vetoes = [veto('kernel', 'k1'), veto('zfs', '2.4.4')];
+  assert.equal(unvetoProblem(vetoes, { kind: 'kernel', value: 'k1' }), undefined);
+  assert.equal(
+    unvetoProblem(vetoes, { kind: 'kernel', value: 'k2' }),
+    'No kernel veto for "k2"; vetoes: kernel k1, zfs 2.4.4.',
+  );
+  assert.equal(unvetoProblem([], { kind: 'zfs', value: 'x' }), 'No zfs veto for "x"; vetoes: none.');
+});
+
+test('lockTriggerKey: two replays of locks with the same base, recipe commit and ZFS release are one trigger', () => {
+  const base = `r/b@sha256:${'a'.repeat(64)}`;
+  const commit = '0123456789abcdef0123456789abcdef01234567';
+  assert.equal(
+    lockTriggerKey({ base_image: base, recipe_commit: commit, zfs_release: '2.4.4' }),
+    `${base}|${commit}|2.4.4`,
+  );
+  assert.equal(lockTriggerKey({ base_image: base, akmods_upstream_ref: commit }), `${base}|${commit}|`);
+  assert.equal(lockTriggerKey({ base_image: base }), `${base}||`);
 });

@@ -12,6 +12,7 @@ import {
   immutableBaseTagCandidates,
   prTag,
   sanitizeBranch,
+  modeTag,
 } from '../../core/tags.ts';
 
 function invalid(fn: () => unknown, part?: string | RegExp): void {
@@ -238,4 +239,15 @@ test('immutableBaseTagCandidates rejects malformed version labels with the origi
       `Failed to derive immutable base tag from org.opencontainers.image.version=${label ?? ''}`,
     );
   }
+});
+
+test('modeTag: a branch run writes under its branch tag, a PR run under its PR tag, a main run under neither', () => {
+  assert.equal(modeTag({ mode: 'main', branch: 'feature/x', pr: 5, fedora: '43' }), undefined);
+  assert.equal(
+    modeTag({ mode: 'branch', branch: 'Feature/X', fedora: '43' }),
+    branchTag({ branch: 'Feature/X', fedora: '43' }),
+  );
+  assert.equal(modeTag({ mode: 'pr', pr: 12, fedora: '43' }), 'pr-12-43');
+  // A PR run without a number is refused, as prTag refuses it.
+  assert.throws(() => modeTag({ mode: 'pr', fedora: '43' }), PermanentError);
 });
