@@ -9,7 +9,6 @@ import { constants, existsSync } from 'node:fs';
 import { access, chmod, copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { cpus, freemem } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import { bootParallelism, readBootConsole, type KernelBoot } from '../core/boot.ts';
 import { parseImageRef } from '../core/refs.ts';
@@ -18,9 +17,15 @@ import { PermanentError, FailureType } from '../core/errors.ts';
 import { podman, pullArgs } from './podman.ts';
 import { runTool } from './run-tool.ts';
 import type { ActivityDeps } from './deps.ts';
+import { packagePath } from './package-root.ts';
 
-const COLLECT = fileURLToPath(new URL('./boot/collect.sh', import.meta.url));
-const INIT = fileURLToPath(new URL('./boot/init.sh', import.meta.url));
+/** The scripts the booted check runs: read from the package root, so they resolve from dist/ too. */
+export const BOOT_SCRIPTS = {
+  /** Runs in the candidate image and copies its kernels, modules and userland out. */
+  collect: packagePath('activities', 'boot', 'collect.sh'),
+  /** The initramfs's /init: loads the modules and round-trips a pool. */
+  init: packagePath('activities', 'boot', 'init.sh'),
+};
 /** Memory of each VM: ZFS wants room for its ARC next to a 128 MiB vdev in RAM. */
 const VM_MIB = 1024;
 
@@ -113,7 +118,7 @@ export function bootTestActivities({ host }: ActivityDeps) {
               '--network=none',
               '--pull=never',
               '-v',
-              `${COLLECT}:/kz/collect.sh:ro`,
+              `${BOOT_SCRIPTS.collect}:/kz/collect.sh:ro`,
               '-v',
               `${dir}:/out`,
               input.candidate,
@@ -210,7 +215,7 @@ async function initramfs(root: string, busybox: string, out: string): Promise<st
   await mkdir(join(root, 'bin'), { recursive: true });
   await copyFile(busybox, join(root, 'bin', 'busybox'));
   await chmod(join(root, 'bin', 'busybox'), 0o755);
-  await copyFile(INIT, join(root, 'init'));
+  await copyFile(BOOT_SCRIPTS.init, join(root, 'init'));
   await chmod(join(root, 'init'), 0o755);
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'etc']) await mkdir(join(root, d), { recursive: true });
   if (!existsSync(join(root, 'bin', 'sh'))) await symlink('busybox', join(root, 'bin', 'sh'));

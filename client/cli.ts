@@ -3,7 +3,6 @@
  * exit codes. Subcommand modules stay thin: parse, validate, call the client or the world.
  */
 import { ExitCode } from './exit-codes.ts';
-import { ConfigError } from '../core/config-parse.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -103,8 +102,10 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Maps an error that escaped a command to a message and an exit code. */
 export function reportError(err: unknown): number {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
+  // By name, not instanceof: importing ConfigError would load the config schema (zod) into every
+  // start of the CLI, --help included, for about a third of its start-up time.
+  if ((err as Error)?.name === 'ConfigError') {
+    console.error((err as Error).message);
     return ExitCode.ConfigError;
   }
   if (err instanceof UsageError) {

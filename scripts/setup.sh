@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent set-up step for the demo, the tests and CI: Debian packages, the Temporal CLI and
-# cosign built from the Go module proxy into a per-user tools cache outside the clone, and npm ci.
+# cosign built from the Go module proxy into a per-user tools cache outside the clone, npm ci, and the
+# compiled CLI and worker (dist/).
 # Each part is skipped when already done; each part says how long it took.
 set -euo pipefail
 
@@ -71,6 +72,15 @@ else
   step_start "npm ci"
   (cd "$repo" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed: check access to the npm registry"
   echo "$lock_hash" > "$repo/node_modules/.kinoite-zfs-lock"
+  step_end
+fi
+
+# 4. The compiled CLI and worker (dist/; npm ci builds it too): again whenever a source is newer
+if dist_state=$(node "$repo/bin/compiled-state.js"); then
+  say "compiled CLI and worker: up to date (dist/)"
+else
+  step_start "npm run build (${dist_state})"
+  (cd "$repo" && npm run build --silent) || fail "npm run build failed: see the tsc output above"
   step_end
 fi
 say "ready: tools in $tools_dir"

@@ -3,12 +3,13 @@
  * per-user cache outside the clone (scripts/setup.sh builds them); state lives in `<repo>/.state`.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { toolPath } from '../activities/host.ts';
+import { PACKAGE_ROOT } from '../activities/package-root.ts';
 
 /** The repository root (the folder holding services/, world/, core/, recipes/). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// From dist/ (npm run build) as from the sources: .state/ and recipes/ stay in the checkout.
+export const REPO_ROOT = PACKAGE_ROOT;
 
 /** The project's state folder: $KINOITE_ZFS_STATE, else `<repo>/.state` (git-ignored). */
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -3,6 +3,7 @@
  * activities), the build queue (podman work), or both. Checks its tools first, shuts down
  * gracefully on SIGINT/SIGTERM.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, Runtime, DefaultLogger, type LogLevel } from '@temporalio/worker';
 import { execa } from 'execa';
@@ -10,6 +11,7 @@ import type { Config } from '../core/config.ts';
 import { createActivities, BUILD_QUEUE_ACTIVITIES } from '../activities/index.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
 import { Host, toolPath } from '../activities/host.ts';
+import { RUNS_COMPILED } from '../activities/package-root.ts';
 import { connectionOptions } from '../client/connection.ts';
 
 /** Task queues a worker can serve. */
@@ -68,6 +70,22 @@ export interface RunWorkerOptions {
   logLevel?: LogLevel;
 }
 
+/** The workflow bundle `npm run build` writes next to the compiled code (dist/workflow-bundle.js). */
+export const PREBUILT_WORKFLOW_BUNDLE = fileURLToPath(new URL('../workflow-bundle.js', import.meta.url));
+
+/**
+ * Where the control worker gets its workflow code. Compiled (from dist/): the bundle made at build
+ * time, so a start skips webpack (several seconds on 2 cores). From the TypeScript sources (tsx,
+ * tests): the SDK bundles workflows/index.ts at start, so an edit takes effect at once.
+ */
+export function workflowCodeSource():
+  { workflowBundle: { codePath: string }; describe: string } | { workflowsPath: string; describe: string } {
+  if (RUNS_COMPILED && existsSync(PREBUILT_WORKFLOW_BUNDLE))
+    return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE }, describe: 'prebuilt workflow bundle' };
+  const workflowsPath = fileURLToPath(new URL(`../workflows/index.${RUNS_COMPILED ? 'js' : 'ts'}`, import.meta.url));
+  return { workflowsPath, describe: 'workflow code bundled at start' };
+}
+
 let runtimeInstalled = false;
 
 /** Runs the worker(s) until `stop` resolves; in-flight activities are cancelled cleanly. */
@@ -91,6 +109,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const pick = (build: boolean) =>
     Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));
   const workers: Worker[] = [];
+  const { describe: workflowCode, ...workflowOptions } = workflowCodeSource();
   try {
     if (queues.includes('control')) {
       workers.push(
@@ -98,7 +117,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
           connection,
           namespace: config.temporal.namespace,
           taskQueue: config.temporal.taskQueues.control,
-          workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+          ...workflowOptions,
           activities: pick(false),
           shutdownGraceTime: '10s',
         }),
@@ -123,7 +142,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
         process.once('SIGTERM', () => resolve());
       });
     console.log(
-      `worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}`,
+      `worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}${queues.includes('control') ? ` (${workflowCode})` : ''}`,
     );
     void stop.then(() => {
       console.log('worker shutting down: finishing or cancelling in-flight activities');

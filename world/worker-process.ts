@@ -3,11 +3,11 @@
  * reused while alive, stopped by `world down`.
  */
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isAlive, readRecord, startDetached, stopProcessGroup, writeRecord, waitFor } from '../services/daemon.ts';
 import { readFile } from 'node:fs/promises';
+import { packagePath } from '../activities/package-root.ts';
 
-const bin = fileURLToPath(new URL('../bin/kinoite-zfs.js', import.meta.url));
+const bin = packagePath('bin', 'kinoite-zfs.js');
 
 /** Where a background worker of a world dir is recorded. */
 export function workerRecordFile(dir: string): string {

@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { packagePath } from '../activities/package-root.ts';
 
 /** Folder holding the fixture source tree template. */
-export const ZFS_SOURCE_TEMPLATE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'zfs-source');
+export const ZFS_SOURCE_TEMPLATE_DIR = packagePath('world', 'fixtures', 'zfs-source');
 
 /** Values substituted into the fixture source tree. */
 export interface ZfsSourceValues {

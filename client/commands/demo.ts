@@ -6,7 +6,6 @@
  */
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { rm } from 'node:fs/promises';
 import { worldDown, worldUp } from '../../world/world.ts';
 import { ensureWorldWorker } from '../../world/worker-process.ts';
@@ -18,8 +17,9 @@ import { ExitCode } from '../exit-codes.ts';
 import { connectClient, runUrl } from '../temporal.ts';
 import { streamState } from '../stream-client.ts';
 import { exitCodeFor, followRun, formatSummary } from '../follow.ts';
+import { PACKAGE_ROOT } from '../../activities/package-root.ts';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
+const repo = PACKAGE_ROOT;
 
 /** Runs the demo; returns the run's exit code. */
 export async function demoCommand(argv: string[]): Promise<number> {
