@@ -3,6 +3,7 @@
  * whether an approval request matches the pending candidate, trigger identity, bounded lists.
  */
 import type { RunInputs } from './pipeline.ts';
+import { Outcome } from './progress.ts';
 import type { Lock } from './lock.ts';
 
 /** A durable "never promote this" mark. */
@@ -290,4 +291,49 @@ export function promotionGate(input: {
       why: 'policy is approval: start runs through the stream (kinoite-zfs run) to approve them',
     };
   return { promote: true, needsApproval: input.policy === 'approval' };
+}
+
+/** How the approval wait ended: a decision the stream forwarded, or `expired`. */
+export type ApprovalEnd =
+  | { kind: 'approved'; by: string }
+  | { kind: 'rejected'; by: string; reason: string }
+  | { kind: 'superseded'; by: string }
+  | { kind: 'expired' };
+
+/**
+ * After the approval wait: promote (approved by whom), or end the run with an outcome and the
+ * message that says why stable did not move (rejected, superseded, expired, or held meanwhile).
+ */
+export function approvalVerdict(
+  end: ApprovalEnd,
+  input: { timeout: string; held: boolean },
+): { promote: true; approvedBy: string } | { promote: false; outcome: Outcome; message: string } {
+  switch (end.kind) {
+    case 'rejected':
+      return {
+        promote: false,
+        outcome: Outcome.Rejected,
+        message: `Rejected by ${end.by}: ${end.reason}. Stable did not move.`,
+      };
+    case 'superseded':
+      return {
+        promote: false,
+        outcome: Outcome.Superseded,
+        message: `Superseded by a newer candidate. Stable did not move.`,
+      };
+    case 'expired':
+      return {
+        promote: false,
+        outcome: Outcome.Expired,
+        message: `Nobody approved within ${input.timeout}. Stable did not move.`,
+      };
+    case 'approved':
+      if (input.held)
+        return {
+          promote: false,
+          outcome: Outcome.CandidateOnly,
+          message: `Approved by ${end.by}, but the stream was held meanwhile; stable did not move.`,
+        };
+      return { promote: true, approvedBy: end.by };
+  }
 }

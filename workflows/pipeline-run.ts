@@ -34,7 +34,7 @@ import { bootCandidate } from './boot-candidate.ts';
 import { modeTag } from '../core/tags.ts';
 import { promotionSaga } from './promotion-saga.ts';
 import { awaitApproval, listenForApproval } from './await-approval.ts';
-import { promotionGate, promotionRelease, runGate, type Release } from '../core/stream-rules.ts';
+import { approvalVerdict, promotionGate, promotionRelease, runGate, type Release } from '../core/stream-rules.ts';
 import { holdChangedSignal, runFinishedSignal, type TaskQueues } from './shared.ts';
 import type { BlockedRun } from '../core/compat-hold.ts';
 
@@ -232,20 +232,10 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
           }),
         (d) => d.kind,
       );
-      const stays = { ...known, candidate, akmods: akmodsRecord, boot };
-      if (decision.kind === 'rejected')
-        return end(Outcome.Rejected, `Rejected by ${decision.by}: ${decision.reason}. Stable did not move.`, stays);
-      if (decision.kind === 'superseded')
-        return end(Outcome.Superseded, `Superseded by a newer candidate. Stable did not move.`, stays);
-      if (decision.kind === 'expired')
-        return end(Outcome.Expired, `Nobody approved within ${plan.promotion.timeout}. Stable did not move.`, stays);
-      approvedBy = decision.by;
-      if (held)
-        return end(
-          Outcome.CandidateOnly,
-          `Approved by ${decision.by}, but the stream was held meanwhile; stable did not move.`,
-          stays,
-        );
+      const approval = approvalVerdict(decision, { timeout: plan.promotion.timeout, held });
+      if (!approval.promote)
+        return end(approval.outcome, approval.message, { ...known, candidate, akmods: akmodsRecord, boot });
+      approvedBy = approval.approvedBy;
     }
 
     // 7. Promote exactly the tested digest (saga), then record

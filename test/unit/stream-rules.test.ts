@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   approvalProblem,
+  approvalVerdict,
   bounded,
   durationMs,
   findRelease,
@@ -342,4 +343,29 @@ test('lockTriggerKey: two replays of locks with the same base, recipe commit and
   );
   assert.equal(lockTriggerKey({ base_image: base, akmods_upstream_ref: commit }), `${base}|${commit}|`);
   assert.equal(lockTriggerKey({ base_image: base }), `${base}||`);
+});
+
+test('approvalVerdict promotes an approved candidate, and otherwise says why stable did not move', () => {
+  const t = { timeout: '72h', held: false };
+  assert.deepEqual(approvalVerdict({ kind: 'approved', by: 'alice' }, t), { promote: true, approvedBy: 'alice' });
+  assert.deepEqual(approvalVerdict({ kind: 'rejected', by: 'bob', reason: 'no' }, t), {
+    promote: false,
+    outcome: 'rejected',
+    message: 'Rejected by bob: no. Stable did not move.',
+  });
+  assert.deepEqual(approvalVerdict({ kind: 'superseded', by: 'stream/s/run-9' }, t), {
+    promote: false,
+    outcome: 'superseded',
+    message: 'Superseded by a newer candidate. Stable did not move.',
+  });
+  assert.deepEqual(approvalVerdict({ kind: 'expired' }, t), {
+    promote: false,
+    outcome: 'expired',
+    message: 'Nobody approved within 72h. Stable did not move.',
+  });
+  assert.deepEqual(approvalVerdict({ kind: 'approved', by: 'alice' }, { ...t, held: true }), {
+    promote: false,
+    outcome: 'candidate-only',
+    message: 'Approved by alice, but the stream was held meanwhile; stable did not move.',
+  });
 });
