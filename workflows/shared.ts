@@ -12,7 +12,7 @@ import type { BlockedRun } from '../core/compat-hold.ts';
 /** The live progress of a pipeline run: current stage, stage times, per-kernel akmods status. */
 export const progressQuery = defineQuery<RunProgress>('progress');
 
-/** Search attributes of pipeline runs (registered on the server by the set-up; see world/services.ts). */
+/** Search attributes of pipeline runs (registered on the server by the set-up; see services/temporal-dev-server.ts). */
 export const SearchAttr = {
   stream: defineSearchAttributeKey('KzStream', SearchAttributeType.KEYWORD),
   stage: defineSearchAttributeKey('KzStage', SearchAttributeType.KEYWORD),
