@@ -1,7 +1,9 @@
 /**
  * Stream notifications: the events a stream announces to its webhooks, the payload they receive
- * (documented in docs/notifications.md), and which webhooks want which event.
+ * (documented in docs/notifications.md), which webhooks want which event, and what a run's end
+ * announces.
  */
+import { holdText, type CompatHold } from './compat-hold.ts';
 
 /** The transitions a stream announces. */
 export const NOTIFY_EVENTS = [
@@ -54,4 +56,38 @@ export function runEvent(outcome: string): NotifyEvent | undefined {
       : outcome === 'expired'
         ? 'approval-expired'
         : undefined;
+}
+
+/** What a stream announces about one event (the payload without its envelope). */
+export type Announcement = { event: NotifyEvent; facts: Omit<NotifyPayload, 'schema' | 'event' | 'stream' | 'at'> };
+
+/**
+ * What a run's end announces, in order: its own event (promoted, failed, approval-expired), then
+ * the compatibility hold's transition (blocked, with the hold's text; unblocked).
+ */
+export function runEndAnnouncements(
+  run: {
+    runWorkflowId: string;
+    outcome: string;
+    message: string;
+    kernels?: string[];
+    release?: { digest: string; zfsVersion: string };
+    blocked?: { zfsVersion: string };
+  },
+  transition: 'blocked' | 'unblocked' | undefined,
+  hold: CompatHold | undefined,
+): Announcement[] {
+  const facts = {
+    run: run.runWorkflowId,
+    digest: run.release?.digest,
+    kernels: run.kernels,
+    zfsVersion: run.release?.zfsVersion ?? run.blocked?.zfsVersion,
+  };
+  const out: Announcement[] = [];
+  const event = runEvent(run.outcome);
+  if (event) out.push({ event, facts: { message: run.message, ...facts } });
+  if (transition === 'blocked') out.push({ event: 'blocked', facts: { message: holdText(hold!), ...facts } });
+  if (transition === 'unblocked')
+    out.push({ event: 'unblocked', facts: { message: `The compatibility hold ended: ${run.message}`, ...facts } });
+  return out;
 }

@@ -27,8 +27,7 @@ import {
   type Release,
   type Veto,
 } from '../core/stream-rules.ts';
-import { holdText } from '../core/compat-hold.ts';
-import { runEvent, type NotifyEvent, type NotifyPayload } from '../core/notify.ts';
+import { runEndAnnouncements, type NotifyEvent, type NotifyPayload } from '../core/notify.ts';
 import { innermostMessage } from './run-state.ts';
 import { rollbackSaga } from './rollback-saga.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
@@ -150,17 +149,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   });
   setHandler(runFinishedSignal, (r) => {
     const transition = state.runFinished(r, now());
-    const facts = {
-      run: r.runWorkflowId,
-      digest: r.release?.digest,
-      kernels: r.kernels,
-      zfsVersion: r.release?.zfsVersion ?? r.blocked?.zfsVersion,
-    };
-    const event = runEvent(r.outcome);
-    if (event) announce(event, { message: r.message, ...facts });
-    if (transition === 'blocked') announce('blocked', { message: holdText(state.data.compatHold!), ...facts });
-    if (transition === 'unblocked')
-      announce('unblocked', { message: `The compatibility hold ended: ${r.message}`, ...facts });
+    for (const a of runEndAnnouncements(r, transition, state.data.compatHold)) announce(a.event, a.facts);
   });
 
   const decide = async (kind: 'approved' | 'rejected', req: { by: string; reason?: string }) => {
