@@ -3,8 +3,10 @@
  * of streams, ours against the original pipeline's nightly as it really runs, measured in the same
  * run on the same worlds.
  *
- *   node --import tsx scripts/bench-growth.ts [--keep]
+ *   node --import tsx scripts/bench-growth.ts [--keep] [--only kernels,base,streams]
+ *                                             [--kernels 1,2] [--sizes 250MB] [--streams 1,5]
  *
+ * --only, --kernels, --sizes, --streams  measure only these curves or points (a quick check)
  * --keep  leave the worlds' folders (and the filler images) for another run; by default the big
  *         worlds are brought down and removed and the local images they built are deleted.
  *
@@ -48,7 +50,8 @@ const BASE_SIZES = [
   { label: '1 GB', size: '1GB' },
   { label: '2 GB', size: '2GB' },
 ];
-const FILLER_LAYERS = 60;
+/** As deep as this host's buildah can build and compose on (world.md, Big bases); rechunked images have 60 or more. */
+const FILLER_LAYERS = 48;
 const STREAM_COUNTS = [1, 5, 20];
 /** Most streams whose original nightlies are really run one after the other (about a minute each here). */
 const NAIVE_STREAMS_MAX = 5;
@@ -176,6 +179,18 @@ async function removeLocalImages(world: TestWorld): Promise<void> {
   if (ids.length) await execa('podman', ['rmi', '--force', ...new Set(ids)], { env, reject: false });
 }
 
+/** Records a point that could not be measured as a row (the other points still run). */
+const failed =
+  (rows: BenchRow[], what: string) =>
+  (err: unknown): undefined => {
+    const message = String((err as Error).message ?? err)
+      .split('\n')[0]!
+      .slice(0, 300);
+    console.error(`bench-growth: ${what} failed: ${(err as Error).stack ?? err}`);
+    rows.push({ measurement: what, ours: `not measured: ${message}`, naive: '-', ratios: '-' });
+    return undefined;
+  };
+
 /** Runs the growth curves and returns the section for docs/benchmarks.md. */
 export async function runGrowthBench(
   opts: {
@@ -196,7 +211,10 @@ export async function runGrowthBench(
   // 1. Kernels per image: small base, synthetic kernels.
   for (const k of want('kernels') ? (opts.kernels ?? KERNEL_COUNTS) : []) {
     log(`kernels ${k}…`);
-    const p = await point(`growth-k${k}`, benchSpec(`growth-k${k}`, syntheticKernels(k)));
+    const p = await point(`growth-k${k}`, benchSpec(`growth-k${k}`, syntheticKernels(k))).catch(
+      failed(rows, `${k} kernels`),
+    );
+    if (!p) continue;
     try {
       const full = await observed(p.world, () => ensureReleases(p.c, p.config, [p.world.stream]));
       fullRuns.push(`${k} kernel${k > 1 ? 's' : ''} ${fmtCost(full)}`);
@@ -208,17 +226,25 @@ export async function runGrowthBench(
         naive: fmtCost(naive),
         ratios: costRatios(naive, ours),
       });
+    } catch (err) {
+      failed(rows, `${k} kernels`)(err);
     } finally {
       await p.stop();
       await bringDown(p.world);
     }
   }
 
-  // 2. Base size: 60 filler layers of incompressible content under two kernels.
+  // 2. Base size: FILLER_LAYERS filler layers of incompressible content under two kernels.
   for (const b of want('base') ? BASE_SIZES.filter((x) => !opts.sizes || opts.sizes.includes(x.size)) : []) {
     const name = `growth-base-${b.size.toLowerCase()}`;
     log(`base ${b.label}…`);
-    const p = await point(name, benchSpec(name, syntheticKernels(2), { layers: FILLER_LAYERS, size: b.size }));
+    const p = await point(name, benchSpec(name, syntheticKernels(2), { layers: FILLER_LAYERS, size: b.size })).catch(
+      failed(rows, `base ${b.label}`),
+    );
+    if (!p) {
+      await rm(worldDir(name), { recursive: true, force: true });
+      continue;
+    }
     try {
       const full = await observed(p.world, () => ensureReleases(p.c, p.config, [p.world.stream]));
       fullRuns.push(`base ${b.label} ${fmtCost(full)}`);
@@ -237,6 +263,8 @@ export async function runGrowthBench(
         naive: fmtCost(scan.naive),
         ratios: costRatios(scan.naive, scan.ours),
       });
+    } catch (err) {
+      failed(rows, `base ${b.label}`)(err);
     } finally {
       await p.stop();
       await bringDown(p.world);
@@ -301,6 +329,8 @@ export async function runGrowthBench(
           ratios: costRatios(naive, ours),
         });
       }
+    } catch (err) {
+      failed(rows, 'streams')(err);
     } finally {
       await p.stop();
       await bringDown(p.world);

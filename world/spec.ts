@@ -106,8 +106,13 @@ const SIZE_UNITS: Record<string, number> = {
   GIB: 1024 ** 3,
 };
 
-/** Most filler layers a base may have: overlay storage refuses images much deeper than about 125 layers. */
-export const MAX_FILLER_LAYERS = 100;
+/**
+ * Most filler layers a base may have. With Debian 12's buildah 1.28, a container over more than
+ * about 58 layers cannot be mounted a second time (containers/storage switches to its long
+ * mount-data path, which passes an empty option, and the kernel answers EINVAL); a base version is
+ * built with two mounts (copy, then depmod) and composed with a few more layers on top.
+ */
+export const MAX_FILLER_LAYERS = 50;
 /** Largest filler: keeps a typo (`20GB` for `2GB`) from filling the disk. */
 export const MAX_FILLER_BYTES = 16 * 1024 ** 3;
 /** Smallest filler layer, so every layer holds real content. */
@@ -136,7 +141,7 @@ export const BaseFiller = z
       .int({ message: 'must be a whole number of layers, e.g. 60' })
       .min(1, { message: 'must be at least 1' })
       .max(MAX_FILLER_LAYERS, {
-        message: `must be at most ${MAX_FILLER_LAYERS} (overlay storage refuses deeper images)`,
+        message: `must be at most ${MAX_FILLER_LAYERS} (buildah 1.28 cannot mount a container over much deeper images twice)`,
       }),
     size: z.unknown().transform((v, ctx) => {
       const bytes = parseSize(v);

@@ -98,8 +98,8 @@ test('base.filler takes a layer count and a size with units, and refuses what wo
     const raw = base(['6.18.3-200.fc43.x86_64']);
     return { ...raw, base: { ...raw.base, filler } };
   };
-  assert.deepEqual(parseWorldSpec(withFiller({ layers: 60, size: '2GB' }), 'spec.yaml').base.filler, {
-    layers: 60,
+  assert.deepEqual(parseWorldSpec(withFiller({ layers: 48, size: '2GB' }), 'spec.yaml').base.filler, {
+    layers: 48,
     size: 2e9,
   });
   assert.equal(
@@ -112,7 +112,7 @@ test('base.filler takes a layer count and a size with units, and refuses what wo
   assert.match(problems(withFiller({ layers: 60, size: '20TB' })), /base\.filler\.size.*must be a size such as/);
   assert.match(problems(withFiller({ layers: 60, size: '17GiB' })), /base\.filler\.size.*at most 16GiB/);
   assert.match(problems(withFiller({ layers: 0, size: '1GB' })), /base\.filler\.layers.*at least 1/);
-  assert.match(problems(withFiller({ layers: 101, size: '1GB' })), /base\.filler\.layers.*at most 100/);
+  assert.match(problems(withFiller({ layers: 51, size: '1GB' })), /base\.filler\.layers.*at most 50/);
   assert.match(problems(withFiller({ layers: 2.5, size: '1GB' })), /base\.filler\.layers.*whole number/);
   assert.match(problems(withFiller({ layers: 60, size: '1MB' })), /base\.filler\.size.*at least 64 KiB per layer/);
   assert.match(problems(withFiller({ layers: 60 })), /base\.filler\.size/);
