@@ -80,7 +80,14 @@ export class ProgressPrinter {
 /** Waits for the run to end, printing progress unless `quiet`; returns the summary. */
 export async function followRun(
   handle: WorkflowHandle,
-  opts: { quiet: boolean; tty: boolean; url?: string; verifyKey?: string },
+  opts: {
+    quiet: boolean;
+    tty: boolean;
+    url?: string;
+    verifyKey?: string;
+    /** The run's id when the caller has it already (saves a describe call). */
+    runId?: string;
+  },
 ): Promise<RunSummary> {
   const out = (line: string) => {
     if (opts.quiet) return;
@@ -120,7 +127,7 @@ export async function followRun(
   }
   if (opts.tty && !opts.quiet) process.stderr.write('\r\x1b[K');
   const settled = await resultP;
-  const base = { workflowId: handle.workflowId, runId: (await handle.describe()).runId, url: opts.url };
+  const base = { workflowId: handle.workflowId, runId: opts.runId ?? (await handle.describe()).runId, url: opts.url };
   if (settled.ok) return summarise(settled.result, base, opts.verifyKey);
   const err = settled.err;
   const failure = err instanceof WorkflowFailedError ? err.cause : undefined;

@@ -145,7 +145,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       return ExitCode.Ok;
     }
   }
-  const url = runUrl(config, handle.workflowId, (await handle.describe()).runId);
+  const { runId } = await handle.describe();
+  const url = runUrl(config, handle.workflowId, runId);
   say(`following ${handle.workflowId}${url ? ` (${url})` : ''}`);
   const summary = {
     ...(await followRun(handle, {
@@ -153,6 +154,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       tty: !!process.stderr.isTTY,
       url,
       verifyKey: config.streams[stream]!.signing.publicKeyFile,
+      runId,
     })),
     trigger: triggerStatus,
   };
