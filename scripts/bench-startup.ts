@@ -91,6 +91,18 @@ async function timeCli(side: Side, args: string[], count = 1): Promise<Timing[]>
   return runs.map(({ wall }) => ({ wall, cpu }));
 }
 
+/** Median wall and CPU time of `repeat` runs of bare Node (`node -e 0`): the floor under every command. */
+async function bareNode(repeat: number): Promise<Timing> {
+  const ts: Timing[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const cpu0 = await childrenCpu();
+    const t0 = performance.now();
+    await execa(process.execPath, ['-e', '0']);
+    ts.push({ wall: (performance.now() - t0) / 1000, cpu: (await childrenCpu()) - cpu0 });
+  }
+  return { wall: median(ts.map((t) => t.wall)), cpu: median(ts.map((t) => t.cpu)) };
+}
+
 /** Median of `repeat` timed runs of one command. */
 async function medianOf(side: Side, args: string[], repeat: number): Promise<Timing> {
   const ts: Timing[] = [];
@@ -271,6 +283,13 @@ export async function runStartupBench(opts: StartupBenchOptions = {}): Promise<B
     ]);
     row('`--help`', help[0]!, help[1]!);
     helpDist = help[0]!;
+    const floor = await bareNode(repeat);
+    rows.push({
+      measurement: 'bare Node start, `node -e 0` (the floor under both sides)',
+      ours: fmt(floor),
+      naive: fmt(floor),
+      ratios: '',
+    });
     const checkCmd = ['config', 'check', configFile];
     const configCheck = await measured(log, async () => [
       await medianOf('dist', checkCmd, repeat),
@@ -339,7 +358,7 @@ export async function runStartupBench(opts: StartupBenchOptions = {}): Promise<B
     table: rowsTable(rows, ['measurement', 'compiled (dist/)', 'before: tsx at every start', 'ratio (tsx/compiled)']),
     notes: [
       `${cpus().length} cores, Node ${process.version}, ${startedAt.toISOString().slice(0, 10)}; load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end`,
-      `(other work on the machine makes every number larger). ${repeat} runs per cell (3 for \`run --wait\`).`,
+      `(other work on the machine makes every number larger: compare with the bare Node row). ${repeat} runs per cell (3 for \`run --wait\`).`,
       `Goals: ${goal('`--help`', helpDist, 0.3)}; ${goal('unchanged `run --wait`', unchangedDist, 1)}.`,
       `The freshness check \`bin/kinoite-zfs.js\` makes before it runs \`dist/\` stats ${check.checked} paths: ${median(checkMs).toFixed(1)} ms (median of 21).`,
       ...(builtSeconds !== undefined
