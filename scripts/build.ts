@@ -4,7 +4,11 @@
  * worker compiles anything at start. Compiles into a fresh folder and swaps it in, so a process
  * running from dist/ never sees half-written modules, and outputs of deleted sources do not linger.
  *
- *   node --import tsx scripts/build.ts
+ *   node --import tsx scripts/build.ts [--warn-only]
+ *
+ * `--warn-only` (what `npm ci` runs, as the `prepare` script): a failed build is a warning, not an
+ * error, so installing dependencies never fails on a source that does not compile; the executable
+ * then runs the TypeScript sources until a build succeeds.
  *
  * The stamp (dist/.build-stamp) is written last and dated when the build *started*: bin/kinoite-zfs.js
  * runs dist/ only when no source file is newer than it (a file saved during the build counts as newer).
@@ -94,6 +98,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     );
   } catch (err) {
     console.error(`build: ${(err as Error).message}`);
-    process.exitCode = 1;
+    if (process.argv.includes('--warn-only'))
+      console.error(
+        'build: dist/ was not built; bin/kinoite-zfs.js runs the TypeScript sources until `npm run build` succeeds',
+      );
+    else process.exitCode = 1;
   }
 }
