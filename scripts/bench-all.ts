@@ -8,6 +8,7 @@
  * --reuse LIST  put the last saved result of these sections in the doc instead of measuring them
  *               again (`slow` = akmods,boot; `all` = every section); a section never measured on
  *               this machine is measured anyway. The doc says which sections were reused, from when.
+ * --only LIST   run only these sections (the others are listed in the doc as not run)
  * --quick       the registry section's --quick (skips its podman/buildah sides)
  * --fresh       the registry section's --fresh (a new world)
  * --out FILE    write somewhere else than docs/benchmarks.md
@@ -48,6 +49,8 @@ export const SECTIONS: SectionSource[] = [
 export interface BenchAllOptions {
   /** Section keys whose last saved result is used instead of a new measurement. */
   reuse: Set<string>;
+  /** Only these section keys (the others are listed as not run). @default every section */
+  only?: Set<string>;
   /** Passed to the registry section. */
   quick?: boolean;
   /** Passed to the registry section. */
@@ -62,7 +65,7 @@ interface Outcome {
   source: SectionSource;
   saved?: SavedSection;
   /** measured now, reused from an earlier run, missing script, or failed. */
-  how: 'measured' | 'reused' | 'missing' | 'failed';
+  how: 'measured' | 'reused' | 'missing' | 'failed' | 'not run';
   note?: string;
 }
 
@@ -72,6 +75,10 @@ export async function benchAll(opts: BenchAllOptions): Promise<boolean> {
   const outcomes: Outcome[] = [];
   for (const source of SECTIONS) {
     const path = join(repoRoot, 'scripts', source.file);
+    if (opts.only && !opts.only.has(source.key)) {
+      outcomes.push({ source, how: 'not run', note: 'not run in this invocation (`--only`)' });
+      continue;
+    }
     if (!existsSync(path)) {
       outcomes.push({ source, how: 'missing', note: `scripts/${source.file} does not exist yet` });
       continue;
@@ -124,8 +131,8 @@ function render(outcomes: Outcome[], opts: BenchAllOptions): string {
     const name = `\`${o.source.key}\` (\`scripts/${o.source.file}\`)`;
     if (o.how === 'measured') return `- ${name}: measured in this run, ${when(o.saved!.measuredAt)}.`;
     if (o.how === 'reused')
-      return `- ${name}: **reused** from the run of ${when(o.saved!.measuredAt)} (${o.saved!.machine.cores} cores, ${o.saved!.machine.ramGiB} GiB).`;
-    if (o.how === 'missing') return `- ${name}: not in this doc: ${o.note}.`;
+      return `- ${name}: **reused** from ${o.saved!.origin ? `${o.saved!.origin}, measured` : 'the run of'} ${when(o.saved!.measuredAt)} (${o.saved!.machine.cores} cores, ${o.saved!.machine.ramGiB} GiB).`;
+    if (o.how === 'missing' || o.how === 'not run') return `- ${name}: not in this doc: ${o.note}.`;
     return `- ${name}: ${o.note}${o.saved ? `; the doc shows the result of ${when(o.saved.measuredAt)}` : ''}.`;
   });
   const header = `# Benchmarks
@@ -145,6 +152,7 @@ npm run bench                          # every section (the real-kernel ones tak
 npm run bench -- --reuse slow          # reuse the last saved akmods and boot sections (said below, with their date)
 npm run bench -- --reuse all           # rewrite the doc from the saved results only (sections never measured are run)
 npm run bench -- --quick               # the registry section without its podman/buildah sides
+npm run bench -- --only registry,boot  # some sections only (the others are listed as not run)
 node --import tsx scripts/bench.ts     # one section on its own (each script also runs standalone)
 \`\`\`
 
@@ -161,7 +169,7 @@ ${status.join('\n')}
     .map((o) => {
       const tag =
         o.how === 'reused' || o.how === 'failed'
-          ? `\n_Reused: measured ${when(o.saved!.measuredAt)}, not in this run._\n`
+          ? `\n_Reused: measured ${when(o.saved!.measuredAt)}${o.saved!.origin ? ` (${o.saved!.origin})` : ''}, not in this run._\n`
           : '';
       const md = sectionMarkdown(o.saved!.section);
       // The reuse note goes right under the section heading.
@@ -180,18 +188,24 @@ if (isMain(import.meta.url)) {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const reuse = new Set<string>();
-  for (const r of (option('--reuse') ?? '').split(',').filter(Boolean)) {
-    if (r === 'slow') SECTIONS.filter((s) => s.slow).forEach((s) => reuse.add(s.key));
-    else if (r === 'all') SECTIONS.forEach((s) => reuse.add(s.key));
-    else if (SECTIONS.some((s) => s.key === r)) reuse.add(r);
-    else {
-      console.error(`--reuse: unknown section "${r}"; use slow, all or ${SECTIONS.map((s) => s.key).join(', ')}`);
-      process.exit(2);
+  const keys = (flag: string): Set<string> | undefined => {
+    const value = option(flag);
+    if (value === undefined) return undefined;
+    const out = new Set<string>();
+    for (const r of value.split(',').filter(Boolean)) {
+      if (r === 'slow') SECTIONS.filter((s) => s.slow).forEach((s) => out.add(s.key));
+      else if (r === 'all') SECTIONS.forEach((s) => out.add(s.key));
+      else if (SECTIONS.some((s) => s.key === r)) out.add(r);
+      else {
+        console.error(`${flag}: unknown section "${r}"; use slow, all or ${SECTIONS.map((s) => s.key).join(', ')}`);
+        process.exit(2);
+      }
     }
-  }
+    return out;
+  };
   benchAll({
-    reuse,
+    reuse: keys('--reuse') ?? new Set(),
+    only: keys('--only'),
     quick: args.includes('--quick'),
     fresh: args.includes('--fresh'),
     out: option('--out'),

@@ -24,6 +24,8 @@ export interface SavedSection {
   measuredAt: string;
   machine: Machine;
   section: BenchSection;
+  /** Where the result came from when no script run on this machine saved it (e.g. carried over from a hand-written doc). */
+  origin?: string;
 }
 
 /** The repository root. */
