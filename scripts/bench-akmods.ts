@@ -21,6 +21,7 @@ import { newestDebianRelease } from '../world/debian-kernels.ts';
 import { openzfsDir } from '../world/openzfs-releases.ts';
 import { containerEnv } from '../world/tools.ts';
 import { recipeTimings } from '../activities/akmods.ts';
+import { builderRunArgs } from '../activities/podman.ts';
 import type { BenchSection } from './bench-section.ts';
 import { isMain, repoRoot, runStandalone } from './bench-results.ts';
 
@@ -70,29 +71,19 @@ export async function runAkmodsBench(opts: AkmodsBenchOptions = {}): Promise<Ben
     const t0 = Date.now();
     const r = await execa(
       'podman',
-      [
-        'run',
-        '--rm',
-        '--network=none',
-        '-v',
-        `${join(repoRoot, 'recipes', 'akmods')}:/recipe:ro`,
-        '-v',
-        `${src}:/src:ro`,
-        '-v',
-        `${out}:/out`,
-        ...(ccache ? ['-v', `${ccache}:/ccache`] : []),
-        '-e',
-        `KERNEL_RELEASE=${kernel}`,
-        '-e',
-        `ZFS_VERSION=${version}`,
-        '-e',
-        'FEDORA_VERSION=43',
-        '-e',
-        'ZFS_BUILD_USERSPACE=1',
-        builder,
-        '/bin/sh',
-        '/recipe/build-akmods.sh',
-      ],
+      builderRunArgs({
+        image: builder,
+        recipeDir: join(repoRoot, 'recipes', 'akmods'),
+        srcDir: src,
+        outDir: out,
+        kernel,
+        zfsVersion: version,
+        fedora: '43',
+        name: `kz-bench-akmods-${process.pid}`,
+        network: 'none',
+        ccacheDir: ccache,
+        userspace: true,
+      }),
       { env, reject: false, all: true },
     );
     if (r.exitCode !== 0) throw new Error(`recipe failed:\n${String(r.all).split('\n').slice(-20).join('\n')}`);

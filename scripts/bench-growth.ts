@@ -24,7 +24,8 @@ import { Host } from '../activities/host.ts';
 import { resolveActivities } from '../activities/resolve.ts';
 import { digestRef } from '../core/refs.ts';
 import type { Config } from '../core/config.ts';
-import { rowsTable, sectionMarkdown, type BenchRow, type BenchSection } from './bench-section.ts';
+import { rowsTable, type BenchRow, type BenchSection } from './bench-section.ts';
+import { isMain, runStandalone } from './bench-results.ts';
 import {
   benchSpec,
   bringDown,
@@ -40,7 +41,8 @@ import {
   streamRun,
   syntheticKernels,
   terminateStreams,
-  writeOutput,
+  removeLocalImages,
+  podmanKernelScanArgs,
   type Cost,
 } from './bench-world.ts';
 
@@ -140,43 +142,8 @@ async function kernelScan(p: Point): Promise<{ ours: Cost; naive: Cost; layers: 
   );
   if (ours.value.memoised) throw new Error('listBaseKernels answered from a memo on an empty work folder');
   await execa('podman', ['pull', '--quiet', '--tls-verify=false', pinned], { env });
-  const naive = await observed(world, () =>
-    execa(
-      'podman',
-      [
-        'run',
-        '--rm',
-        '--pull=never',
-        pinned,
-        'find',
-        '/usr/lib/modules',
-        '-mindepth',
-        '1',
-        '-maxdepth',
-        '1',
-        '-type',
-        'd',
-      ],
-      { env },
-    ),
-  );
+  const naive = await observed(world, () => execa('podman', podmanKernelScanArgs(pinned), { env }));
   return { ours, naive, layers: image.layers.length };
-}
-
-/** Removes local images a big world left: the pulled base and the filler/base builds. */
-async function removeLocalImages(world: TestWorld): Promise<void> {
-  const env = { CONTAINERS_CONF: world.info.containersConf };
-  const { stdout } = await execa('podman', ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], { env });
-  const ids = stdout
-    .split('\n')
-    .filter(
-      (l) =>
-        l.includes(world.info.registry.host) ||
-        l.includes('kinoite-zfs-world/filler') ||
-        world.info.base.versions.some((v) => l.startsWith(`${v.localImage} `)),
-    )
-    .map((l) => l.split(' ')[1]!);
-  if (ids.length) await execa('podman', ['rmi', '--force', ...new Set(ids)], { env, reject: false });
 }
 
 /** Records a point that could not be measured as a row (the other points still run). */
@@ -317,6 +284,7 @@ export async function runGrowthBench(
               requests: Math.round(mean((c) => c.traffic.requests)),
               writes: Math.round(mean((c) => c.traffic.writes)),
               down: Math.round(mean((c) => c.traffic.down)),
+              mounts: Math.round(mean((c) => c.traffic.mounts)),
               up: Math.round(mean((c) => c.traffic.up)),
               entries: [],
             },
@@ -388,27 +356,18 @@ are the registry's real blob sizes. Our first (promoting) runs of these worlds, 
   return section;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   const arg = (name: string) => {
     const i = process.argv.indexOf(name);
     return i >= 0 ? process.argv[i + 1]!.split(',') : undefined;
   };
-  runGrowthBench({
-    keep: process.argv.includes('--keep'),
-    only: arg('--only') as ('kernels' | 'base' | 'streams')[] | undefined,
-    kernels: arg('--kernels')?.map(Number),
-    sizes: arg('--sizes'),
-    streams: arg('--streams')?.map(Number),
-  }).then(
-    async (section) => {
-      const md = sectionMarkdown(section);
-      console.log(md);
-      await writeOutput('bench-growth.md', md);
-      process.exit(0);
-    },
-    (err) => {
-      console.error(`bench-growth failed: ${(err as Error).stack ?? err}`);
-      process.exit(1);
-    },
+  runStandalone('growth', 'bench-growth.md', () =>
+    runGrowthBench({
+      keep: process.argv.includes('--keep'),
+      only: arg('--only') as ('kernels' | 'base' | 'streams')[] | undefined,
+      kernels: arg('--kernels')?.map(Number),
+      sizes: arg('--sizes'),
+      streams: arg('--streams')?.map(Number),
+    }),
   );
 }

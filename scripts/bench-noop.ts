@@ -17,10 +17,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { execa } from 'execa';
 import { startWorker, client as temporalClient } from '../test/support/harness.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
-import { rowsTable, sectionMarkdown, type BenchRow, type BenchSection } from './bench-section.ts';
+import { rowsTable, type BenchRow, type BenchSection } from './bench-section.ts';
+import { isMain, runStandalone } from './bench-results.ts';
 import {
   benchSpec,
   bringDown,
@@ -38,7 +38,7 @@ import {
   settledHistoryCount,
   streamRun,
   syntheticKernels,
-  writeOutput,
+  removeLocalImages,
   type Cost,
   type LogEntry,
 } from './bench-world.ts';
@@ -215,34 +215,14 @@ layers included) and its time on rebuilding every kernel.
     await rm(scratch, { recursive: true, force: true });
     await bringDown(world);
     if (!opts.keep) {
-      const env = { CONTAINERS_CONF: world.info.containersConf };
-      const { stdout } = await execa('podman', ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], { env });
-      const ids = stdout
-        .split('\n')
-        .filter(
-          (l) =>
-            l.includes(world.info.registry.host) ||
-            l.includes('kinoite-zfs-world/filler') ||
-            world.info.base.versions.some((v) => l.startsWith(`${v.localImage} `)),
-        )
-        .map((l) => l.split(' ')[1]!);
-      if (ids.length) await execa('podman', ['rmi', '--force', ...new Set(ids)], { env, reject: false });
+      await removeLocalImages(world);
       await rm(world.dir, { recursive: true, force: true });
     }
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  runNoopBench({ reuse: process.argv.includes('--reuse'), keep: process.argv.includes('--keep') }).then(
-    async (section) => {
-      const md = sectionMarkdown(section);
-      console.log(md);
-      await writeOutput('bench-noop.md', md);
-      process.exit(0);
-    },
-    (err) => {
-      console.error(`bench-noop failed: ${(err as Error).stack ?? err}`);
-      process.exit(1);
-    },
+if (isMain(import.meta.url)) {
+  runStandalone('noop', 'bench-noop.md', () =>
+    runNoopBench({ reuse: process.argv.includes('--reuse'), keep: process.argv.includes('--keep') }),
   );
 }

@@ -24,7 +24,8 @@ import { connectClient } from '../client/temporal.ts';
 import { streamState } from '../client/stream-client.ts';
 import { compiledState } from '../bin/compiled-state.js';
 import { build } from './build.ts';
-import { rowsTable, sectionMarkdown, type BenchRow, type BenchSection } from './bench-section.ts';
+import { rowsTable, type BenchRow, type BenchSection } from './bench-section.ts';
+import { isMain, runStandalone } from './bench-results.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(repo, 'bin', 'kinoite-zfs.js');
@@ -376,19 +377,10 @@ export async function runStartupBench(opts: StartupBenchOptions = {}): Promise<B
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const at = args.indexOf('--repeat');
-  runStartupBench({ repeat: at >= 0 ? Number(args[at + 1]) : undefined, keepUp: args.includes('--keep-up') })
-    .then(async (section) => {
-      const md = sectionMarkdown(section);
-      console.log(md);
-      await mkdir(join(repo, 'test', 'output'), { recursive: true });
-      await writeFile(join(repo, 'test', 'output', 'bench-startup.md'), md);
-      process.exit(0);
-    })
-    .catch((err: unknown) => {
-      console.error(`startup benchmark failed: ${(err as Error).stack ?? String(err)}`);
-      process.exit(1);
-    });
+  runStandalone('startup', 'bench-startup.md', () =>
+    runStartupBench({ repeat: at >= 0 ? Number(args[at + 1]) : undefined, keepUp: args.includes('--keep-up') }),
+  );
 }

@@ -69,6 +69,8 @@ export interface Traffic {
   down: number;
   /** Bytes the registry received: sizes of the blobs whose upload completed plus the manifests pushed. */
   up: number;
+  /** Cross-repository mounts answered 201. */
+  mounts: number;
   entries: LogEntry[];
 }
 
@@ -95,8 +97,14 @@ export async function traffic(host: string, entries: LogEntry[]): Promise<Traffi
       else if (manifest) up += await contentLength(`http://${host}/v2/${manifest[1]}/manifests/${manifest[2]}`);
     }
   }
-  const writes = entries.filter((e) => e.method !== 'GET' && e.method !== 'HEAD').length;
-  return { requests: entries.length, writes, down: entries.reduce((n, e) => n + e.written, 0), up, entries };
+  return {
+    requests: entries.length,
+    writes: entries.filter((e) => e.method !== 'GET' && e.method !== 'HEAD').length,
+    down: entries.reduce((n, e) => n + e.written, 0),
+    up,
+    mounts: entries.filter((e) => e.method === 'POST' && e.status === 201 && /[?&]mount=/.test(e.uri)).length,
+    entries,
+  };
 }
 
 /** What one measured thing cost. */
@@ -106,14 +114,24 @@ export interface Cost {
 }
 
 /** Runs `fn` and returns its result, wall seconds and the registry traffic of that window. */
-export async function observed<T>(world: TestWorld, fn: () => Promise<T>): Promise<Cost & { value: T }> {
-  const logFile = world.info.registry.logFile;
+export function observed<T>(world: TestWorld, fn: () => Promise<T>): Promise<Cost & { value: T }> {
+  return observedLog(world.info.registry.logFile, world.info.registry.host, fn);
+}
+
+/** {@link observed} for a registry given by its log file and host. */
+export async function observedLog<T>(
+  logFile: string,
+  host: string,
+  fn: () => Promise<T>,
+): Promise<Cost & { value: T }> {
   const mark = await logMark(logFile);
   const t0 = performance.now();
   const value = await fn();
   const seconds = (performance.now() - t0) / 1000;
+  // The registry writes its log line after the response: give the last line a moment to land.
+  await new Promise((r) => setTimeout(r, 150));
   const until = await logMark(logFile);
-  return { value, seconds, traffic: await traffic(world.info.registry.host, await logEntries(logFile, mark, until)) };
+  return { value, seconds, traffic: await traffic(host, await logEntries(logFile, mark, until)) };
 }
 
 /** Adds costs measured one after the other. */
@@ -125,6 +143,7 @@ export function sumCosts(costs: Cost[]): Cost {
       writes: costs.reduce((n, c) => n + c.traffic.writes, 0),
       down: costs.reduce((n, c) => n + c.traffic.down, 0),
       up: costs.reduce((n, c) => n + c.traffic.up, 0),
+      mounts: costs.reduce((n, c) => n + c.traffic.mounts, 0),
       entries: costs.flatMap((c) => c.traffic.entries),
     },
   };
@@ -326,24 +345,7 @@ export async function originalNightly(opts: {
 
   await part('resolve and cache check (skopeo, podman run)', async () => {
     const b = await inspect(s.baseImage);
-    await execa(
-      'podman',
-      [
-        'run',
-        '--rm',
-        '--pull=never',
-        basePinned,
-        'find',
-        '/usr/lib/modules',
-        '-mindepth',
-        '1',
-        '-maxdepth',
-        '1',
-        '-type',
-        'd',
-      ],
-      { env },
-    );
+    await execa('podman', podmanKernelScanArgs(basePinned), { env });
     const name = s.baseImage.replace(/:[^:/@]+$/, '');
     const suffix = b.Labels['org.opencontainers.image.version']!.split('.').slice(1).join('.');
     for (const t of [`latest-${suffix}`, `43-${suffix}`]) await inspect(`${name}:${t}`).catch(() => undefined);
@@ -426,14 +428,42 @@ export function costRatios(naive: Cost, ours: Cost): string {
   return `bytes ${ratio(naive.traffic.down + naive.traffic.up, ours.traffic.down + ours.traffic.up)}, time ${ratio(naive.seconds, ours.seconds)}`;
 }
 
-/** Writes a section's Markdown to test/output/<file>. */
-export async function writeOutput(file: string, markdown: string): Promise<void> {
-  await mkdir(join(repoRoot, 'test', 'output'), { recursive: true });
-  await writeFile(join(repoRoot, 'test', 'output', file), markdown + '\n');
-}
-
 /** The machine, for the notes under a table. */
 export async function machine(): Promise<string> {
   const { cpus, totalmem } = await import('node:os');
   return `${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB RAM, ${new Date().toISOString().slice(0, 10)}`;
+}
+
+/** Removes the local images a world left in its containers storage: pulled images of its registry, filler and base builds. */
+export async function removeLocalImages(world: TestWorld): Promise<void> {
+  const env = { CONTAINERS_CONF: world.info.containersConf };
+  const { stdout } = await execa('podman', ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], { env });
+  const ids = stdout
+    .split('\n')
+    .filter(
+      (l) =>
+        l.includes(world.info.registry.host) ||
+        l.includes('kinoite-zfs-world/filler') ||
+        world.info.base.versions.some((v) => l.startsWith(`${v.localImage} `)),
+    )
+    .map((l) => l.split(' ')[1]!);
+  if (ids.length) await execa('podman', ['rmi', '--force', ...new Set(ids)], { env, reject: false });
+}
+
+/** The original's S1 kernel scan of a base already in local storage: `podman run … find /usr/lib/modules`. */
+export function podmanKernelScanArgs(pinnedBase: string): string[] {
+  return [
+    'run',
+    '--rm',
+    '--pull=never',
+    pinnedBase,
+    'find',
+    '/usr/lib/modules',
+    '-mindepth',
+    '1',
+    '-maxdepth',
+    '1',
+    '-type',
+    'd',
+  ];
 }

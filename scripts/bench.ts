@@ -40,6 +40,7 @@ import { digestRef } from '../core/refs.ts';
 import type { PipelineResult } from '../core/pipeline.ts';
 import { Client as TemporalClient, Connection, type Client } from '@temporalio/client';
 import { rowsTable, type BenchRow, type BenchSection } from './bench-section.ts';
+import { fmtBytes, fmtSeconds, observedLog as observed, ratio, type Traffic } from './bench-world.ts';
 import { isMain, repoRoot, runStandalone } from './bench-results.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
@@ -78,102 +79,6 @@ interface Row {
 }
 
 // ------------------------------------------------------------------ registry log
-
-interface LogEntry {
-  method: string;
-  uri: string;
-  status: number;
-  /** Response body bytes the registry sent (http.response.written). */
-  written: number;
-}
-
-/** Size of a registry log, as a mark (characters: the log is ASCII). */
-async function logMark(file: string): Promise<number> {
-  return (await readFile(file, 'utf8').catch(() => '')).length;
-}
-
-/** Completed requests of a registry log between two marks. */
-async function logEntries(file: string, since: number, until?: number): Promise<LogEntry[]> {
-  const text = (await readFile(file, 'utf8')).slice(since, until);
-  const out: LogEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!/msg="response completed/.test(line)) continue;
-    const method = /http\.request\.method=(\w+)/.exec(line)?.[1];
-    const m = /http\.request\.uri=(?:"([^"]+)"|(\S+))/.exec(line);
-    const uri = m?.[1] ?? m?.[2];
-    if (!method || !uri) continue;
-    out.push({
-      method,
-      uri,
-      status: Number(/http\.response\.status=(\d+)/.exec(line)?.[1] ?? 0),
-      written: Number(/http\.response\.written=(\d+)/.exec(line)?.[1] ?? 0),
-    });
-  }
-  return out;
-}
-
-/** Traffic between two marks per the registry's own log. */
-interface Traffic {
-  requests: number;
-  writes: number;
-  /** Bytes the registry served (response bodies). */
-  down: number;
-  /** Bytes the registry received: sizes of blobs whose upload completed plus pushed manifests. */
-  up: number;
-  /** Cross-repository mounts answered 201. */
-  mounts: number;
-}
-
-/**
- * Sums a log slice. The log does not record request body sizes, so uploaded bytes are the sizes
- * (HEAD, Content-Length) of the blobs whose upload completed and of the manifests pushed; a
- * cross-repository mount (POST ?mount= answered 201) moves no bytes.
- */
-async function traffic(host: string, entries: LogEntry[]): Promise<Traffic> {
-  let up = 0;
-  for (const e of entries) {
-    if (e.method === 'PUT' && e.status === 201) {
-      const blob = /^\/v2\/(.+)\/blobs\/uploads\/.*[?&]digest=([^&]+)/.exec(e.uri);
-      const manifest = /^\/v2\/(.+)\/manifests\/([^?]+)$/.exec(e.uri);
-      if (blob) up += await contentLength(`http://${host}/v2/${blob[1]}/blobs/${decodeURIComponent(blob[2]!)}`);
-      else if (manifest) up += await contentLength(`http://${host}/v2/${manifest[1]}/manifests/${manifest[2]}`);
-    }
-  }
-  return {
-    requests: entries.length,
-    writes: entries.filter((e) => e.method !== 'GET' && e.method !== 'HEAD').length,
-    down: entries.reduce((n, e) => n + e.written, 0),
-    up,
-    mounts: entries.filter((e) => e.method === 'POST' && e.status === 201 && /[?&]mount=/.test(e.uri)).length,
-  };
-}
-
-async function contentLength(url: string): Promise<number> {
-  const res = await fetch(url, {
-    method: 'HEAD',
-    headers: {
-      Accept:
-        'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json',
-    },
-  });
-  return res.ok ? Number(res.headers.get('content-length') ?? 0) : 0;
-}
-
-/** Runs `fn` and returns its result, wall seconds and the registry traffic it caused. */
-async function observed<T>(
-  logFile: string,
-  host: string,
-  fn: () => Promise<T>,
-): Promise<{ value: T; seconds: number; traffic: Traffic }> {
-  const mark = await logMark(logFile);
-  const t0 = performance.now();
-  const value = await fn();
-  const seconds = (performance.now() - t0) / 1000;
-  // The registry writes its log line after the response: give the last line a moment to land.
-  await new Promise((r) => setTimeout(r, 150));
-  const until = await logMark(logFile);
-  return { value, seconds, traffic: await traffic(host, await logEntries(logFile, mark, until)) };
-}
 
 function fromTraffic(t: Traffic, seconds: number, how: string): Side {
   return { bytes: t.down + t.up, requests: t.requests, seconds, how };
@@ -871,26 +776,8 @@ export async function runRegistryBench(opts: RegistryBenchOptions = {}): Promise
 
 // ------------------------------------------------------------------ table
 
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
-/** Two significant digits below 0.1 s (a memo hit takes microseconds), else two decimals. */
-function fmtSeconds(sec: number): string {
-  return sec < 0.1 ? Number(sec.toPrecision(2)).toString() : sec.toFixed(2);
-}
-
 function fmtSide(x: Side | undefined): string {
   return x ? `${fmtBytes(x.bytes)}, ${x.requests} req, ${fmtSeconds(x.seconds)} s` : 'skipped (--quick)';
-}
-
-/** original/ours; `∞` when ours is zero and the original is not. */
-function ratio(original: number, ours: number): string {
-  if (ours === 0) return original === 0 ? '1' : '∞';
-  const r = original / ours;
-  return r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2);
 }
 
 /** Why each row's original side is the original as it really runs (one line each). */

@@ -28,6 +28,7 @@ import {
 import { newestDebianRelease } from '../../world/debian-kernels.ts';
 import { openzfsDir } from '../../world/openzfs-releases.ts';
 import { containerEnv } from '../../world/tools.ts';
+import { builderRunArgs } from '../../activities/podman.ts';
 import type { PipelineResult } from '../../core/pipeline.ts';
 
 const TAG = 'zfs-2.2.7';
@@ -227,28 +228,18 @@ test(
       assert.equal(listing.exitCode, 0, 'the repacked tarball ships ./configure');
       const r = await execa(
         'podman',
-        [
-          'run',
-          '--rm',
-          '--network=none',
-          '-v',
-          `${join(repoRoot, 'recipes', 'akmods')}:/recipe:ro`,
-          '-v',
-          `${src}:/src:ro`,
-          '-v',
-          `${out}:/out`,
-          '-v',
-          `${world.config.worker.ccacheDir}:/ccache`,
-          '-e',
-          `KERNEL_RELEASE=${kernels[0]}`,
-          '-e',
-          'ZFS_VERSION=2.2.7',
-          '-e',
-          'FEDORA_VERSION=43',
-          builder,
-          '/bin/sh',
-          '/recipe/build-akmods.sh',
-        ],
+        builderRunArgs({
+          image: builder,
+          recipeDir: join(repoRoot, 'recipes', 'akmods'),
+          srcDir: src,
+          outDir: out,
+          kernel: kernels[0]!,
+          zfsVersion: '2.2.7',
+          fedora: '43',
+          name: `kz-test-configure-${process.pid}`,
+          network: 'none',
+          ccacheDir: world.config.worker.ccacheDir,
+        }),
         { env, reject: false, all: true },
       );
       assert.equal(r.exitCode, 0, String(r.all).split('\n').slice(-20).join('\n'));
