@@ -68,7 +68,9 @@ export class MockWorld {
   kernels = [KERNEL];
   readonly akmodsDigest = digestOf('akmods-cache');
   fault?: FaultRule;
-  private pauses: { match: (c: Call) => boolean; hit: (c: Call) => void; gate: Promise<void> }[] = [];
+  private pauses: { match: (c: Call) => boolean; hit: (c: Call) => void; gate: Promise<void>; release: () => void }[] =
+    [];
+  private waiting: (() => void)[] = [];
 
   /** Pauses the first call that matches until `release()` (a slow registry, a long promotion). */
   pause(match: (c: Call) => boolean): Pause {
@@ -76,8 +78,14 @@ export class MockWorld {
     let release!: () => void;
     const reached = new Promise<Call>((r) => (hit = r));
     const gate = new Promise<void>((r) => (release = r));
-    this.pauses.push({ match, hit, gate });
+    this.pauses.push({ match, hit, gate, release });
     return { reached, release };
+  }
+
+  /** Lets every paused call go on (a test that failed half-way must not leave the worker waiting). */
+  releaseAll(): void {
+    this.pauses = [];
+    for (const release of this.waiting.splice(0)) release();
   }
 
   /** The calls one workflow made, by name. */
@@ -98,6 +106,7 @@ export class MockWorld {
     const i = this.pauses.findIndex((p) => p.match(call));
     if (i >= 0) {
       const [p] = this.pauses.splice(i, 1);
+      this.waiting.push(p!.release);
       p!.hit(call);
       await p!.gate;
     }
@@ -286,6 +295,7 @@ export async function startMockEnv(file: string): Promise<MockEnv> {
           .getHandle(wf.workflowId)
           .terminate('workflow test finished')
           .catch(() => undefined);
+      world.releaseAll();
       for (const w of workers) w.shutdown();
       await Promise.all(running);
       await env.teardown();
