@@ -50,11 +50,15 @@ const STEPS = [
 const FIRST_MOVE = 6;
 
 let runs = 0;
-/** One promoting run with the saga failing at step `failAt` (1-based; none when undefined). */
-async function promote(failAt?: number, when: 'before' | 'after' = 'before') {
+/**
+ * One promoting run with the saga failing at step `failAt` (1-based; none when undefined); `seed`
+ * adds tags to the registry (given the run's audit tag).
+ */
+async function promote(failAt?: number, when: 'before' | 'after' = 'before', seed?: (auditRef: string) => object) {
   runs += 1;
+  const auditRef = `${REPOS.stable}:stable-${500 + runs}-${'a'.repeat(7)}`;
   m.world.tags.clear();
-  for (const [ref, digest] of Object.entries(PREVIOUS)) m.world.tags.set(ref, digest);
+  for (const [ref, digest] of Object.entries({ ...PREVIOUS, ...seed?.(auditRef) })) m.world.tags.set(ref, digest);
   const config = mockConfig({ stream, address: m.address, queue: m.queue, policy: 'auto' });
   const workflowId = `run/${stream}/saga-${runs}`;
   let step = 0;
@@ -74,7 +78,7 @@ async function promote(failAt?: number, when: 'before' | 'after' = 'before') {
   const saga = calls.slice(calls.findIndex((c) => c.name === 'readTagDigests'));
   const candidate = calls.find((c) => c.name === 'composeCandidate')!;
   const digest = digestOf(JSON.stringify(candidate.input.labels));
-  return { outcome, saga, digest, auditRef: `${REPOS.stable}:stable-${500 + runs}-${'a'.repeat(7)}` };
+  return { outcome, saga, digest, auditRef };
 }
 
 const tagWrites = (calls: Call[]) =>
@@ -98,6 +102,7 @@ test('a promotion without faults signs before it tags and moves every public tag
     ],
     `the saga runs its ${STEPS.length} steps in order`,
   );
+  assert.deepEqual(saga[0]!.input.refs, [...PUBLIC_TAGS, auditRef], 'the saga reads the tags it will write');
   assert.deepEqual(tagWrites(saga), [auditRef, ...PUBLIC_TAGS]);
   const signed = saga.findIndex((c) => c.name === 'signImage' && c.input.ref === `${REPOS.stable}@${digest}`);
   const firstTag = saga.findIndex((c) => tagWrites([c]).length > 0);
@@ -136,3 +141,36 @@ for (const [i, what] of STEPS.entries()) {
     });
   }
 }
+
+test('a promotion whose audit tag already names another digest fails before it copies, signs or tags anything, naming the tag', async () => {
+  const earlier = digestOf('an earlier promotion');
+  const { outcome, saga, auditRef } = await promote(undefined, 'before', (ref) => ({ [ref]: earlier }));
+  assert.ok(!outcome.ok, 'the run fails');
+  assert.ok(outcome.err instanceof WorkflowFailedError);
+  const cause = outcome.err.cause as Error & { type?: string };
+  assert.equal(cause.type, 'PolicyViolation');
+  assert.ok(
+    cause.message.startsWith(`promote failed: The audit tag ${auditRef} already names ${earlier}`),
+    cause.message,
+  );
+  assert.deepEqual(
+    saga.map((c) => c.name),
+    ['readTagDigests'],
+    'nothing after the read: no copy, no signature, no tag',
+  );
+  assert.deepEqual(m.world.snapshot([...PUBLIC_TAGS, auditRef]), { ...PREVIOUS, [auditRef]: earlier });
+});
+
+test('a promotion whose audit tag already names this very candidate promotes (running the saga again changes nothing)', async () => {
+  const first = await promote();
+  assert.ok(first.outcome.ok);
+  const { outcome, digest, auditRef } = await promote(undefined, 'before', (ref) => ({ [ref]: first.digest }));
+  assert.equal(digest, first.digest, 'the same inputs make the same candidate');
+  assert.ok(outcome.ok, `the run promoted: ${String((outcome as { err?: Error }).err?.message)}`);
+  assert.deepEqual(m.world.snapshot([...PUBLIC_TAGS, auditRef]), {
+    [PUBLIC_TAGS[0]]: digest,
+    [PUBLIC_TAGS[1]]: digest,
+    [PUBLIC_TAGS[2]]: m.world.akmodsDigest,
+    [auditRef]: digest,
+  });
+});
