@@ -22,6 +22,7 @@ import {
 import type { PipelineResult } from '../../core/pipeline.ts';
 import {
   PUBLIC_TAGS,
+  REPOS,
   digestOf,
   eventually,
   mockConfig,
@@ -302,5 +303,36 @@ test(
       5_000,
     );
     assert.equal(st.counters.failed, 1);
+  },
+);
+
+test(
+  'a stream whose run numbers start over does not overwrite an earlier audit tag: that run fails naming it',
+  TIMEOUT,
+  async () => {
+    const s = fresh('audit-collision', { policy: 'auto' });
+    // An earlier life of this stream promoted run 1 of the same recipe commit to another digest.
+    const auditRef = `${REPOS.stable}:stable-1-${m.world.recipeCommit.slice(0, 7)}`;
+    const earlier = digestOf('an earlier life of the stream');
+    m.world.tags.set(auditRef, earlier);
+    const run = (await s.trigger({ previousRuns: 0 })).runWorkflowId!;
+    assert.equal(run, `stream/${s.stream}/run-1`);
+    await assert.rejects(s.result(run), (err: Error & { cause?: Error & { type?: string } }) => {
+      assert.equal(err.cause?.type, 'PolicyViolation');
+      assert.match(
+        err.cause!.message,
+        new RegExp(`^promote failed: The audit tag ${auditRef} already names ${earlier}`),
+      );
+      return true;
+    });
+    assert.deepEqual(m.world.snapshot([...PUBLIC_TAGS, auditRef]), { ...PREVIOUS, [auditRef]: earlier });
+    assert.deepEqual(
+      sagaCalls(run).map((c) => c.name),
+      ['readTagDigests'],
+      'nothing copied, signed or tagged',
+    );
+    const st = await s.until('the stream to record the failure', (x) => x.counters.failed === 1);
+    assert.equal(st.lastGood, undefined);
+    assert.equal(st.runCounter, 1);
   },
 );
