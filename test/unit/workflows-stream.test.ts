@@ -2,8 +2,8 @@
  * The stream's races, with every activity mocked: approval expiry, supersede, approve and hold,
  * rollback during a promotion, veto during a run, continue-as-new with a run waiting for approval.
  * Driven through the client helpers and Updates the CLI uses; each takes seconds (durations come
- * from the stream's config and input). Tests marked todo show a bug of today's stream: they assert
- * the correct behaviour, run and report, but do not fail the suite.
+ * from the stream's config and input). A test marked todo would show a known bug of the stream (it
+ * asserts the correct behaviour, runs and reports, but does not fail the suite); none is today.
  * Needs the dev server of this checkout (node bin/kinoite-zfs.js services up).
  */
 import { after, before, test } from 'node:test';
@@ -158,7 +158,7 @@ test('a hold that arrives before the approval refuses it; after release the appr
 
 test(
   'a hold that arrives after the approval lets that promotion finish and is still in force afterwards',
-  { ...TIMEOUT, todo: 'issue 13 item 1: one writer (a promotion that ends clears a hold sent during it)' },
+  TIMEOUT,
   async () => {
     const s = fresh('hold-after', { policy: 'approval' });
     const run = (await s.trigger()).runWorkflowId!;
@@ -175,57 +175,85 @@ test(
   },
 );
 
+test('a rollback requested during a promotion waits for it, then moves stable back and holds', TIMEOUT, async () => {
+  const s = fresh('rollback', { policy: 'auto' });
+  const promoted: string[] = [];
+  for (const n of [1, 2]) {
+    if (n > 1) s.newInputs();
+    const run = (await s.trigger()).runWorkflowId!;
+    const r = await s.result(run);
+    assert.equal(r.outcome, 'promoted');
+    promoted.push(r.candidate!.digest);
+    await s.until(`run ${n} recorded`, (st) => st.lastGood?.runWorkflowId === run);
+  }
+  const target = (await s.state()).releases[0]!;
+  s.newInputs();
+  const run3 = `stream/${s.stream}/run-3`;
+  const moving = m.world.pause(
+    (c) => c.workflowId === run3 && c.name === 'copyImageByDigest' && c.input.to === PUBLIC_TAGS[0],
+  );
+  await s.trigger();
+  await moving.reached;
+  const rollback = s.handle.executeUpdate(rollbackUpdate, {
+    args: [{ by: 'alice', to: target.auditTag, reason: 'bad build' }],
+  });
+  // Give a rollback that does not wait the time to write (it would verify, then copy, in about a second).
+  await new Promise((r) => setTimeout(r, 2000));
+  moving.release();
+  const [rolledBack, run3Result] = await Promise.all([rollback, s.result(run3)]);
+  assert.equal(run3Result.outcome, 'promoted');
+  assert.equal(rolledBack.digest, target.digest);
+  assert.deepEqual(
+    m.world.snapshot(PUBLIC_TAGS),
+    stableOn(target.digest),
+    'stable is where the operator rolled it back to',
+  );
+  // One writer: every tag write of run 3 comes before the rollback's first step.
+  const calls = m.world.calls;
+  const rollbackStart = calls.findIndex(
+    (c) => c.name === 'verifyImageSignature' && c.workflowId === `stream/${s.stream}`,
+  );
+  const run3Writes = calls.flatMap((c, i) => (c.workflowId === run3 && c.name === 'copyImageByDigest' ? [i] : []));
+  assert.ok(rollbackStart > Math.max(...run3Writes), 'the rollback starts only after the promotion wrote its last tag');
+  const st = await s.state();
+  assert.equal(st.lastGood?.kind, 'rollback');
+  assert.equal(st.lastGood?.digest, target.digest);
+  assert.equal(st.hold?.by, 'alice');
+  assert.notEqual(promoted[0], promoted[1]);
+});
+
 test(
-  'a rollback requested during a promotion waits for it, then moves stable back and holds',
-  { ...TIMEOUT, todo: 'issue 13 item 1: one writer' },
+  'a rollback requested while a run builds holds the stream at once: that run does not promote, the rollback applies after it',
+  TIMEOUT,
   async () => {
-    const s = fresh('rollback', { policy: 'auto' });
-    const promoted: string[] = [];
+    const s = fresh('rollback-building', { policy: 'auto' });
     for (const n of [1, 2]) {
       if (n > 1) s.newInputs();
       const run = (await s.trigger()).runWorkflowId!;
-      const r = await s.result(run);
-      assert.equal(r.outcome, 'promoted');
-      promoted.push(r.candidate!.digest);
+      assert.equal((await s.result(run)).outcome, 'promoted');
       await s.until(`run ${n} recorded`, (st) => st.lastGood?.runWorkflowId === run);
     }
     const target = (await s.state()).releases[0]!;
     s.newInputs();
     const run3 = `stream/${s.stream}/run-3`;
-    const moving = m.world.pause(
-      (c) => c.workflowId === run3 && c.name === 'copyImageByDigest' && c.input.to === PUBLIC_TAGS[0],
-    );
+    const testing = m.world.pause((c) => c.workflowId === run3 && c.name === 'smokeTestCandidate');
     await s.trigger();
-    await moving.reached;
+    await testing.reached;
     const rollback = s.handle.executeUpdate(rollbackUpdate, {
       args: [{ by: 'alice', to: target.auditTag, reason: 'bad build' }],
     });
-    // Give a rollback that does not wait the time to write (it would verify, then copy, in about a second).
-    await new Promise((r) => setTimeout(r, 2000));
-    moving.release();
+    const waiting = await s.until('the stream to be held', (st) => !!st.hold);
+    assert.match(waiting.hold!.reason, /^rollback to stable-1-\w+ requested: bad build$/);
+    assert.equal(m.world.callsOf(`stream/${s.stream}`).length, 0, 'the rollback waits for the run in progress');
+    testing.release();
     const [rolledBack, run3Result] = await Promise.all([rollback, s.result(run3)]);
-    assert.equal(run3Result.outcome, 'promoted');
+    assert.equal(run3Result.outcome, 'candidate-only', 'the run heard of the hold before its promotion');
+    assert.deepEqual(sagaCalls(run3), []);
     assert.equal(rolledBack.digest, target.digest);
-    assert.deepEqual(
-      m.world.snapshot(PUBLIC_TAGS),
-      stableOn(target.digest),
-      'stable is where the operator rolled it back to',
-    );
-    // One writer: every tag write of run 3 comes before the rollback's first step.
-    const calls = m.world.calls;
-    const rollbackStart = calls.findIndex(
-      (c) => c.name === 'verifyImageSignature' && c.workflowId === `stream/${s.stream}`,
-    );
-    const run3Writes = calls.flatMap((c, i) => (c.workflowId === run3 && c.name === 'copyImageByDigest' ? [i] : []));
-    assert.ok(
-      rollbackStart > Math.max(...run3Writes),
-      'the rollback starts only after the promotion wrote its last tag',
-    );
+    assert.deepEqual(m.world.snapshot(PUBLIC_TAGS), stableOn(target.digest));
     const st = await s.state();
     assert.equal(st.lastGood?.kind, 'rollback');
-    assert.equal(st.lastGood?.digest, target.digest);
-    assert.equal(st.hold?.by, 'alice');
-    assert.notEqual(promoted[0], promoted[1]);
+    assert.match(st.hold!.reason, /^rolled back to /);
   },
 );
 
@@ -263,7 +291,7 @@ test('a veto during a run does not touch that run; the next run with those input
 /** Starts a stream that continues-as-new early, and a run that waits for approval across it. */
 async function parkedAcrossContinueAsNew(what: string) {
   const s = fresh(what, { policy: 'approval' });
-  const reply = await s.trigger({ maxHistoryEvents: 12 });
+  const reply = await s.trigger({ maxHistoryEvents: 12, carriedRunCheckEvery: '1s' });
   const run = reply.runWorkflowId!;
   const firstRun = (await s.handle.describe()).runId;
   const waiting = await s.until('the candidate to wait for approval', (st) => st.parked?.runWorkflowId === run);
@@ -288,23 +316,19 @@ test(
   },
 );
 
-test(
-  'after continue-as-new the stream still notices a waiting run that was terminated',
-  { ...TIMEOUT, todo: 'issue 13 item 1: child runs tracked across continue-as-new' },
-  async () => {
-    const { s, run } = await parkedAcrossContinueAsNew('can-lost');
-    await m.client.workflow.getHandle(run).terminate('operator ended it');
-    const st = await eventually(
-      'the stream to drop the terminated run',
-      async () => {
-        const x = await s.state();
-        return !x.parked ? x : undefined;
-      },
-      5_000,
-    );
-    assert.equal(st.counters.failed, 1);
-  },
-);
+test('after continue-as-new the stream still notices a waiting run that was terminated', TIMEOUT, async () => {
+  const { s, run } = await parkedAcrossContinueAsNew('can-lost');
+  await m.client.workflow.getHandle(run).terminate('operator ended it');
+  const st = await eventually(
+    'the stream to drop the terminated run',
+    async () => {
+      const x = await s.state();
+      return !x.parked ? x : undefined;
+    },
+    5_000,
+  );
+  assert.equal(st.counters.failed, 1);
+});
 
 test(
   'a stream whose run numbers start over does not overwrite an earlier audit tag: that run fails naming it',
