@@ -74,7 +74,7 @@ export interface StreamInput {
   previousRuns?: number;
   /** Continue-as-new after this many history events, or sooner when the server suggests it (tests force it small). @default 2000 */
   maxHistoryEvents?: number;
-  /** How often the stream asks after runs carried over from before a continue-as-new (tests use seconds). @default 1m */
+  /** How often the stream asks after runs carried over from before a continue-as-new (tests use seconds; each check adds about 8 history events per run). @default 10m */
   carriedRunCheckEvery?: string;
 }
 
@@ -302,7 +302,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   if (carried.length && patched('watch-carried-runs'))
     void (async () => {
       for (let ids = carried; ids.length; ids = ids.filter((id) => state.watches(id))) {
-        await sleep(durationMs(input.carriedRunCheckEvery ?? '1m'));
+        await sleep(durationMs(input.carriedRunCheckEvery ?? '10m'));
         for (const id of ids.filter((x) => state.watches(x)))
           await getExternalWorkflowHandle(id)
             .signal(holdChangedSignal, !!state.data.hold)
