@@ -29,12 +29,7 @@ export async function triggerStream(
   extra: Partial<StreamInput> = {},
 ): Promise<TriggerReply> {
   const plan = streamPlan(config, stream);
-  // Used only when this trigger starts the stream: run numbers (and audit tags) continue from earlier runs.
-  const previousRuns = (
-    await client.workflow
-      .count(`WorkflowType = 'pipelineRunWorkflow' AND KzStream = '${stream}'`)
-      .catch(() => ({ count: 0 }))
-  ).count;
+  const previousRuns = await previousRunsOf(client, stream);
   const op = new WithStartWorkflowOperation(streamWorkflow, {
     workflowId: streamWorkflowId(stream),
     taskQueue: config.temporal.taskQueues.control,
@@ -48,6 +43,29 @@ export async function triggerStream(
     args: [{ ...req, plan, taskQueues: config.temporal.taskQueues }],
     startWorkflowOperation: op,
   });
+}
+
+/**
+ * How many runs the stream had before, for a stream workflow this trigger starts: its run numbers
+ * (and audit tags) continue from there. When they cannot be counted, a running stream is fine (it
+ * keeps its own count and ignores this one); a stream that would start now is refused, because
+ * starting from 0 repeats run numbers.
+ */
+export async function previousRunsOf(client: Client, stream: string): Promise<number> {
+  try {
+    return (await client.workflow.count(`WorkflowType = 'pipelineRunWorkflow' AND KzStream = '${stream}'`)).count;
+  } catch (err) {
+    const running = await streamHandle(client, stream)
+      .describe()
+      .then(
+        (d) => d.status.name === 'RUNNING',
+        () => false,
+      );
+    if (running) return 0;
+    throw new Error(
+      `Cannot count the earlier runs of stream ${stream} (${(err as Error).message.split('\n')[0]}), and stream/${stream} is not running: starting it without that count would number its runs from 1 again. Check that the Temporal server's visibility answers (temporal workflow count), then try again.`,
+    );
+  }
 }
 
 /** The stream's state, or undefined when the stream has never run. */

@@ -69,6 +69,26 @@ export function restoreMoves(
     .map((m) => ({ from: digestRef(m.repo, previous[m.ref]!), to: m.ref }));
 }
 
+/**
+ * Why a promotion must not write its audit tag (`stable-<run>-<sha7>`): the tag already names
+ * another digest, so writing it would rewrite the record of an earlier promotion (the stream's run
+ * numbers started over). Undefined when the tag is free, or already names this very candidate (a
+ * saga run again for the same candidate changes nothing).
+ */
+export function auditTagProblem(
+  auditRef: string,
+  existing: string | null | undefined,
+  candidateDigest: string,
+): string | undefined {
+  if (!existing || existing === candidateDigest) return undefined;
+  return (
+    `The audit tag ${auditRef} already names ${existing}, not the candidate ${candidateDigest}: audit tags are never ` +
+    `overwritten, so the promotion stopped before copying, signing or moving any tag. The stream's run numbers ` +
+    `repeat an earlier promotion's (was the stream started again without its run count?); run again: the next run ` +
+    `gets the next number (kinoite-zfs status shows the count).`
+  );
+}
+
 /** A rollback: the digest to verify first, then the stable tags and the stable akmods tag to move back. */
 export function rollbackSteps(
   images: { stable: string; akmodsCandidate: string; akmodsStable: string },

@@ -82,6 +82,21 @@ export function rollbackRelease(
   };
 }
 
+/**
+ * The hold a rollback puts the stream in from the moment it is asked for: while it waits for a
+ * promotion in progress, no approval is accepted and no run that has not begun promoting promotes.
+ */
+export function rollbackRequestedHold(
+  target: Release,
+  input: { by: string; reason?: string; at: string },
+): { by: string; reason: string; at: string } {
+  return {
+    by: input.by,
+    reason: `rollback to ${target.auditTag} requested${input.reason ? `: ${input.reason}` : ''}`,
+    at: input.at,
+  };
+}
+
 /** A candidate waiting for a human. */
 export interface PendingApproval {
   runWorkflowId: string;
@@ -336,4 +351,28 @@ export function approvalVerdict(
         };
       return { promote: true, approvedBy: end.by };
   }
+}
+
+/** The runs a stream follows to their end (all carried across continue-as-new). */
+export interface StreamRuns {
+  /** The run building (it promotes at its end when the policy lets it). */
+  current?: { runWorkflowId: string };
+  /** The run whose candidate waits for approval (it writes nothing until approved). */
+  parked?: { runWorkflowId: string };
+  /** The approved run, promoting. */
+  promoting?: { runWorkflowId: string };
+}
+
+/**
+ * The run that may write the stable tags now, or undefined when none may: stable tags have one
+ * writer at a time, so a rollback waits while this names a run, and applies after it ends.
+ */
+export function stableWriter(runs: StreamRuns): string | undefined {
+  return runs.promoting?.runWorkflowId ?? runs.current?.runWorkflowId;
+}
+
+/** Every run the stream watches until it reports its end (or is found closed without reporting). */
+export function watchedRuns(runs: StreamRuns): string[] {
+  const ids = [runs.current, runs.parked, runs.promoting].flatMap((r) => (r ? [r.runWorkflowId] : []));
+  return [...new Set(ids)];
 }

@@ -3,12 +3,22 @@
  * part-way moves every tag it already moved back to its previous digest. Running it twice is
  * harmless (copies are by digest, signing and attesting skip what is already there).
  *
+ * The audit tag is never overwritten: a promotion whose audit tag already names another digest
+ * fails before it copies anything.
+ *
  * Order: copy the digest into the stable repository untagged → sign and verify → attest
  * provenance → audit tag → stable tags → stable akmods tag. No public tag points at the
  * digest before it is signed.
  */
-import { CancellationScope } from '@temporalio/workflow';
-import { promotionSteps, restoreMoves, type PromotionPlan, type TagMove } from '../core/promotion-plan.ts';
+import { ApplicationFailure, CancellationScope, patched } from '@temporalio/workflow';
+import {
+  auditTagProblem,
+  promotionSteps,
+  restoreMoves,
+  type PromotionPlan,
+  type TagMove,
+} from '../core/promotion-plan.ts';
+import { FailureType } from '../core/errors.ts';
 import type { PromotionRecord } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
 
@@ -16,10 +26,15 @@ import type { Acts } from './activities.ts';
 export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<PromotionRecord> {
   return CancellationScope.nonCancellable(async () => {
     const { source, target, auditRef, readBefore, moves } = promotionSteps(plan);
-    const previous = await control.readTagDigests.executeWithOptions(
+    // Runs recorded before the guard existed replay without it.
+    const guardAudit = patched('audit-tag-guard');
+    const { [auditRef]: auditBefore, ...previous } = await control.readTagDigests.executeWithOptions(
       { summary: 'read the current stable digests (for restore)' },
-      [{ refs: readBefore }],
+      [{ refs: guardAudit ? [...readBefore, auditRef] : readBefore }],
     );
+    const problem = guardAudit ? auditTagProblem(auditRef, auditBefore, plan.candidate.digest) : undefined;
+    if (problem)
+      throw ApplicationFailure.create({ type: FailureType.PolicyViolation, message: problem, nonRetryable: true });
 
     await control.copyImageByDigest.executeWithOptions(
       { summary: `copy ${plan.candidate.digest.slice(0, 19)} into ${plan.stableRepo}` },

@@ -8,6 +8,7 @@ import {
   lockTriggerKey,
   findRelease,
   triggerKey,
+  watchedRuns,
   type ApprovalRequest,
   type PendingApproval,
   type Release,
@@ -38,6 +39,8 @@ export interface StreamStateData {
   runCounter: number;
   current?: { runWorkflowId: string; requestId: string };
   parked?: PendingApproval;
+  /** The approved run, promoting: it writes the stable tags until it ends (absent in states from before it existed). */
+  promoting?: { runWorkflowId: string; by: string };
   next?: TriggerRequest & { requestIds: string[] };
   lastGood?: Release;
   releases: Release[];
@@ -145,10 +148,24 @@ export class StreamState {
     return older;
   }
 
+  /** The waiting candidate was approved or rejected: an approved run is promoting until it ends. Returns its id. */
+  decided(kind: 'approved' | 'rejected', by: string): string {
+    const runWorkflowId = this.data.parked!.runWorkflowId;
+    this.data.parked = undefined;
+    if (kind === 'approved') this.data.promoting = { runWorkflowId, by };
+    return runWorkflowId;
+  }
+
+  /** True while the stream waits for this run to end (building, waiting for approval or promoting). */
+  watches(runWorkflowId: string): boolean {
+    return watchedRuns(this.data).includes(runWorkflowId);
+  }
+
   /** A run ended; returns the compatibility hold's transition, if it began or ended. */
   runFinished(r: RunFinished, now: string): 'blocked' | 'unblocked' | undefined {
     if (this.data.current?.runWorkflowId === r.runWorkflowId) this.data.current = undefined;
     if (this.data.parked?.runWorkflowId === r.runWorkflowId) this.data.parked = undefined;
+    if (this.data.promoting?.runWorkflowId === r.runWorkflowId) this.data.promoting = undefined;
     this.count(r.outcome);
     if (r.release) this.recordRelease(r.release);
     this.note(now, `${r.runWorkflowId}: ${r.outcome}: ${r.message}`);
@@ -181,11 +198,13 @@ export class StreamState {
     return r.start;
   }
 
-  /** Records a release as the last good one; approving a newer release ends a hold. */
+  /**
+   * Records a release as the last good one. A promotion does not end a hold: a hold that exists when
+   * a promotion ends was set during it (approvals are refused while held), and applies after it.
+   */
   recordRelease(release: Release): void {
     this.data.lastGood = release;
     this.data.releases = bounded(this.data.releases, release, LIMITS.releases);
-    if (release.kind === 'promotion') this.data.hold = undefined;
   }
 
   /** Why an approve/reject cannot be accepted (undefined when it can). */

@@ -1,8 +1,9 @@
 /**
- * The stream workflow (id `stream/<name>`): the only writer of a stream's stable tags. It runs
- * pipeline runs one at a time as child workflows, coalesces triggers, holds the approval gate,
- * vetoes, hold and release history, performs rollbacks, and continues-as-new before its history
- * grows large. The workflow only wires handlers; StreamState holds the rules.
+ * The stream workflow (id `stream/<name>`): decides the one writer of a stream's stable tags at a
+ * time (its promoting run, or a rollback once that run has ended). It runs pipeline runs one at a
+ * time as child workflows, coalesces triggers, holds the approval gate, vetoes, hold and release
+ * history, performs rollbacks, watches its runs (across continue-as-new too), and continues-as-new
+ * before its history grows large. The workflow only wires handlers; StreamState holds the rules.
  */
 import {
   condition,
@@ -10,7 +11,9 @@ import {
   defineQuery,
   getExternalWorkflowHandle,
   ParentClosePolicy,
+  patched,
   setHandler,
+  sleep,
   startChild,
   workflowInfo,
   uuid4,
@@ -20,7 +23,10 @@ import {
 import {
   durationMs,
   heldProblem,
+  watchedRuns,
   rollbackRelease,
+  rollbackRequestedHold,
+  stableWriter,
   taskQueueProblem,
   unvetoProblem,
   vetoRequestProblem,
@@ -66,8 +72,10 @@ export interface StreamInput {
   state?: StreamStateData;
   /** Runs this stream had before (e.g. under an earlier stream workflow), so run numbers and audit tags never repeat. @default 0 */
   previousRuns?: number;
-  /** Continue-as-new after this many history events (tests force it small). @default 2000 */
+  /** Continue-as-new after this many history events, or sooner when the server suggests it (tests force it small). @default 2000 */
   maxHistoryEvents?: number;
+  /** How often the stream asks after runs carried over from before a continue-as-new (tests use seconds; each check adds about 8 history events per run). @default 10m */
+  carriedRunCheckEvery?: string;
 }
 
 /** The stream workflow. */
@@ -153,8 +161,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   });
 
   const decide = async (kind: 'approved' | 'rejected', req: { by: string; reason?: string }) => {
-    const runId = state.data.parked!.runWorkflowId;
-    state.data.parked = undefined;
+    const runId = state.decided(kind, req.by);
     await getExternalWorkflowHandle(runId).signal(
       approvalDecisionSignal,
       kind === 'approved' ? { kind, by: req.by } : { kind, by: req.by, reason: req.reason! },
@@ -203,11 +210,12 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   });
   // Runs in flight learn about a hold too, so none promotes after it.
   const tellRuns = async (held: boolean) => {
-    for (const id of [state.data.current?.runWorkflowId, state.data.parked?.runWorkflowId])
-      if (id)
-        await getExternalWorkflowHandle(id)
-          .signal(holdChangedSignal, held)
-          .catch(() => undefined);
+    // The approved run hears of it too (since patch one-writer): its promotion goes on, the hold stays.
+    const { current, parked } = state.data;
+    for (const id of watchedRuns(patched('one-writer') ? state.data : { current, parked }))
+      await getExternalWorkflowHandle(id)
+        .signal(holdChangedSignal, held)
+        .catch(() => undefined);
   };
   setHandler(holdUpdate, async (req) => {
     state.setHold({ by: req.by, reason: req.reason ?? 'held by an operator', at: now() });
@@ -224,7 +232,12 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     rollbackUpdate,
     async (req) => {
       const target = state.rollbackTarget(req.to) as Release;
-      // Rollbacks run between pipeline runs (the loop below), never while one is promoting.
+      // Held from now on, so nothing new promotes; the rollback runs in the loop below, once the
+      // run that may be writing stable tags has ended.
+      if (patched('one-writer')) {
+        state.setHold(rollbackRequestedHold(target, { by: req.by, reason: req.reason, at: now() }));
+        await tellRuns(true);
+      }
       const done = new Promise<unknown>((resolve) =>
         rollbacks.push(() =>
           rollbackSaga(acts, { stream: input.stream, plan: state.data.plan!, target }).then(
@@ -278,12 +291,30 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     }
   };
 
-  // The loop: start the next run when the stream is free, perform rollbacks between runs.
+  // A run that ends reports it by signal; one terminated or timed out is noticed here instead.
+  const lost = (runWorkflowId: string, err: Error) => {
+    if (state.watches(runWorkflowId))
+      state.runFinished({ runWorkflowId, outcome: 'failed', message: err.message }, now());
+  };
+  // Runs carried over from before continue-as-new are no children of this workflow run: the stream
+  // asks after them by signal (telling them the hold again), which fails once a run has closed.
+  const carried = watchedRuns(state.data);
+  if (carried.length && patched('watch-carried-runs'))
+    void (async () => {
+      for (let ids = carried; ids.length; ids = ids.filter((id) => state.watches(id))) {
+        await sleep(durationMs(input.carriedRunCheckEvery ?? '10m'));
+        for (const id of ids.filter((x) => state.watches(x)))
+          await getExternalWorkflowHandle(id)
+            .signal(holdChangedSignal, !!state.data.hold)
+            .catch((err: Error) => lost(id, err));
+      }
+    })();
+
+  // The loop: start the next run when the stream is free, perform rollbacks when no run writes stable tags.
   const maxEvents = input.maxHistoryEvents ?? 2000;
-  const wake = () =>
-    rollbacks.length > 0 ||
-    (!state.data.current && !!state.data.next) ||
-    (state.idle && workflowInfo().historyLength > maxEvents);
+  const timeToContinue = () =>
+    state.idle && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents);
+  const wake = () => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || timeToContinue();
   const held = () => !!state.data.compatHold && state.idle && !!state.data.plan;
   for (;;) {
     // Held by compatibility and idle: re-check the release source on a durable timer (zfs.recheckEvery).
@@ -293,6 +324,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       // A run that ends blocked wakes the loop too, so the re-check timer starts.
       await condition(() => wake() || held());
     }
+    // One writer: a rollback waits for the run that is promoting (or may promote) to end.
+    if (rollbacks.length && patched('one-writer')) await condition(() => !stableWriter(state.data));
     while (rollbacks.length) await rollbacks.shift()!();
     const next = state.takeNext();
     if (next) {
@@ -332,24 +365,13 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
         memo: { stream: input.stream, trigger: next.request.trigger },
       });
       state.runStarted(next.runWorkflowId, next.requestIds);
-      // A run normally reports its end by signal; this catches one that was terminated or timed out.
       void child.result().then(
         () => undefined,
-        (err) => {
-          if (
-            state.data.current?.runWorkflowId === next.runWorkflowId ||
-            state.data.parked?.runWorkflowId === next.runWorkflowId
-          ) {
-            state.runFinished(
-              { runWorkflowId: next.runWorkflowId, outcome: 'failed', message: (err as Error).message },
-              now(),
-            );
-          }
-        },
+        (err: Error) => lost(next.runWorkflowId, err),
       );
       continue;
     }
-    if (state.idle && workflowInfo().historyLength > maxEvents) {
+    if (timeToContinue()) {
       await condition(() => allHandlersFinished() && deliveries.size === 0);
       await continueAsNew<typeof streamWorkflow>({ ...input, state: state.data });
     }

@@ -4,7 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promotionSteps, restoreMoves, rollbackSteps, type PromotionPlan } from '../../core/promotion-plan.ts';
+import {
+  auditTagProblem,
+  promotionSteps,
+  restoreMoves,
+  rollbackSteps,
+  type PromotionPlan,
+} from '../../core/promotion-plan.ts';
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const plan: PromotionPlan = {
@@ -57,4 +63,19 @@ test('rollbackSteps verifies the target digest, then moves the stable tags and t
     { from: `r.io/o/s@${D('9')}`, to: 'r.io/o/s:43', tag: '43', repo: 'r.io/o/s' },
     { from: `r.io/o/ac@${D('8')}`, to: 'r.io/o/as:main-43', tag: 'main-43', repo: 'r.io/o/as' },
   ]);
+});
+
+test('auditTagProblem refuses an audit tag that names another digest, naming the tag and both digests', () => {
+  const problem = auditTagProblem('r.io/o/s:stable-7-ccccccc', D('e'), D('c'));
+  assert.match(
+    problem!,
+    /^The audit tag r\.io\/o\/s:stable-7-ccccccc already names sha256:e{64}, not the candidate sha256:c{64}/,
+  );
+  assert.match(problem!, /never overwritten/);
+});
+
+test('auditTagProblem allows a free audit tag and one that already names this candidate (a saga run again)', () => {
+  assert.equal(auditTagProblem('r.io/o/s:stable-7-ccccccc', null, D('c')), undefined);
+  assert.equal(auditTagProblem('r.io/o/s:stable-7-ccccccc', undefined, D('c')), undefined);
+  assert.equal(auditTagProblem('r.io/o/s:stable-7-ccccccc', D('c'), D('c')), undefined);
 });

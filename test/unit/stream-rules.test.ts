@@ -16,12 +16,15 @@ import {
   promotionGate,
   promotionRelease,
   rollbackRelease,
+  rollbackRequestedHold,
   runGate,
+  stableWriter,
   taskQueueProblem,
   triggerKey,
   unvetoProblem,
   vetoFor,
   vetoRequestProblem,
+  watchedRuns,
   type PendingApproval,
   type Release,
   type Veto,
@@ -176,17 +179,54 @@ test('a parked candidate frees the stream, and a newer one supersedes it', () =>
   assert.equal(s.data.counters.superseded, 1);
 });
 
-test('a promotion becomes the last good release and ends a hold; a rollback target must be a known, different release', () => {
+test('a promotion becomes the last good release and leaves a hold set during it; a rollback target must be a known, different release', () => {
   const s = StreamState.empty('s');
   s.setHold({ by: 'a', reason: 'r', at: 't' });
   s.recordRelease(release(1));
   s.recordRelease(release(2));
-  assert.equal(s.data.hold, undefined);
+  assert.deepEqual(s.data.hold, { by: 'a', reason: 'r', at: 't' });
   assert.equal(s.data.lastGood?.auditTag, 'stable-2-abcdef0');
   assert.equal((s.rollbackTarget('stable-1-abcdef0') as Release).inputsHash, 'h1');
   assert.equal((s.rollbackTarget(release(1).digest) as Release).inputsHash, 'h1');
   assert.match(s.rollbackTarget('stable-2-abcdef0') as string, /already is/);
   assert.match(s.rollbackTarget('nope') as string, /No release with audit tag or digest "nope"/);
+});
+
+test('stableWriter names the promoting run, else the building run; a waiting candidate writes nothing', () => {
+  const run = (n: number) => ({ runWorkflowId: `r${n}` });
+  assert.equal(stableWriter({}), undefined);
+  assert.equal(stableWriter({ parked: run(1) }), undefined, 'a candidate waiting for approval does not write');
+  assert.equal(stableWriter({ current: run(2), parked: run(1) }), 'r2');
+  assert.equal(stableWriter({ current: run(2), promoting: run(1) }), 'r1', 'the approved run writes first');
+});
+
+test('watchedRuns lists the building, waiting and promoting runs once each', () => {
+  const run = (n: number) => ({ runWorkflowId: `r${n}` });
+  assert.deepEqual(watchedRuns({}), []);
+  assert.deepEqual(watchedRuns({ current: run(3), parked: run(2), promoting: run(1) }), ['r3', 'r2', 'r1']);
+  assert.deepEqual(watchedRuns({ current: run(1), parked: run(1) }), ['r1']);
+});
+
+test('an approved candidate is promoting until its run ends; a rejected one is simply no longer waiting', () => {
+  const s = StreamState.empty('s');
+  s.trigger({ trigger: { source: 'cli' }, plan: {} as never }, 't', 'r1');
+  const a = s.takeNext()!;
+  s.candidateReady({ ...pending, runWorkflowId: a.runWorkflowId });
+  assert.equal(s.decided('approved', 'alice'), a.runWorkflowId);
+  assert.deepEqual(s.data.promoting, { runWorkflowId: a.runWorkflowId, by: 'alice' });
+  assert.equal(s.data.parked, undefined);
+  assert.ok(s.watches(a.runWorkflowId), 'the stream still follows the approved run');
+  assert.equal(stableWriter(s.data), a.runWorkflowId, 'a rollback waits for it');
+  s.runFinished({ runWorkflowId: a.runWorkflowId, outcome: 'promoted', message: 'ok' }, 't');
+  assert.equal(s.data.promoting, undefined);
+  assert.ok(!s.watches(a.runWorkflowId));
+
+  s.trigger({ trigger: { source: 'cli' } }, 't', 'r2');
+  const b = s.takeNext()!;
+  s.candidateReady({ ...pending, runWorkflowId: b.runWorkflowId });
+  assert.equal(s.decided('rejected', 'alice'), b.runWorkflowId);
+  assert.equal(s.data.promoting, undefined);
+  assert.equal(stableWriter(s.data), undefined);
 });
 
 test('lists stay bounded', () => {
@@ -283,6 +323,18 @@ test('rollbackRelease records the target again as a rollback by whom and when, a
   assert.deepEqual(r, { ...target, kind: 'rollback', at: 'T', approvedBy: 'bob' });
   assert.deepEqual(hold, { by: 'bob', reason: 'rolled back to stable-3-abcdef0: boots badly', at: 'T' });
   assert.equal(rollbackRelease(target, { by: 'bob', at: 'T' }).hold.reason, 'rolled back to stable-3-abcdef0');
+});
+
+test('rollbackRequestedHold holds the stream from the request on, naming the target, who and why', () => {
+  assert.deepEqual(rollbackRequestedHold(release(1), { by: 'alice', reason: 'bad build', at: 't' }), {
+    by: 'alice',
+    reason: 'rollback to stable-1-abcdef0 requested: bad build',
+    at: 't',
+  });
+  assert.equal(
+    rollbackRequestedHold(release(1), { by: 'alice', at: 't' }).reason,
+    'rollback to stable-1-abcdef0 requested',
+  );
 });
 
 test('pendingApproval waits from now until now plus the timeout', () => {
