@@ -77,7 +77,10 @@ export interface DetachedProcess {
   args: string[];
   /** Log file that receives stdout and stderr (appended). */
   logFile: string;
-  /** Extra environment variables for the process. */
+  /**
+   * The process's whole environment. Services pass {@link serviceEnv}: the caller's variables are
+   * configuration to some of them. @default this process's environment (a worker acting for the user)
+   */
   env?: NodeJS.ProcessEnv;
   /** Working directory. */
   cwd?: string;
@@ -96,7 +99,7 @@ export async function startDetached(p: DetachedProcess): Promise<number> {
     const child = spawn(p.file, p.args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...p.env },
+      env: p.env ?? process.env,
       ...(p.cwd ? { cwd: p.cwd } : {}),
     });
     child.on('error', () => undefined);
@@ -106,6 +109,67 @@ export async function startDetached(p: DetachedProcess): Promise<number> {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Variables every program may need; nothing else of the caller's environment reaches a service. */
+const BASE_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'];
+
+/**
+ * The explicit environment of a service the project starts: the base variables of this process plus
+ * `own`, and no others. docker-registry reads every `REGISTRY_*` variable as configuration (a podman
+ * user's exported `REGISTRY_AUTH_FILE` would stop it at start) and the Temporal CLI reads
+ * `TEMPORAL_*`: neither may see the caller's.
+ */
+export function serviceEnv(own: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of BASE_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
+  return { ...env, ...own };
+}
+
+/** How the start of a service ended. */
+export type StartOutcome = 'ready' | 'exited' | 'timeout';
+
+/**
+ * Waits until `ready()` answers true, the process `pid` exits (at once, not at the timeout), or
+ * `timeoutMs` passes.
+ */
+export async function waitForStart(
+  pid: number,
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<StartOutcome> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ready().catch(() => false)) return 'ready';
+    if (!isAlive(pid)) return 'exited';
+    if (Date.now() >= deadline) return 'timeout';
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * The last `lines` lines a service wrote to its log since byte `since` (its start), indented under
+ * a heading, for an error message; '' when it wrote nothing.
+ */
+export async function logTail(file: string, since = 0, lines = 15): Promise<string> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return '';
+  try {
+    const { size } = await handle.stat();
+    const from = Math.max(since, size - 16 * 1024);
+    const buf = Buffer.alloc(Math.max(0, size - from));
+    await handle.read(buf, 0, buf.length, from);
+    const tail = buf.toString('utf8').trimEnd().split('\n').slice(-lines);
+    return tail.join('') === '' ? '' : `\nIts log (${file}) ends with:\n${tail.map((l) => `  ${l}`).join('\n')}`;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Size of a log file before a start, for {@link logTail}. */
+export async function logSize(file: string): Promise<number> {
+  return (await stat(file).catch(() => undefined))?.size ?? 0;
 }
 
 /** Sends SIGTERM to the process group of `pid`, waits up to `timeoutMs`, then SIGKILLs it. */

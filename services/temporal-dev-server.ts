@@ -19,6 +19,10 @@ import {
   waitFor,
   withLock,
   writeRecord,
+  logSize,
+  logTail,
+  serviceEnv,
+  waitForStart,
 } from './daemon.ts';
 import { stateDir as defaultStateDir, temporalBin } from './tools.ts';
 
@@ -223,6 +227,7 @@ async function startTemporal(
     p.log,
     `--- ${new Date().toISOString()} starting temporal dev server on 127.0.0.1:${port} (UI ${uiPort})\n`,
   );
+  const since = await logSize(p.log);
   const pid = await startDetached({
     file: bin,
     args: [
@@ -243,6 +248,7 @@ async function startTemporal(
     ],
     logFile: p.log,
     cwd: p.dir,
+    env: serviceEnv(),
   });
   await writeRecord(p.record, {
     pid,
@@ -253,20 +259,12 @@ async function startTemporal(
     startedAt: new Date().toISOString(),
   } satisfies TemporalRecord);
   const address = `127.0.0.1:${port}`;
-  const ok = await waitFor(
-    async () => {
-      if (!isAlive(pid)) throw new Error('exited');
-      return (await temporalHealthy(address)) ? true : undefined;
-    },
-    TEMPORAL_START_TIMEOUT_MS,
-    500,
-  );
-  if (!ok) {
-    const alive = isAlive(pid);
-    if (alive) await stopProcessGroup(pid, 5000);
+  const started = await waitForStart(pid, () => temporalHealthy(address), TEMPORAL_START_TIMEOUT_MS, 500);
+  if (started !== 'ready') {
+    if (started === 'timeout') await stopProcessGroup(pid, 5000);
     throw new Error(
-      `Temporal dev server on ${address} ${alive ? `did not report SERVING within ${TEMPORAL_START_TIMEOUT_MS / 1000}s` : 'exited while starting'}: ` +
-        `see ${p.log} (a port clash or a damaged ${p.db} are the usual causes; delete the database to start empty)`,
+      `Temporal dev server on ${address} ${started === 'timeout' ? `did not report SERVING within ${TEMPORAL_START_TIMEOUT_MS / 1000}s` : 'exited while starting'} ` +
+        `(a port clash or a damaged ${p.db} are the usual causes; delete the database to start empty)${await logTail(p.log, since)}`,
     );
   }
   return { pid, address, uiPort };

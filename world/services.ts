@@ -17,6 +17,10 @@ import {
   withLock,
   writeAtomic,
   writeRecord,
+  logSize,
+  logTail,
+  serviceEnv,
+  waitForStart,
 } from '../services/daemon.ts';
 
 export {
@@ -111,11 +115,13 @@ export async function ensureRegistry(input: { dir: string }): Promise<RegistrySe
         '',
       ].join('\n'),
     );
+    const since = await logSize(p.log);
     const pid = await startDetached({
       file: 'docker-registry',
       args: ['serve', p.config],
       logFile: p.log,
       cwd: p.base,
+      env: serviceEnv(),
     });
     await writeRecord(p.record, {
       pid,
@@ -123,12 +129,13 @@ export async function ensureRegistry(input: { dir: string }): Promise<RegistrySe
       logFile: p.log,
       startedAt: new Date().toISOString(),
     } satisfies PortRecord);
-    const ok = await waitFor(async () => {
-      if (!isAlive(pid)) throw new Error('exited');
-      return (await registryHealthy(host)) ? true : undefined;
-    }, 20_000);
-    if (!ok)
-      throw new Error(`registry on ${host} did not answer GET /v2/ within 20s: see ${p.log} (is port ${port} taken?)`);
+    const started = await waitForStart(pid, () => registryHealthy(host), 20_000);
+    if (started !== 'ready') {
+      if (started === 'timeout') await stopProcessGroup(pid, 5000, 'docker-registry');
+      throw new Error(
+        `registry on ${host} ${started === 'exited' ? 'exited while starting' : 'did not answer GET /v2/ within 20s'} (is port ${port} taken?)${await logTail(p.log, since)}`,
+      );
+    }
     return { host, pid, reused: false, logFile: p.log };
   });
 }
@@ -179,18 +186,22 @@ export async function ensureHttpServer(input: { dir: string; root: string }): Pr
     const port = await freePort(rec?.port);
     const host = `127.0.0.1:${port}`;
     // -f: stay in the foreground so the recorded pid is the server itself.
+    const since = await logSize(p.log);
     const pid = await startDetached({
       file: 'busybox',
       args: ['httpd', '-f', '-v', '-p', host, '-h', root],
       logFile: p.log,
       cwd: root,
+      env: serviceEnv(),
     });
     await writeRecord(p.record, { pid, port, root, logFile: p.log, startedAt: new Date().toISOString() });
-    const ok = await waitFor(async () => {
-      if (!isAlive(pid)) throw new Error('exited');
-      return (await httpAnswers(host)) ? true : undefined;
-    }, 10_000);
-    if (!ok) throw new Error(`busybox httpd on ${host} did not answer within 10s: see ${p.log}`);
+    const started = await waitForStart(pid, () => httpAnswers(host), 10_000);
+    if (started !== 'ready') {
+      if (started === 'timeout') await stopProcessGroup(pid, 5000, 'httpd');
+      throw new Error(
+        `busybox httpd on ${host} ${started === 'exited' ? 'exited while starting' : 'did not answer within 10s'}${await logTail(p.log, since)}`,
+      );
+    }
     return { host, url: `http://${host}`, pid, reused: false };
   });
 }

@@ -3,7 +3,16 @@
  * reused while alive, stopped by `world down`.
  */
 import { join } from 'node:path';
-import { isAlive, readRecord, startDetached, stopProcessGroup, writeRecord, waitFor } from '../services/daemon.ts';
+import {
+  isAlive,
+  logSize,
+  logTail,
+  readRecord,
+  startDetached,
+  stopProcessGroup,
+  waitForStart,
+  writeRecord,
+} from '../services/daemon.ts';
 import { readFile } from 'node:fs/promises';
 import { packagePath } from '../activities/package-root.ts';
 
@@ -29,23 +38,26 @@ export async function ensureWorldWorker(input: {
     (t) => t.length,
     () => 0,
   );
+  const since = await logSize(logFile);
   const pid = await startDetached({
     file: process.execPath,
     args: [bin, 'worker', '--config', input.configFile, ...(input.queues ? ['--queues', input.queues] : [])],
     logFile,
   });
   await writeRecord(record, { pid, configFile: input.configFile });
-  const ready = await waitFor(
-    async () => {
-      const text = (await readFile(logFile, 'utf8').catch(() => '')).slice(before);
-      if (/worker serving/.test(text)) return true;
-      if (!isAlive(pid)) throw new Error(`the worker exited at start; see ${logFile}:\n${text.slice(-2000)}`);
-      return undefined;
-    },
+  // The worker acts for the user: it inherits this environment (credentials, REGISTRY_AUTH_FILE).
+  const started = await waitForStart(
+    pid,
+    async () => /worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(before)),
     120_000,
     250,
   );
-  if (!ready) throw new Error(`the worker did not start within 120 s; see ${logFile}`);
+  if (started !== 'ready') {
+    if (started === 'timeout') await stopProcessGroup(pid, 20_000);
+    throw new Error(
+      `the worker ${started === 'exited' ? 'exited at start' : 'did not start within 120 s'}${await logTail(logFile, since)}`,
+    );
+  }
   return { pid, reused: false, logFile };
 }
 

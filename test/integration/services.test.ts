@@ -19,6 +19,7 @@ import {
   stopTemporal,
 } from '../../world/services.ts';
 import { REPO_ROOT, containersConfFile, temporalBin } from '../../world/tools.ts';
+import { logSize, logTail, serviceEnv, startDetached, waitForStart } from '../../services/daemon.ts';
 
 const stateDir = resolve(REPO_ROOT, '.state/test-services');
 
@@ -172,6 +173,53 @@ describe('project services', () => {
     assert.equal(back.reused, false);
     assert.equal(back.url, h.url);
     assert.equal(await (await fetch(`${back.url}/a/META`)).text(), body);
+  });
+
+  test('the services start with their own environment: the exported REGISTRY_AUTH_FILE and TEMPORAL_ADDRESS do not reach them', async () => {
+    const dir = join(stateDir, 'env-test');
+    await stopRegistry({ dir });
+    await rm(dir, { recursive: true, force: true });
+    const saved = { ...process.env };
+    // docker-registry reads REGISTRY_* as configuration: REGISTRY_AUTH_FILE stopped it at start
+    // with "cannot unmarshal … into configuration.Parameters" when it inherited the caller's environment.
+    process.env.REGISTRY_AUTH_FILE = join(dir, 'auth.json');
+    process.env.REGISTRY_HTTP_ADDR = '127.0.0.1:1';
+    process.env.TEMPORAL_ADDRESS = '127.0.0.1:1';
+    try {
+      const reg = await ensureRegistry({ dir });
+      assert.equal(reg.reused, false);
+      assert.equal((await fetch(`http://${reg.host}/v2/`)).status, 200);
+      const environ = (await readFile(`/proc/${reg.pid}/environ`, 'utf8')).split('\0');
+      assert.ok(!environ.some((v) => v.startsWith('REGISTRY_') || v.startsWith('TEMPORAL_')), environ.join(' '));
+      assert.ok(
+        environ.some((v) => v.startsWith('PATH=')),
+        'PATH is passed',
+      );
+    } finally {
+      process.env = saved;
+      await stopRegistry({ dir });
+    }
+  });
+
+  test('a service that dies at start is reported at once with the last lines of its log', async () => {
+    const log = join(stateDir, 'dies', 'dies.log');
+    await rm(join(stateDir, 'dies'), { recursive: true, force: true });
+    await mkdir(join(stateDir, 'dies'), { recursive: true });
+    await writeFile(log, 'an earlier start that went well\n');
+    const since = await logSize(log);
+    const pid = await startDetached({
+      file: 'sh',
+      args: ['-c', 'echo "configuration error: the cause is here" >&2; exit 3'],
+      logFile: log,
+      env: serviceEnv(),
+    });
+    const t0 = Date.now();
+    assert.equal(await waitForStart(pid, async () => false, 20_000), 'exited');
+    assert.ok(Date.now() - t0 < 10_000, 'noticed before the start timeout');
+    const tail = await logTail(log, since);
+    assert.match(tail, /configuration error: the cause is here/);
+    assert.doesNotMatch(tail, /an earlier start/, 'only what this start wrote');
+    assert.equal(await logTail(join(stateDir, 'dies', 'missing.log')), '');
   });
 
   test('stopping the services ends their processes', async () => {
