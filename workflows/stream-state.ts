@@ -144,7 +144,7 @@ export class StreamState {
     this.data.parked = p;
     // A parked run no longer blocks the stream: the next trigger may build a newer candidate.
     if (this.data.current?.runWorkflowId === p.runWorkflowId) this.data.current = undefined;
-    if (older) this.count('superseded');
+    // The superseded run is counted when it reports its end (outcome superseded), not here too.
     return older;
   }
 
