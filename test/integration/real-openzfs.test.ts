@@ -4,6 +4,8 @@
  * serves the real zfs-2.2.7 tarball (no generated configure). The production recipe builds real
  * modules and userland; everything is checked through the registry and podman, not the project's code.
  *
+ * Lane: real builds (scripts/run-tests.sh runs this file beside the other tests, at a lower CPU priority).
+ *
  * The first run on a machine builds for about 10 minutes (2 cores); the host build cache makes later
  * runs of this file take seconds for the same inputs.
  */
@@ -71,7 +73,7 @@ before(async () => {
   kernels = [await newestDebianRelease('6.1'), await newestDebianRelease('6.12')];
   world = await bringUpWorld('real-openzfs', realSpec(), { fresh: true });
   c = await client(world);
-  worker = await startWorker(world.config);
+  worker = await startWorker(world);
 });
 
 after(() => closeAll({ worker, client: c, world }));

@@ -6,6 +6,8 @@
  * zfs-2.2.7 (Linux-Maximum 6.12): the stream starts a run by itself, which builds, boots both kernels
  * and promotes, and the hold ends. Checked through the registry, podman and the stream's state.
  *
+ * Lane: real builds (scripts/run-tests.sh runs this file beside the other tests, at a lower CPU priority).
+ *
  * Builds zfs-2.2.6 for the 6.1 kernel (minutes; the compiler cache of the real-openzfs test helps);
  * the zfs-2.2.7 builds are the real-openzfs test's, reused from the host build cache.
  */
@@ -101,7 +103,7 @@ before(async () => {
   [K61, K612] = [await newestDebianRelease('6.1'), await newestDebianRelease('6.12')];
   world = await bringUpWorld('timing-story', spec([[K61]], ['zfs-2.2.6']), { fresh: true });
   c = await client(world);
-  worker = await startWorker(world.config);
+  worker = await startWorker(world);
 });
 
 after(async () => {
