@@ -169,7 +169,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
           `Refusing to build akmods for kernel release ${JSON.stringify(input.kernel)}: not a kernel release.`,
         );
       parseImageRef(input.builder, 'builderImage');
-      parseImageRef(input.dest, 'akmods destination');
+      await host.assertWritable(input.dest, 'akmods destination');
       const ctx = Context.current();
       const env = host.containersEnv();
       ctx.heartbeat({ kernel: input.kernel, step: 'recipe' });
@@ -273,7 +273,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       zfsVersion: string;
       sources: { repo: string; digest: string }[];
     }): Promise<{ digest: string }> {
-      parseImageRef(`${input.repo}:${input.tag}`, 'akmods cache');
+      await host.assertWritable(`${input.repo}:${input.tag}`, 'akmods cache');
       return registry.assembleImage({
         repo: input.repo,
         tag: input.tag,

@@ -33,6 +33,7 @@ export function composeActivities({ host }: ActivityDeps) {
         ['candidate', `${input.candidateRepo}:${input.tag}`],
       ] as const)
         parseImageRef(ref, field);
+      await host.assertWritable(`${input.candidateRepo}:${input.tag}`, 'candidate');
       const ctx = Context.current();
       const env = host.containersEnv();
       const checkout = await checkoutCommit({

@@ -3,11 +3,12 @@
  * configuration, registry credentials and signing secrets. Built once by the worker's
  * composition root from the host's config file.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.ts';
+import { streamPlanOf, streamRepositories, type StreamPlan } from '../core/pipeline.ts';
 import { parseImageRef } from '../core/refs.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 
@@ -31,7 +32,68 @@ export function toolPath(name: keyof typeof TOOL_VERSIONS, env: NodeJS.ProcessEn
 
 /** Host facts handed to activities. */
 export class Host {
-  constructor(readonly config: Config) {}
+  #config: Config;
+  #configStamp?: number;
+
+  /**
+   * @param config the worker's config as loaded at start
+   * @param source its file and loader: the streams' settings are read again from the file when it
+   *   changes (a deploy), so a stream takes new settings at its next trigger without a restart
+   */
+  constructor(
+    config: Config,
+    readonly source?: { file: string; load: (file: string) => Promise<Config> },
+  ) {
+    this.#config = config;
+    if (source) this.#configStamp = statSync(source.file, { throwIfNoEntry: false })?.mtimeMs;
+  }
+
+  /** The worker's config (as last read). */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** The worker's config, read again when its file changed since. */
+  async currentConfig(): Promise<Config> {
+    if (!this.source) return this.#config;
+    const stamp = statSync(this.source.file, { throwIfNoEntry: false })?.mtimeMs;
+    if (stamp !== undefined && stamp !== this.#configStamp) {
+      this.#config = await this.source.load(this.source.file);
+      this.#configStamp = stamp;
+    }
+    return this.#config;
+  }
+
+  /** The plan of a stream from this worker's config; refuses a stream the config does not name. */
+  async streamPlan(stream: string): Promise<StreamPlan> {
+    const config = await this.currentConfig();
+    const plan = streamPlanOf(config, stream);
+    if (!plan)
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Stream "${stream}" is not in this worker's config${this.source ? ` (${this.source.file})` : ''}: a trigger can only name a stream the workers are configured for (streams: ${Object.keys(config.streams).join(', ') || 'none'}). Add it to the workers' config and deploy it.`,
+      );
+    return plan;
+  }
+
+  /**
+   * Refuses a write (push, copy, signature) to a repository no stream of this worker's config names
+   * (or, with `stream`, that this stream does not name): workers publish only where they are configured to.
+   */
+  async assertWritable(ref: string, what: string, stream?: string): Promise<void> {
+    const config = await this.currentConfig();
+    const name = parseImageRef(ref, what).name;
+    const streams = stream ? [stream] : Object.keys(config.streams);
+    const allowed = streams.flatMap((s) => {
+      const plan = streamPlanOf(config, s);
+      return plan ? streamRepositories(plan) : [];
+    });
+    if (!allowed.includes(name))
+      throw new PermanentError(
+        FailureType.PolicyViolation,
+        `Refusing to write ${ref} (${what}): ${name} is not a repository of ${stream ? `stream "${stream}"` : 'any stream'} in this worker's config (images.candidate, stable, akmodsCandidate, akmodsStable). Workers publish only to the repositories their own config names.`,
+      );
+  }
 
   /** Scratch folder of this host. */
   get workDir(): string {

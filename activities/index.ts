@@ -13,6 +13,7 @@ import { smokeTestActivities } from './smoke-test.ts';
 import { bootTestActivities } from './boot-test.ts';
 import { notifyActivities } from './notify.ts';
 import { promotionActivities } from './promotion.ts';
+import { streamConfigActivities } from './stream-config.ts';
 import type { ActivityDeps } from './deps.ts';
 
 /** Creates every activity; the worker registers the result. */
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...bootTestActivities(deps),
     ...notifyActivities(deps),
     ...promotionActivities(deps),
+    ...streamConfigActivities(deps),
   };
   return Object.fromEntries(
     Object.entries(all).map(([name, fn]) => [name, wrap(name, fn as (input: unknown) => Promise<unknown>)]),

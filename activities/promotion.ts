@@ -52,6 +52,7 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
     async copyImageByDigest(input: { from: string; to: string }): Promise<{ digest: string }> {
       const src = parseImageRef(input.from, 'copy source');
       const dst = parseImageRef(input.to, 'copy destination');
+      await host.assertWritable(input.to, 'copy destination');
       if (!src.digest)
         throw new PermanentError(
           FailureType.PolicyViolation,
@@ -99,6 +100,7 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
           FailureType.PolicyViolation,
           `Refusing to sign ${input.ref}: only exact digests are signed.`,
         );
+      await host.assertWritable(input.ref, 'image to sign', input.stream);
       if (await verify(input.stream, input.ref)) return { alreadySigned: true };
       const signing = host.signing(input.stream);
       const password = await host.signingPassword(input.stream);
@@ -132,6 +134,7 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       ref: string;
       predicate: object;
     }): Promise<{ alreadyAttested: boolean }> {
+      await host.assertWritable(input.ref, 'image to attest', input.stream);
       const signing = host.signing(input.stream);
       const insecure = host.isInsecure(input.ref);
       const already = await cosign({

@@ -8,7 +8,7 @@ import type { Config } from '../core/config.ts';
 import { streamWorkflow, streamStateQuery, type StreamInput } from '../workflows/stream.ts';
 import { triggerUpdate, type TriggerReply, type TriggerRequest } from '../workflows/shared.ts';
 import type { StreamStateData } from '../workflows/stream-state.ts';
-import { streamPlan } from './temporal.ts';
+import { streamPlanOf } from '../core/pipeline.ts';
 
 /** Workflow id of a stream. */
 export function streamWorkflowId(stream: string): string {
@@ -20,7 +20,11 @@ export function streamHandle(client: Client, stream: string) {
   return client.workflow.getHandle<typeof streamWorkflow>(streamWorkflowId(stream));
 }
 
-/** Triggers a run on a stream, starting the stream workflow on first use. */
+/**
+ * Triggers a run on a stream, starting the stream workflow on first use. The trigger names the
+ * stream and run options only: the workers read the stream's settings from their own config
+ * (docs/trust.md). The stream must be in this config too, so a mistyped name fails here at once.
+ */
 export async function triggerStream(
   client: Client,
   config: Config,
@@ -28,19 +32,17 @@ export async function triggerStream(
   req: Omit<TriggerRequest, 'plan'>,
   extra: Partial<StreamInput> = {},
 ): Promise<TriggerReply> {
-  const plan = streamPlan(config, stream);
+  if (!streamPlanOf(config, stream)) throw new Error(`unknown stream "${stream}"`);
   const previousRuns = await previousRunsOf(client, stream);
   const op = new WithStartWorkflowOperation(streamWorkflow, {
     workflowId: streamWorkflowId(stream),
     taskQueue: config.temporal.taskQueues.control,
     workflowIdConflictPolicy: 'USE_EXISTING',
-    args: [
-      { stream, taskQueues: config.temporal.taskQueues, approvers: plan.promotion.approvers, previousRuns, ...extra },
-    ],
+    args: [{ stream, taskQueues: config.temporal.taskQueues, previousRuns, ...extra }],
     staticSummary: `kinoite-zfs stream ${stream}: the only writer of its stable tags`,
   });
   return client.workflow.executeUpdateWithStart(triggerUpdate, {
-    args: [{ ...req, plan, taskQueues: config.temporal.taskQueues }],
+    args: [{ ...req, taskQueues: config.temporal.taskQueues }],
     startWorkflowOperation: op,
   });
 }

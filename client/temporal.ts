@@ -3,7 +3,7 @@
  */
 import { Client, Connection, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Config } from '../core/config.ts';
-import type { PipelineInput, StreamPlan } from '../core/pipeline.ts';
+import { streamPlanOf, type PipelineInput, type StreamPlan } from '../core/pipeline.ts';
 import { SearchAttr } from '../workflows/shared.ts';
 import type { pipelineRunWorkflow } from '../workflows/pipeline-run.ts';
 import { connectionOptions } from './connection.ts';
@@ -14,12 +14,11 @@ export async function connectClient(config: Config): Promise<Client> {
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
-/** The public part of a stream's settings (no signing references, no schedule). */
+/** The public part of a stream's settings in this config (no signing references, no schedule). */
 export function streamPlan(config: Config, stream: string): StreamPlan {
-  const s = config.streams[stream];
-  if (!s) throw new Error(`unknown stream "${stream}"`);
-  const { signing: _signing, schedule: _schedule, notify, ...plan } = s;
-  return { ...plan, notify: notify.map((w) => ({ events: [...w.events] })) };
+  const plan = streamPlanOf(config, stream);
+  if (!plan) throw new Error(`unknown stream "${stream}"`);
+  return plan;
 }
 
 /** The Web UI address of a workflow, when the config names the UI. */
@@ -51,7 +50,7 @@ export async function startPipelineRun(
   const { workflowId: wanted, ...rest } = input;
   const workflowId = wanted ?? `run/${input.stream}/${stamp}-${String(now.getUTCMilliseconds()).padStart(3, '0')}`;
   try {
-    return await startRun(client, config, { ...rest, runNumber, plan, workflowId });
+    return await startRun(client, config, { ...rest, runNumber, workflowId }, plan);
   } catch (err) {
     if (wanted && err instanceof WorkflowExecutionAlreadyStartedError)
       return client.workflow.getHandle<typeof pipelineRunWorkflow>(workflowId);
@@ -59,12 +58,14 @@ export async function startPipelineRun(
   }
 }
 
+/** Starts the run; `plan` (this config's view of the stream) only describes it in the Web UI: the run reads the workers' own. */
 function startRun(
   client: Client,
   config: Config,
-  input: Omit<PipelineInput, 'runNumber'> & { runNumber: number; workflowId: string },
+  input: Omit<PipelineInput, 'runNumber' | 'plan'> & { runNumber: number; workflowId: string },
+  plan: StreamPlan,
 ) {
-  const { plan, runNumber, workflowId } = input;
+  const { runNumber, workflowId } = input;
   return client.workflow.start<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
     workflowId,
     taskQueue: config.temporal.taskQueues.control,
@@ -72,7 +73,6 @@ function startRun(
     args: [
       {
         stream: input.stream,
-        plan,
         runNumber,
         trigger: input.trigger,
         options: input.options,

@@ -3,7 +3,7 @@
  * records from it (inputs identity, build-inputs and provenance documents, tag plans).
  * Shared by workflows, activities and the CLI.
  */
-import type { StreamSettings } from './config.ts';
+import type { Config, StreamSettings } from './config.ts';
 import { canonicalJson, inputsHash } from './hash.ts';
 import { fedoraVersionFromKernel, primaryKernel } from './kernels.ts';
 import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPattern } from './tags.ts';
@@ -24,6 +24,23 @@ export type StreamPlan = Omit<StreamSettings, 'signing' | 'schedule' | 'notify'>
   notify?: { events: NotifyEvent[] }[];
 };
 
+/**
+ * A stream's plan from a config: what the workers run a stream with. Only the workers' own config
+ * is read for this (the `loadStreamPlan` activity); a trigger names a stream, never its settings.
+ */
+export function streamPlanOf(config: Config, stream: string): StreamPlan | undefined {
+  const s = Object.hasOwn(config.streams, stream) ? config.streams[stream] : undefined;
+  if (!s) return undefined;
+  const { signing: _signing, schedule: _schedule, notify, ...plan } = s;
+  return { ...plan, notify: notify.map((w) => ({ events: [...w.events] })) };
+}
+
+/** The repositories (registry/path) a stream writes to: a worker pushes, copies and signs only into these. */
+export function streamRepositories(plan: Pick<StreamPlan, 'images'>): string[] {
+  const { candidate, stable, akmodsCandidate, akmodsStable } = plan.images;
+  return [...new Set([candidate, stable, akmodsCandidate, akmodsStable].map((r) => parseImageRef(r).name))];
+}
+
 /** Why and by whom a run was started. */
 export interface Trigger {
   /** cli, schedule, github, ... */
@@ -40,8 +57,11 @@ export interface Trigger {
 export interface PipelineInput {
   /** Stream name (a key of `streams` in the config). */
   stream: string;
-  /** The stream's public settings at the time the run started. */
-  plan: StreamPlan;
+  /**
+   * Ignored since patch plan-from-worker: the run reads its stream's settings from the workers' config.
+   * Runs started before it carry the starter's copy here.
+   */
+  plan?: StreamPlan;
   /** Increasing run number of the stream; used in the audit tag. */
   runNumber: number;
   trigger: Trigger;
@@ -154,6 +174,8 @@ export function hashInputs(inputs: RunInputs): string {
  */
 export function planFromLock(plan: StreamPlan, lock: Lock | undefined): StreamPlan {
   if (!lock) return plan;
+  const problem = lockScopeProblem(plan, lock);
+  if (problem) throw invalidInput(problem);
   return {
     ...plan,
     baseImage: lock.base_image,
@@ -161,6 +183,24 @@ export function planFromLock(plan: StreamPlan, lock: Lock | undefined): StreamPl
     zfs: { ...plan.zfs, line: lock.zfs_minor_version ?? plan.zfs.line },
     recipe: { ...plan.recipe, ref: lock.recipe_commit ?? lock.akmods_upstream_ref ?? plan.recipe.ref },
   };
+}
+
+/**
+ * Why a lock may not be replayed on this stream, or undefined: a lock pins digests of the stream's
+ * own base and builder repositories; it cannot point a run at other images.
+ */
+export function lockScopeProblem(plan: Pick<StreamPlan, 'baseImage' | 'builderImage'>, lock: Lock): string | undefined {
+  const pairs: [string, string | undefined, string][] = [
+    ['base_image', lock.base_image, plan.baseImage],
+    ['build_container', lock.build_container, plan.builderImage],
+  ];
+  for (const [field, locked, configured] of pairs) {
+    if (!locked || locked.includes('REPLACE_ME')) continue;
+    const [a, b] = [parseImageRef(locked, `lock ${field}`).name, parseImageRef(configured).name];
+    if (a !== b)
+      return `Lock file ${field} ${locked} is not in the stream's repository ${b}: a lock pins digests of the configured images and cannot choose other ones (change the image in the workers' config instead).`;
+  }
+  return undefined;
 }
 
 /** Every tag a main run writes, derived in one place. */

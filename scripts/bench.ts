@@ -247,7 +247,7 @@ export async function runRegistryBench(opts: RegistryBenchOptions = {}): Promise
   await mkdir(scratchParent, { recursive: true });
   const scratch = await mkdtemp(join(scratchParent, 'run-'));
   const c = await temporalClient(world);
-  const worker = await startWorker(world.config);
+  const worker = await startWorker(world);
   let fullNote: string;
   try {
     // A full run, once per world, so the registry holds a candidate, a stable image and an akmods cache.

@@ -13,6 +13,7 @@ import { RegistryClient } from '../activities/registry-http.ts';
 import { Host, toolPath } from '../activities/host.ts';
 import { RUNS_COMPILED } from '../activities/package-root.ts';
 import { connectionOptions } from '../client/connection.ts';
+import { loadConfig } from '../client/config-file.ts';
 
 /** Task queues a worker can serve. */
 export type QueueKind = 'control' | 'build';
@@ -59,8 +60,8 @@ export async function checkTools(queues: QueueKind[]): Promise<void> {
 }
 
 /** Builds the activities for this host (the only place their dependencies are made). */
-export function hostActivities(config: Config) {
-  const host = new Host(config);
+export function hostActivities(config: Config, configFile?: string) {
+  const host = new Host(config, configFile ? { file: configFile, load: (f) => loadConfig(f) } : undefined);
   const registry = new RegistryClient({ insecureHosts: config.registries.insecure, authFile: host.authFile() });
   return createActivities({ host, registry });
 }
@@ -68,6 +69,8 @@ export function hostActivities(config: Config) {
 /** Options of {@link runWorker}. */
 export interface RunWorkerOptions {
   config: Config;
+  /** The file `config` was read from: stream settings are read from it again when it changes. */
+  configFile?: string;
   /** Queues to serve. @default both */
   queues?: QueueKind[];
   /** Resolves when the worker should stop. @default SIGINT or SIGTERM */
@@ -110,7 +113,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   }
   const { config } = opts;
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
-  const all = hostActivities(config);
+  const all = hostActivities(config, opts.configFile);
   const buildNames = new Set<string>(BUILD_QUEUE_ACTIVITIES);
   const pick = (build: boolean) =>
     Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));

@@ -25,6 +25,7 @@ import {
   type PipelineInput,
   type PipelineResult,
   type RunContext,
+  type StreamPlan,
 } from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
 import { RunState } from './run-state.ts';
@@ -45,7 +46,10 @@ export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
 export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<PipelineResult> {
   const acts = activitiesFor(input.taskQueues);
   const state = new RunState(input.stream);
-  const { plan } = input;
+  // Since patch plan-from-worker the run reads its stream's settings from the workers' config in
+  // its resolve stage; whatever plan a starter passed is ignored (docs/trust.md).
+  const planFromWorker = patched('plan-from-worker');
+  let plan = planFromWorker ? (undefined as unknown as StreamPlan) : input.plan!;
   const info = workflowInfo();
   const ctx: RunContext = {
     workflowId: info.workflowId,
@@ -90,7 +94,14 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const mode = input.mode ?? 'main';
     const { inputs, hash, notes } = await state.stage(
       Stage.Resolve,
-      () => resolveInputs(acts, plan, input.lock),
+      async () => {
+        if (planFromWorker)
+          plan = await acts.control.loadStreamPlan.executeWithOptions(
+            { summary: `read the settings of stream ${input.stream} from the workers' config` },
+            [{ stream: input.stream }],
+          );
+        return resolveInputs(acts, plan, input.lock);
+      },
       (r) =>
         [
           `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`,

@@ -12,7 +12,8 @@ import type { streamWorkflow } from './stream.ts';
 /** Input the schedule's action carries. */
 export interface ScheduledTriggerInput {
   stream: string;
-  plan: StreamPlan;
+  /** Sent by schedules made before the workers read stream settings from their own config; ignored by streams since then. */
+  plan?: StreamPlan;
   taskQueues: TaskQueues;
 }
 

@@ -81,25 +81,50 @@ export interface StreamInput {
 /** The stream workflow. */
 export async function streamWorkflow(input: StreamInput): Promise<void> {
   const state = input.state ? new StreamState(input.state) : StreamState.empty(input.stream, input.previousRuns ?? 0);
-  const approvers = () => state.data.plan?.promotion.approvers ?? input.approvers ?? [];
+  // Since patch plan-from-worker the stream's settings come only from the workers' config, read at
+  // every trigger; a trigger names the stream and run options, and any plan it carries is ignored.
+  const planFromWorker = patched('plan-from-worker');
+  const approvers = () => state.data.plan?.promotion.approvers ?? (planFromWorker ? [] : (input.approvers ?? []));
   const now = () => new Date().toISOString();
   const acts = activitiesFor(input.taskQueues);
   const selfId = workflowInfo().workflowId;
   const rollbacks: (() => Promise<void>)[] = [];
+  /** Set when the workers' config does not name this stream and it never had settings: the stream ends. */
+  let unconfigured = false;
 
   setHandler(streamStateQuery, () => state.data);
 
+  /** A trigger with the stream's settings from the workers' config (or, before the patch, the sender's). */
+  const withPlan = async (req: TriggerRequest): Promise<TriggerRequest> => {
+    if (!planFromWorker) return req;
+    try {
+      const plan = await acts.control.loadStreamPlan.executeWithOptions(
+        { summary: `read the settings of stream ${input.stream} from the workers' config` },
+        [{ stream: input.stream }],
+      );
+      return { ...req, plan };
+    } catch (err) {
+      const message = innermostMessage(err as Error).split('\n')[0]!;
+      state.note(
+        now(),
+        `refused a trigger from ${req.trigger.source}${req.trigger.by ? ` (${req.trigger.by})` : ''}: ${message}`,
+      );
+      if (!state.data.plan) unconfigured = true;
+      throw ApplicationFailure.create({ type: 'UnknownStream', message, nonRetryable: true });
+    }
+  };
   const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
   const queueProblem = (req: TriggerRequest) => taskQueueProblem(input.stream, input.taskQueues, req.taskQueues);
   setHandler(triggerSignal, (req) => {
     const problem = queueProblem(req);
     if (problem) return state.note(now(), `ignored trigger signal: ${problem}`);
-    void onTrigger(req);
+    if (!planFromWorker) return void onTrigger(req);
+    void withPlan(req).then(onTrigger, () => undefined);
   });
   setHandler(
     triggerUpdate,
     async (req) => {
-      const reply = onTrigger(req);
+      const reply = onTrigger(await withPlan(req));
       if (reply.status !== 'duplicate') {
         // Answer with the run id as soon as the run this trigger belongs to has one; when another
         // run is in progress, answer at once (queued or coalesced into the follow-up run).
@@ -283,7 +308,12 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
         [{ line: plan.zfs.line, source: plan.zfs.source }],
       );
       if (state.recheck(release, plan.zfs.allowExperimental, now()) && state.idle) {
-        onTrigger({ trigger: { source: 'recheck', by: `compatibility re-check: zfs-${release.version}` }, plan });
+        onTrigger(
+          await withPlan({
+            trigger: { source: 'recheck', by: `compatibility re-check: zfs-${release.version}` },
+            plan,
+          }),
+        );
       }
     } catch (err) {
       // A release source that is down now is asked again at the next re-check.
@@ -314,7 +344,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const maxEvents = input.maxHistoryEvents ?? 2000;
   const timeToContinue = () =>
     state.idle && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxEvents);
-  const wake = () => rollbacks.length > 0 || (!state.data.current && !!state.data.next) || timeToContinue();
+  const wake = () =>
+    rollbacks.length > 0 || (!state.data.current && !!state.data.next) || timeToContinue() || unconfigured;
   const held = () => !!state.data.compatHold && state.idle && !!state.data.plan;
   for (;;) {
     // Held by compatibility and idle: re-check the release source on a durable timer (zfs.recheckEvery).
@@ -323,6 +354,11 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     } else {
       // A run that ends blocked wakes the loop too, so the re-check timer starts.
       await condition(() => wake() || held());
+    }
+    // Started by a trigger for a stream the workers' config does not name: nothing to keep.
+    if (unconfigured && !state.data.plan && state.idle && !state.data.next) {
+      await condition(allHandlersFinished);
+      return;
     }
     // One writer: a rollback waits for the run that is promoting (or may promote) to end.
     if (rollbacks.length && patched('one-writer')) await condition(() => !stableWriter(state.data));
@@ -336,7 +372,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
         args: [
           {
             stream: input.stream,
-            plan: state.data.plan as StreamPlan,
+            // The run reads the settings itself since plan-from-worker.
+            plan: planFromWorker ? undefined : (state.data.plan as StreamPlan),
             runNumber: state.data.runCounter,
             trigger: next.request.trigger,
             options: next.request.options,
@@ -372,8 +409,11 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       continue;
     }
     if (timeToContinue()) {
-      await condition(() => allHandlersFinished() && deliveries.size === 0);
-      await continueAsNew<typeof streamWorkflow>({ ...input, state: state.data });
+      // A trigger handler may be reading the stream's settings (an activity): the run it asks for
+      // starts first, and the stream continues as new once it is idle again.
+      const triggered = () => planFromWorker && (!!state.data.next || rollbacks.length > 0);
+      await condition(() => (allHandlersFinished() && deliveries.size === 0) || triggered());
+      if (!triggered()) await continueAsNew<typeof streamWorkflow>({ ...input, state: state.data });
     }
   }
 }

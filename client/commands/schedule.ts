@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
-import { connectClient, streamPlan } from '../temporal.ts';
+import { connectClient } from '../temporal.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import type { Config } from '../../core/config.ts';
@@ -28,9 +28,8 @@ export function scheduleOptions(config: Config, stream: string): ScheduleOptions
       workflowType: 'scheduledTriggerWorkflow',
       workflowId: `schedule/${stream}`,
       taskQueue: config.temporal.taskQueues.control,
-      args: [{ stream, plan: streamPlan(config, stream), taskQueues: config.temporal.taskQueues }] as Parameters<
-        typeof scheduledTriggerWorkflow
-      >,
+      // The stream only: the workers read its settings from their own config.
+      args: [{ stream, taskQueues: config.temporal.taskQueues }] as Parameters<typeof scheduledTriggerWorkflow>,
     },
     // The stream coalesces triggers, so a missed or overlapping tick never needs a second run.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1h', pauseOnFailure: false },

@@ -19,10 +19,11 @@ export async function workerCommand(argv: string[]): Promise<number> {
   for (const q of queues)
     if (q !== 'control' && q !== 'build')
       throw new UsageError(`unknown queue "${q}": use control, build or control,build`);
-  const config = await loadConfig(values.config ?? defaultConfigPath());
+  const configFile = values.config ?? defaultConfigPath();
+  const config = await loadConfig(configFile);
   const { runWorker, MissingToolError } = await import('../../worker/main.ts');
   try {
-    await runWorker({ config, queues: queues as ('control' | 'build')[] });
+    await runWorker({ config, configFile, queues: queues as ('control' | 'build')[] });
   } catch (err) {
     if (err instanceof MissingToolError) {
       console.error(`kinoite-zfs worker: ${err.message}`);

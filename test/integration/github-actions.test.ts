@@ -147,7 +147,7 @@ before(async () => {
   configFile = world.configFile;
   const config = await loadConfig(configFile);
   c = await connectClient(config);
-  worker = await startWorker(config);
+  worker = await startWorker({ config, configFile });
 });
 
 after(async () => {

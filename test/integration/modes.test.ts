@@ -61,7 +61,7 @@ async function runCount(): Promise<number> {
 before(async () => {
   world = await bringUpWorld('modes', worldSpec({ versions: [[K1]] }), { fresh: true });
   c = await client(world);
-  worker = await startWorker(world.config);
+  worker = await startWorker(world);
   const main = await cli(['run', '--wait', '--json']);
   assert.equal(main.exitCode, 0, main.stderr);
 });

@@ -111,7 +111,7 @@ before(async () => {
   await new Promise((r) => refuser.once('listening', r));
   world = await bringUpWorld('notify', spec([[K1]], [{ version: '2.4.3', linuxMax: '6.17' }]), { fresh: true });
   c = await client(world);
-  worker = await startWorker(world.config);
+  worker = await startWorker(world);
 });
 
 after(async () => {

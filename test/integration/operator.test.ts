@@ -74,7 +74,7 @@ before(async () => {
   configFile = world.configFile;
   config = await loadConfig(configFile);
   c = await connectClient(config);
-  worker = await startWorker(config);
+  worker = await startWorker({ config, configFile });
 });
 
 after(async () => {

@@ -48,7 +48,7 @@ async function stableState(w: TestWorld) {
 before(async () => {
   world = await bringUpWorld('pipeline', worldSpec({ versions: [[K1]] }), { fresh: true });
   c = await client(world);
-  worker = await startWorker(world.config);
+  worker = await startWorker(world);
 });
 
 after(async () => {

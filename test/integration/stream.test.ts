@@ -106,7 +106,7 @@ before(async () => {
     .getHandle(`stream/${world.stream}`)
     .terminate('fresh test world')
     .catch(() => undefined);
-  worker = await startWorker(world.config);
+  worker = await startWorker(world);
 });
 
 after(async () => {

@@ -46,7 +46,7 @@ before(async () => {
   raw.temporal.taskQueues = { control: `${WORLD}-control`, build: `${WORLD}-build` };
   configFile = join(world.dir, 'web-ui-config.yaml');
   await writeFile(configFile, stringify(raw));
-  worker = await startWorker(await loadConfig(configFile));
+  worker = await startWorker({ config: await loadConfig(configFile), configFile });
   const r = await execa(
     process.execPath,
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', configFile, '--wait', '--json'],

@@ -133,13 +133,16 @@ export async function waitStreamState(
 
 /** Runs a worker in this process until the returned stop() is called. */
 export async function startWorker(
-  config: Config,
+  from: Config | Pick<TestWorld, 'config' | 'configFile'>,
   queues?: ('control' | 'build')[],
 ): Promise<{ stop: () => Promise<void> }> {
   const { runWorker } = await import('../../worker/main.ts');
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
-  const running = runWorker({ config, queues, stop: stopped, logLevel: 'WARN' });
+  // Given a world, the worker reads its stream settings from the world's config file, as a deployed
+  // worker does: a world brought up again with other settings reaches the stream at its next trigger.
+  const { config, configFile } = 'configFile' in from ? from : { config: from, configFile: undefined };
+  const running = runWorker({ config, configFile, queues, stop: stopped, logLevel: 'WARN' });
   running.catch((err) => console.error('worker failed', err));
   await new Promise((r) => setTimeout(r, 1500));
   return {

@@ -16,6 +16,7 @@ import type { Client } from '@temporalio/client';
 import type { Activities } from '../../activities/index.ts';
 import { parseConfig } from '../../client/config-file.ts';
 import type { Config } from '../../core/config.ts';
+import { streamPlanOf, type StreamPlan } from '../../core/pipeline.ts';
 import { temporalHealthy, temporalStatus } from '../../services/temporal-dev-server.ts';
 
 /** The registry host of the mock world (never contacted: only a name in references). */
@@ -68,6 +69,8 @@ export class MockWorld {
   kernels = [KERNEL];
   readonly akmodsDigest = digestOf('akmods-cache');
   fault?: FaultRule;
+  /** The mock workers' config: the streams `loadStreamPlan` knows (see {@link configure}). */
+  readonly plans = new Map<string, StreamPlan>();
   private pauses: { match: (c: Call) => boolean; hit: (c: Call) => void; gate: Promise<void>; release: () => void }[] =
     [];
   private waiting: (() => void)[] = [];
@@ -80,6 +83,12 @@ export class MockWorld {
     const gate = new Promise<void>((r) => (release = r));
     this.pauses.push({ match, hit, gate, release });
     return { reached, release };
+  }
+
+  /** Makes `config`'s streams part of the mock workers' config (triggers name a stream; the workers know its settings). */
+  configure(config: Config): Config {
+    for (const stream of Object.keys(config.streams)) this.plans.set(stream, streamPlanOf(config, stream)!);
+    return config;
   }
 
   /** Lets every paused call go on (a test that failed half-way must not leave the worker waiting). */
@@ -131,6 +140,17 @@ export function mockActivities(world: MockWorld): Activities {
     return { name: repo, digest, pinned: `${repo}@${digest}` };
   };
   return {
+    loadStreamPlan: (input) =>
+      world.run('loadStreamPlan', input, () => {
+        const plan = world.plans.get(input.stream);
+        if (!plan)
+          throw ApplicationFailure.create({
+            type: 'InvalidInput',
+            message: `Stream "${input.stream}" is not in this worker's config`,
+            nonRetryable: true,
+          });
+        return plan;
+      }),
     inspectBaseImage: (input) =>
       world.run('inspectBaseImage', input, () => ({
         ref: input.ref,

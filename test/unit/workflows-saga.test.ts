@@ -59,7 +59,7 @@ async function promote(failAt?: number, when: 'before' | 'after' = 'before', see
   const auditRef = `${REPOS.stable}:stable-${500 + runs}-${'a'.repeat(7)}`;
   m.world.tags.clear();
   for (const [ref, digest] of Object.entries({ ...PREVIOUS, ...seed?.(auditRef) })) m.world.tags.set(ref, digest);
-  const config = mockConfig({ stream, address: m.address, queue: m.queue, policy: 'auto' });
+  const config = m.world.configure(mockConfig({ stream, address: m.address, queue: m.queue, policy: 'auto' }));
   const workflowId = `run/${stream}/saga-${runs}`;
   let step = 0;
   m.world.fault = (c: Call) =>

@@ -8,18 +8,20 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { WithStartWorkflowOperation } from '@temporalio/client';
 import { streamHandle, streamState, triggerStream } from '../../client/stream-client.ts';
-import type { StreamInput } from '../../workflows/stream.ts';
+import { streamWorkflow, type StreamInput } from '../../workflows/stream.ts';
 import type { StreamStateData } from '../../workflows/stream-state.ts';
 import {
   approveUpdate,
   holdUpdate,
   releaseUpdate,
   rollbackUpdate,
+  triggerUpdate,
   vetoUpdate,
   type TriggerReply,
 } from '../../workflows/shared.ts';
-import type { PipelineResult } from '../../core/pipeline.ts';
+import { streamPlanOf, type PipelineResult } from '../../core/pipeline.ts';
 import {
   PUBLIC_TAGS,
   REPOS,
@@ -50,7 +52,7 @@ let commits = 0;
 /** A fresh stream over a fresh registry (the previous digests on every public tag) and new inputs. */
 function fresh(what: string, opts: { policy: 'auto' | 'approval'; timeout?: string }) {
   const stream = streamName(what);
-  const config = mockConfig({ stream, address: m.address, queue: m.queue, ...opts });
+  const config = m.world.configure(mockConfig({ stream, address: m.address, queue: m.queue, ...opts }));
   m.world.tags.clear();
   for (const [ref, digest] of Object.entries(PREVIOUS)) m.world.tags.set(ref, digest);
   m.world.fault = undefined;
@@ -244,7 +246,8 @@ test(
     });
     const waiting = await s.until('the stream to be held', (st) => !!st.hold);
     assert.match(waiting.hold!.reason, /^rollback to stable-1-\w+ requested: bad build$/);
-    assert.equal(m.world.callsOf(`stream/${s.stream}`).length, 0, 'the rollback waits for the run in progress');
+    const streamWrites = () => m.world.callsOf(`stream/${s.stream}`).filter((c) => c.name !== 'loadStreamPlan');
+    assert.deepEqual(streamWrites(), [], 'the rollback waits for the run in progress');
     testing.release();
     const [rolledBack, run3Result] = await Promise.all([rollback, s.result(run3)]);
     // The hold reaches the run by signal, which can land after the run's last look at it (seen once
@@ -252,7 +255,7 @@ test(
     assert.ok(['candidate-only', 'promoted'].includes(run3Result.outcome), run3Result.outcome);
     if (run3Result.outcome === 'candidate-only') assert.deepEqual(sagaCalls(run3), []);
     const calls = m.world.calls;
-    const rollbackStart = calls.findIndex((c) => c.workflowId === `stream/${s.stream}`);
+    const rollbackStart = calls.findIndex((c) => c.workflowId === `stream/${s.stream}` && c.name !== 'loadStreamPlan');
     const run3Writes = calls.flatMap((c, i) => (c.workflowId === run3 && c.name === 'copyImageByDigest' ? [i] : []));
     assert.ok(rollbackStart > Math.max(-1, ...run3Writes), 'the rollback starts only after the run wrote its last tag');
     assert.equal(rolledBack.digest, target.digest);
@@ -287,7 +290,14 @@ test('a veto during a run does not touch that run; the next run with those input
       .callsOf(run2)
       .map((c) => c.name)
       .sort(),
-    ['inspectBaseImage', 'listBaseKernels', 'resolveImageDigest', 'resolveRecipeCommit', 'resolveZfsRelease'],
+    [
+      'inspectBaseImage',
+      'listBaseKernels',
+      'loadStreamPlan',
+      'resolveImageDigest',
+      'resolveRecipeCommit',
+      'resolveZfsRelease',
+    ],
     'a vetoed run resolves and stops: nothing built, nothing promoted',
   );
   assert.deepEqual(m.world.snapshot(PUBLIC_TAGS), stableOn(r1.candidate!.digest));
@@ -366,3 +376,95 @@ test(
     assert.equal(st.runCounter, 1);
   },
 );
+
+// The worker is the trust boundary (docs/trust.md): a trigger names a stream and run options; the
+// stream's settings come from the workers' config only.
+
+test(
+  'a plan sent with a trigger is ignored: the run builds the base and publishes where the workers are configured',
+  TIMEOUT,
+  async () => {
+    const s = fresh('forged-plan', { policy: 'auto' });
+    const forged = streamPlanOf(
+      mockConfig({ stream: s.stream, address: m.address, queue: m.queue, policy: 'auto' }),
+      s.stream,
+    )!;
+    forged.baseImage = 'evil.invalid/attacker/base:latest';
+    forged.images = { ...forged.images, stable: 'evil.invalid/attacker/stable' };
+    forged.recipe = { ...forged.recipe, git: 'https://evil.invalid/recipe.git' };
+    const reply = await m.client.workflow.executeUpdateWithStart(triggerUpdate, {
+      args: [
+        {
+          trigger: { source: 'test', by: 'mallory' },
+          plan: forged,
+          taskQueues: { control: m.queue, build: `${m.queue}-build` },
+        },
+      ],
+      startWorkflowOperation: new WithStartWorkflowOperation(streamWorkflow, {
+        workflowId: `stream/${s.stream}`,
+        taskQueue: m.queue,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [
+          { stream: s.stream, taskQueues: { control: m.queue, build: `${m.queue}-build` }, approvers: ['mallory'] },
+        ],
+      }),
+    });
+    const run = reply.runWorkflowId!;
+    assert.equal((await s.result(run)).outcome, 'promoted');
+    const inputs = (name: string) =>
+      m.world
+        .callsOf(run)
+        .filter((c) => c.name === name)
+        .map((c) => c.input);
+    assert.deepEqual(inputs('inspectBaseImage'), [{ ref: `${REPOS.base}:latest` }]);
+    assert.equal(inputs('resolveRecipeCommit')[0].git, 'https://git.invalid/recipe.git');
+    assert.ok(
+      inputs('copyImageByDigest').every((i: { to: string }) => !i.to.startsWith('evil.invalid/')),
+      JSON.stringify(inputs('copyImageByDigest')),
+    );
+    assert.deepEqual(m.world.snapshot(PUBLIC_TAGS), stableOn(m.world.tags.get(PUBLIC_TAGS[0])!));
+    assert.notEqual(m.world.tags.get(PUBLIC_TAGS[0]), PREVIOUS[PUBLIC_TAGS[0]], 'the configured stable moved');
+    assert.deepEqual(
+      (await s.state()).plan?.promotion.approvers,
+      ['alice'],
+      'approvers come from the workers, not the starter',
+    );
+  },
+);
+
+test(
+  'a trigger for a stream the workers are not configured for is refused, noted, and starts nothing',
+  TIMEOUT,
+  async () => {
+    const s = fresh('unknown', { policy: 'auto' });
+    m.world.plans.delete(s.stream);
+    const message = await refusal(s.trigger());
+    assert.match(message, new RegExp(`Stream "${s.stream}" is not in this worker's config`));
+    const closed = await eventually('the stream workflow to end', async () => {
+      const d = await s.handle.describe();
+      return d.status.name !== 'RUNNING' ? d.status.name : undefined;
+    });
+    assert.equal(closed, 'COMPLETED');
+    const notes = (await s.state()).notes.map((n) => n.text);
+    assert.ok(
+      notes.some((t) => t.startsWith('refused a trigger from test (tester): Stream ')),
+      JSON.stringify(notes),
+    );
+    const pipelineCalls = m.world.calls.filter((c) => c.workflowId.startsWith(`stream/${s.stream}/`));
+    assert.deepEqual(pipelineCalls, [], 'no run was started');
+  },
+);
+
+test("a change of the workers' config reaches the stream at its next trigger", TIMEOUT, async () => {
+  const s = fresh('config-change', { policy: 'auto' });
+  const run1 = (await s.trigger()).runWorkflowId!;
+  assert.equal((await s.result(run1)).outcome, 'promoted');
+  // A deploy: the workers' config now asks for approval; the client's copy still says auto.
+  m.world.configure(mockConfig({ stream: s.stream, address: m.address, queue: m.queue, policy: 'approval' }));
+  s.newInputs();
+  const run2 = (await s.trigger()).runWorkflowId!;
+  const st = await s.until('run 2 to wait for approval', (x) => x.parked?.runWorkflowId === run2);
+  assert.equal(st.plan?.promotion.policy, 'approval');
+  assert.deepEqual(await s.approve(st), { approved: run2 });
+  assert.equal((await s.result(run2)).outcome, 'promoted');
+});
