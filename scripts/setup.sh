@@ -41,25 +41,32 @@ else
   say "Debian packages: all present (${#debian_packages[@]})"
 fi
 
-# 2. Go tools, pinned, into the tools cache (outside the clone, so fresh clones reuse them)
+# 2. Go tools, pinned, into the tools cache (outside the clone, so fresh clones reuse them). The
+# builds run at the same time (and beside npm ci below): much of a cold build is module downloads,
+# which overlap with the other builds' compiling. Each build's output goes to a log, quoted on failure.
 go_tool() { # name version module binary-name [ldflags]
   local name=$1 version=$2 module=$3 bin=$4 ldflags=${5:-}
-  local dir=$tools_dir/$name-$version
+  local dir=$tools_dir/$name-$version t0
   if [ -x "$dir/$bin" ]; then
     say "$name $version: cached at $dir/$bin"
     return
   fi
   command -v go >/dev/null || fail "$name $version is not in $dir and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or set KINOITE_ZFS_TOOLS_DIR to a folder holding $name-$version/$bin"
-  step_start "building $name $version from the Go module proxy (several minutes on a fresh machine)"
-  mkdir -p "$dir.tmp"
-  CGO_ENABLED=0 GOBIN="$dir.tmp" go install ${ldflags:+-ldflags "$ldflags"} "$module@$version" \
-    || fail "go install $module@$version failed: check GOPROXY access and disk space (the Go caches need ~6 GB)"
+  say "building $name $version from the Go module proxy (several minutes on a fresh machine; log $dir.log)"
+  t0=$(date +%s)
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  if ! CGO_ENABLED=0 GOBIN="$dir.tmp" go install ${ldflags:+-ldflags "$ldflags"} "$module@$version" >"$dir.log" 2>&1; then
+    tail -n 20 "$dir.log" >&2
+    fail "go install $module@$version failed (log $dir.log): check GOPROXY access and disk space (the Go caches need ~6 GB)"
+  fi
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  step_end
+  say "$name $version: built in $(( $(date +%s) - t0 ))s"
 }
-go_tool temporal "$temporal_version" github.com/temporalio/cli/cmd/temporal temporal "-X github.com/temporalio/cli/temporalcli.Version=${temporal_version#v}"
-go_tool cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign cosign
-go_tool actionlint "$actionlint_version" github.com/rhysd/actionlint/cmd/actionlint actionlint
+mkdir -p "$tools_dir"
+go_pids=()
+go_tool temporal "$temporal_version" github.com/temporalio/cli/cmd/temporal temporal "-X github.com/temporalio/cli/temporalcli.Version=${temporal_version#v}" & go_pids+=($!)
+go_tool cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign cosign & go_pids+=($!)
+go_tool actionlint "$actionlint_version" github.com/rhysd/actionlint/cmd/actionlint actionlint & go_pids+=($!)
 
 # 3. Node dependencies
 command -v node >/dev/null || fail "Node.js is not installed: install Node.js 20 (https://nodejs.org)"
@@ -74,6 +81,10 @@ else
   echo "$lock_hash" > "$repo/node_modules/.kinoite-zfs-lock"
   step_end
 fi
+
+go_failed=0
+for pid in "${go_pids[@]}"; do wait "$pid" || go_failed=1; done
+[ "$go_failed" = 0 ] || fail "a Go tool build failed (above)"
 
 # 4. The compiled CLI and worker (dist/; npm ci builds it too): again whenever a source is newer
 if dist_state=$(node "$repo/bin/compiled-state.js"); then
