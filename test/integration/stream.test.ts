@@ -6,6 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import {
   bringUpWorld,
@@ -86,11 +88,21 @@ async function stable() {
   };
 }
 
-/** The world's config with promotion policy `never` (build and test only). */
-function never(): Config {
-  const s = world.config.streams[world.stream]!;
-  return { ...world.config, streams: { [world.stream]: { ...s, promotion: { ...s.promotion, policy: 'never' } } } };
+/**
+ * Deploys changed settings of the world's stream: rewrites the workers' config file, which the
+ * worker reads again at the stream's next trigger (a trigger itself carries no settings). Returns
+ * the undo.
+ */
+async function deploy(change: (stream: Record<string, any>) => void): Promise<() => Promise<void>> {
+  const original = await readFile(world.configFile, 'utf8');
+  const raw = parse(original) as { streams: Record<string, Record<string, any>> };
+  change(raw.streams[world.stream]!);
+  await writeFile(world.configFile, stringify(raw));
+  return () => writeFile(world.configFile, original);
 }
+
+/** Deploys promotion policy `never` (build and test only). */
+const deployNever = () => deploy((s) => (s.promotion = { ...s.promotion, policy: 'never' }));
 
 async function refused(p: Promise<unknown>, message: RegExp): Promise<void> {
   await assert.rejects(
@@ -237,13 +249,10 @@ test('rollback restores the previous digest on every stable tag, its signature v
 test('an approval that nobody gives in time expires and stable does not move', async () => {
   const before = await stable();
   await newBaseVersion();
-  const s = world.config.streams[world.stream]!;
-  const quick = {
-    ...world.config,
-    streams: { [world.stream]: { ...s, promotion: { ...s.promotion, timeout: '3s' } } },
-  };
-  const reply = await trigger({ config: quick });
+  const undo = await deploy((s) => (s.promotion = { ...s.promotion, timeout: '3s' }));
+  const reply = await trigger();
   const r = await runResult(reply.runWorkflowId!);
+  await undo();
   assert.equal(r.outcome, 'expired', r.message);
   assert.deepEqual(await stable(), before);
 });
@@ -269,7 +278,8 @@ test('a hold stops a candidate that waits for approval: approve is refused until
 test('three triggers during a running run produce exactly one follow-up run; the same source and commit twice yields one run', async () => {
   const s0 = (await streamState(c, world.stream))!;
   // Build-and-test only, so the runs end on their own instead of waiting for approval.
-  const config = never();
+  const undo = await deployNever();
+  const config = world.config;
   const first = await trigger({ config });
   assert.equal(first.status, 'started');
   const replies = [first, ...(await Promise.all([trigger({ config }), trigger({ config }), trigger({ config })]))];
@@ -294,6 +304,7 @@ test('three triggers during a running run produce exactly one follow-up run; the
   assert.equal(b.status, 'duplicate');
   assert.equal(b.runWorkflowId, a.runWorkflowId);
   await runResult(a.runWorkflowId!).catch(() => undefined);
+  await undo();
 });
 
 test('continue-as-new keeps the whole state', async () => {
@@ -333,7 +344,8 @@ test('continue-as-new keeps the whole state', async () => {
 
 test('schedule apply twice leaves one schedule per stream, and schedule trigger starts a run through the stream workflow', async () => {
   const s0 = (await streamState(c, world.stream))!;
-  const config = never();
+  const undo = await deployNever();
+  const config = world.config;
   assert.equal(
     await applySchedule(c, config, world.stream).then(() => applySchedule(c, config, world.stream)),
     'updated',
@@ -354,4 +366,59 @@ test('schedule apply twice leaves one schedule per stream, and schedule trigger 
   assert.match(run, new RegExp(`^stream/${world.stream}/run-\\d+$`));
   await runResult(run).catch(() => undefined);
   await c.schedule.getHandle(scheduleId(world.stream)).delete();
+  await undo();
+});
+
+test("a client whose config names another base and other repositories cannot redirect the workers: the run builds the workers' base, writes only their repositories and waits for their approval policy", async () => {
+  const before = await stable();
+  await newBaseVersion();
+  const s = world.config.streams[world.stream]!;
+  const reg = world.info.registry.host;
+  const forged: Config = {
+    ...world.config,
+    streams: {
+      [world.stream]: {
+        ...s,
+        baseImage: `${reg}/evil/base:latest`,
+        images: {
+          ...s.images,
+          candidate: `${reg}/evil/candidate`,
+          stable: `${reg}/evil/stable`,
+          akmodsCandidate: `${reg}/evil/akmods-candidate`,
+          akmodsStable: `${reg}/evil/akmods`,
+        },
+        promotion: { ...s.promotion, policy: 'auto' },
+      },
+    },
+  };
+  const mark = await registryLogMark(world);
+  const reply = await trigger({ config: forged });
+  const parked = await waitState(
+    'the candidate to wait for the approval the workers ask for',
+    (x) => x.parked?.runWorkflowId === reply.runWorkflowId,
+  );
+  const written = writes(await registryRequests(world, mark)).map((r) => r.uri);
+  assert.ok(written.length > 0, 'the run pushed its candidate');
+  assert.deepEqual(
+    written.filter((u) => u.includes('/evil/')),
+    [],
+    'nothing was written where the client config pointed',
+  );
+  const candidatePath = new URL(`http://${world.info.stream.candidate}`).pathname;
+  assert.ok(
+    written.some((u) => u.startsWith(`/v2${candidatePath}/`)),
+    written.join('\n'),
+  );
+  await streamHandle(c, world.stream).executeUpdate(rejectUpdate, {
+    args: [
+      {
+        by: 'alice',
+        digest: parked.parked!.digest,
+        inputsHash: parked.parked!.inputsHash,
+        reason: 'trust test done',
+      },
+    ],
+  });
+  assert.equal((await runResult(reply.runWorkflowId!)).outcome, 'rejected');
+  assert.deepEqual(await stable(), before);
 });
