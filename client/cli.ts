@@ -3,6 +3,7 @@
  * exit codes. Subcommand modules stay thin: parse, validate, call the client or the world.
  */
 import { ExitCode } from './exit-codes.ts';
+import { isPermanentError } from '../core/errors.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -109,6 +110,11 @@ export function reportError(err: unknown): number {
     return ExitCode.ConfigError;
   }
   if (err instanceof UsageError) {
+    console.error(`kinoite-zfs: ${err.message}`);
+    return ExitCode.ConfigError;
+  }
+  if (isPermanentError(err)) {
+    // A value refused by the rules of core/validate.ts (an option, a lock): nothing was started.
     console.error(`kinoite-zfs: ${err.message}`);
     return ExitCode.ConfigError;
   }

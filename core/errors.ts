@@ -38,6 +38,20 @@ export function invalidInput(message: string): PermanentError {
   return new PermanentError(FailureType.InvalidInput, message);
 }
 
+/** A value quoted for a message: a JSON string (control characters escaped), cut after 200 characters. */
+export function quoteValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+}
+
+/**
+ * The one wording of a refused value, `field: "value" problem`: `config check` prints the same
+ * line (with the field's full path), so an operator sees one message wherever the value is refused.
+ */
+export function invalidValue(field: string, value: unknown, problem: string): PermanentError {
+  return invalidInput(`${field}: ${quoteValue(value)} ${problem}`);
+}
+
 /** True when `err` is a {@link PermanentError} (also across realms, by name and type). */
 export function isPermanentError(err: unknown): err is PermanentError {
   if (err instanceof PermanentError) return true;
