@@ -14,7 +14,7 @@ const op = (name: string) => async (): Promise<Command> => {
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   config: {
-    summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema',
+    summary: 'config check [--config FILE | FILE] | config schema   validate a config file; print the JSON Schema',
     load: async () => (await import('./commands/config.ts')).configCommand,
   },
   world: {
