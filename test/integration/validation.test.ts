@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { refusal } from '../../core/validate.ts';
+import { minimalConfig } from '../support/config-fixture.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -32,25 +33,9 @@ async function countingListener(): Promise<{ server: Server; address: string; co
 }
 
 function config(temporalAddress: string, recipe: { git: string; ref?: string }) {
-  return {
-    temporal: { address: temporalAddress },
-    registries: { insecure: ['127.0.0.1:5000'] },
-    streams: {
-      s: {
-        baseImage: '127.0.0.1:5000/ublue-os/kinoite-main:latest',
-        builderImage: '127.0.0.1:5000/ublue-os/devcontainer:latest',
-        zfs: { line: '2.4' },
-        images: {
-          candidate: '127.0.0.1:5000/o/c',
-          stable: '127.0.0.1:5000/o/s',
-          akmodsCandidate: '127.0.0.1:5000/o/ac',
-          akmodsStable: '127.0.0.1:5000/o/as',
-        },
-        recipe,
-        signing: { keyFile: '/k', publicKeyFile: '/p' },
-      },
-    },
-  };
+  const c = minimalConfig(temporalAddress);
+  c.streams.s.recipe = recipe;
+  return c;
 }
 
 /** `kinoite-zfs ARGS` in a child Node process whose child_process module refuses to spawn. */

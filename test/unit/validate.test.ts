@@ -10,6 +10,7 @@ import { parseConfig, ConfigError } from '../../core/config-parse.ts';
 import { validatePlan, type StreamPlan } from '../../core/pipeline.ts';
 import { resolveCommit } from '../../activities/git.ts';
 import { isPermanentError } from '../../core/errors.ts';
+import { minimalConfig } from '../support/config-fixture.ts';
 
 const OPTION = 'starts with "-" and would be read as a command-line option; remove the leading "-"';
 const META = 'contains shell metacharacters; use only letters, digits and . _ - / : @ + = ,';
@@ -210,27 +211,6 @@ test('durationMs reads the units and refuses what the duration rule refuses, nam
   assert.throws(() => durationMs('0s', 'smoke.bootTimeout'), /^PermanentError: smoke\.bootTimeout: "0s" is zero/);
 });
 
-function validConfig(): Record<string, any> {
-  return {
-    registries: { insecure: ['127.0.0.1:5000'] },
-    streams: {
-      s: {
-        baseImage: '127.0.0.1:5000/ublue-os/kinoite-main:latest',
-        builderImage: '127.0.0.1:5000/ublue-os/devcontainer:latest',
-        zfs: { line: '2.4' },
-        images: {
-          candidate: '127.0.0.1:5000/o/c',
-          stable: '127.0.0.1:5000/o/s',
-          akmodsCandidate: '127.0.0.1:5000/o/ac',
-          akmodsStable: '127.0.0.1:5000/o/as',
-        },
-        recipe: { git: '/srv/recipe.git' },
-        signing: { keyFile: '/k', publicKeyFile: '/p' },
-      },
-    },
-  };
-}
-
 /** Sets `path` (dot-separated, under the stream) of an object to `value`. */
 function set(obj: Record<string, any>, path: string, value: unknown): void {
   const keys = path.split('.');
@@ -264,14 +244,14 @@ test('config check and the run before any activity refuse each hostile value wit
   for (const [field, rule, value] of HOSTILE) {
     const expected = refusal(rule, value);
     assert.ok(expected, `${field}=${value} passes rule ${rule}`);
-    const c = validConfig();
+    const c = minimalConfig();
     set(c.streams.s, field, value);
     assert.throws(
       () => parseConfig(c, 'x.yaml'),
       (e: ConfigError) => e.problems.includes(`streams.s.${field}: ${expected}`),
       `config check: ${field}=${value}`,
     );
-    const { signing: _s, schedule: _c, notify: _n, ...plan } = parseConfig(validConfig(), 'x.yaml').streams.s;
+    const { signing: _s, schedule: _c, notify: _n, ...plan } = parseConfig(minimalConfig(), 'x.yaml').streams.s;
     const hostile = structuredClone(plan) as Record<string, any>;
     set(hostile, field, value);
     assert.throws(
@@ -283,7 +263,7 @@ test('config check and the run before any activity refuse each hostile value wit
 });
 
 test('a webhook URL config check refuses is quoted without its path', () => {
-  const c = validConfig();
+  const c = minimalConfig();
   c.streams.s.notify = [{ url: 'ftp://hooks.example.com/T/B/SECRET' }];
   assert.throws(
     () => parseConfig(c, 'x.yaml'),
