@@ -10,7 +10,7 @@ import { NOTIFY_EVENTS } from './notify.ts';
 import { Rules, refusal, type RuleName, type ValueRule } from './validate.ts';
 
 /** A string checked by one rule of the table (core/validate.ts); `config check` prints `path: "value" problem`. */
-function ruled(rule: RuleName) {
+export function ruled(rule: RuleName) {
   const r: ValueRule = Rules[rule];
   return z
     .string()

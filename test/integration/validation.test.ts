@@ -74,11 +74,15 @@ test('config check and run refuse a recipe location git would read as an option,
       assert.ok(run.stderr.includes(line), `run says the same line:\n${run.stderr}`);
       assert.equal(run.spawned, '');
     }
+    // A run option the rules refuse: the same wording, exit 2, before Temporal too.
+    const file = join(dir, 'valid.yaml');
+    await writeFile(file, stringify(config(temporal.address, { git: '/srv/recipe.git' })));
+    const commit = await cli(dir, ['run', '--config', file, '--stream', 's', '--commit=--upload-pack=x']);
+    assert.equal(commit.code, 2, commit.stderr);
+    assert.ok(commit.stderr.includes(`--commit: ${refusal('gitRef', '--upload-pack=x')}`), commit.stderr);
     assert.equal(temporal.connections(), 0, 'nothing contacted Temporal');
 
     // The listener does see a run whose config passes: the check above can fail.
-    const file = join(dir, 'valid.yaml');
-    await writeFile(file, stringify(config(temporal.address, { git: '/srv/recipe.git' })));
     assert.equal((await cli(dir, ['config', 'check', '--config', file])).code, 0);
     const run = await cli(dir, ['run', '--config', file, '--stream', 's']);
     assert.equal(run.code, 3, run.stderr);

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rules, checkValue, durationMs, refusal, type RuleName, type ValueRule } from '../../core/validate.ts';
-import { parseConfig, ConfigError } from '../../core/config-parse.ts';
+import { parseConfig, formatIssues, ConfigError } from '../../core/config-parse.ts';
+import { Lock } from '../../core/lock.ts';
 import { validatePlan, type StreamPlan } from '../../core/pipeline.ts';
 import { resolveCommit } from '../../activities/git.ts';
 import { isPermanentError } from '../../core/errors.ts';
@@ -282,4 +283,10 @@ test("the git activity refuses a hostile recipe location or ref with the config 
       value,
     );
   }
+});
+
+test('a replay lock is read with the same rules: a hostile ZFS line is refused before anything runs', () => {
+  const r = Lock.safeParse({ base_image: `r.io/b@sha256:${'a'.repeat(64)}`, zfs_minor_version: '2.4|x' });
+  assert.equal(r.success, false);
+  assert.deepEqual(formatIssues(r.error!), [`zfs_minor_version: ${refusal('zfsLine', '2.4|x')}`]);
 });
