@@ -20,6 +20,7 @@ import {
 import { parseImageRef, digestRef } from '../core/refs.ts';
 import { isValidKernelRelease } from '../core/kernels.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
+import { checkValue } from '../core/validate.ts';
 import { scanLayers } from './layer-reader.ts';
 import { builderRunArgs, podman, pullArgs, pushImage, scratchImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
@@ -170,6 +171,8 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
         );
       parseImageRef(input.builder, 'builderImage');
       await host.assertWritable(input.dest, 'akmods destination');
+      checkValue('recipePath', input.recipe.path, 'recipe.path');
+      checkValue('releaseUrlTemplate', input.tarballUrl, 'zfs.source.tarballUrl');
       const ctx = Context.current();
       const env = host.containersEnv();
       ctx.heartbeat({ kernel: input.kernel, step: 'recipe' });

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { parseImageRef } from '../core/refs.ts';
+import { checkValue } from '../core/validate.ts';
 import { composeBuildArgs, podman, pushImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -34,6 +35,7 @@ export function composeActivities({ host }: ActivityDeps) {
       ] as const)
         parseImageRef(ref, field);
       await host.assertWritable(`${input.candidateRepo}:${input.tag}`, 'candidate');
+      checkValue('recipePath', input.recipe.path, 'recipe.path');
       const ctx = Context.current();
       const env = host.containersEnv();
       const checkout = await checkoutCommit({

@@ -6,21 +6,12 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from './run-tool.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
-import { GIT_PROTOCOLS, gitLocationProblem } from '../core/refs.ts';
+import { GIT_PROTOCOLS } from '../core/refs.ts';
+import { checkValue } from '../core/validate.ts';
 
 // GIT_ALLOW_PROTOCOL: git itself refuses every other transport (ext::, fd::, remote helpers), a second
 // line behind gitLocationProblem.
 const GIT_ENV = { GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_ALLOW_PROTOCOL: GIT_PROTOCOLS.join(':') };
-
-/** Refuses a location git must not be handed, with the config check's own words. */
-function checkLocation(url: string): void {
-  const problem = gitLocationProblem(url);
-  if (problem)
-    throw new PermanentError(
-      FailureType.InvalidInput,
-      `Recipe location "${url}" ${problem}; fix recipe.git in the config.`,
-    );
-}
 
 /** Arguments of `git ls-remote` for one ref. */
 export function lsRemoteArgs(url: string, ref: string): string[] {
@@ -29,7 +20,8 @@ export function lsRemoteArgs(url: string, ref: string): string[] {
 
 /** Resolves a branch, tag or full commit to a 40-character commit id. */
 export async function resolveCommit(url: string, ref: string): Promise<string> {
-  checkLocation(url);
+  checkValue('recipeLocation', url, 'recipe.git');
+  checkValue('gitRef', ref, 'recipe.ref');
   if (/^[0-9a-f]{40}$/.test(ref)) return ref;
   const { stdout } = await runTool({ tool: 'git', args: lsRemoteArgs(url, ref), env: GIT_ENV });
   const lines = stdout
@@ -51,7 +43,12 @@ export async function resolveCommit(url: string, ref: string): Promise<string> {
 
 /** Checks out `commit` of `url` into `<cacheDir>/<commit>` once (later calls reuse it) and returns the folder. */
 export async function checkoutCommit(input: { url: string; commit: string; cacheDir: string }): Promise<string> {
-  checkLocation(input.url);
+  checkValue('recipeLocation', input.url, 'recipe.git');
+  if (!/^[0-9a-f]{40}$/.test(input.commit))
+    throw new PermanentError(
+      FailureType.InvalidInput,
+      `Recipe commit ${JSON.stringify(input.commit)} is not a full commit id.`,
+    );
   const dir = join(input.cacheDir, input.commit);
   if (existsSync(join(dir, '.kz-complete'))) return dir;
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;

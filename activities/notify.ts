@@ -6,7 +6,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { PermanentError, FailureType } from '../core/errors.ts';
-import type { NotifyPayload } from '../core/notify.ts';
+import { redactUrl, type NotifyPayload } from '../core/notify.ts';
+import { checkValue } from '../core/validate.ts';
 import type { ActivityDeps } from './deps.ts';
 
 /** The signature header value of a body under a secret. */
@@ -33,6 +34,7 @@ export function notifyActivities({ host }: ActivityDeps) {
           FailureType.InvalidInput,
           `Stream ${input.stream} has no webhook number ${input.index + 1} in this worker's config: give workers and the CLI the same config.`,
         );
+      checkValue('webhookUrl', webhook.url, `notify.${input.index}.url`);
       const body = JSON.stringify(input.payload);
       const headers: Record<string, string> = {
         'Content-Type': 'application/json',
@@ -67,14 +69,4 @@ export function notifyActivities({ host }: ActivityDeps) {
       return { url: redactUrl(webhook.url), status: res.status };
     },
   };
-}
-
-/** A webhook URL for messages: scheme, host and port only (paths of chat webhooks hold tokens). */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}/…`;
-  } catch {
-    return '(webhook)';
-  }
 }

@@ -12,6 +12,7 @@ import { fedoraVersionFromKernel, primaryKernel, sortKernels } from '../core/ker
 import { LayerScan } from '../core/layers.ts';
 import { parseMeta, pickZfsRelease } from '../core/compat.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
+import { checkValue } from '../core/validate.ts';
 import type { PinnedImage } from '../core/pipeline.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { scanLayers } from './layer-reader.ts';
@@ -122,6 +123,9 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
 
     /** Picks the newest release of the configured line (or exactly `pin`, when replaying a lock) and reads its META. */
     async resolveZfsRelease(input: { line: string; source: StreamPlan['zfs']['source']; pin?: string }) {
+      checkValue('zfsLine', input.line, 'zfs.line');
+      checkValue('httpUrl', input.source.releasesUrl, 'zfs.source.releasesUrl');
+      checkValue('releaseUrlTemplate', input.source.metaUrl, 'zfs.source.metaUrl');
       const releases = await fetchReleases(input.source.releasesUrl);
       const picked = input.pin
         ? releases.some((r) => r.tag === `zfs-${input.pin}`)

@@ -3,6 +3,7 @@
  * exit codes. Subcommand modules stay thin: parse, validate, call the client or the world.
  */
 import { ExitCode } from './exit-codes.ts';
+import { isPermanentError } from '../core/errors.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -13,7 +14,7 @@ const op = (name: string) => async (): Promise<Command> => {
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   config: {
-    summary: 'config check [FILE] | config schema   validate a config file; print the JSON Schema',
+    summary: 'config check [--config FILE | FILE] | config schema   validate a config file; print the JSON Schema',
     load: async () => (await import('./commands/config.ts')).configCommand,
   },
   world: {
@@ -109,6 +110,11 @@ export function reportError(err: unknown): number {
     return ExitCode.ConfigError;
   }
   if (err instanceof UsageError) {
+    console.error(`kinoite-zfs: ${err.message}`);
+    return ExitCode.ConfigError;
+  }
+  if (isPermanentError(err)) {
+    // A value refused by the rules of core/validate.ts (an option, a lock): nothing was started.
     console.error(`kinoite-zfs: ${err.message}`);
     return ExitCode.ConfigError;
   }

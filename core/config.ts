@@ -7,42 +7,31 @@
  */
 import { z } from 'zod';
 import { NOTIFY_EVENTS } from './notify.ts';
-import { gitLocationProblem } from './refs.ts';
+import { Rules, refusal, type RuleName, type ValueRule } from './validate.ts';
 
-/** Characters that never belong in an image reference, tag, branch or git ref handed to a tool. */
-const UNSAFE = /[\s;|&$`<>(){}'"\\*?!#~^\x00-\x1f\x7f]/;
-
-/** A string that is safe to pass as one argument to a tool: no whitespace, newline or shell metacharacter. */
-const safeToken = (what: string) =>
-  z
+/** A string checked by one rule of the table (core/validate.ts); `config check` prints `path: "value" problem`. */
+export function ruled(rule: RuleName) {
+  const r: ValueRule = Rules[rule];
+  return z
     .string()
-    .min(1, `must not be empty: give a ${what}`)
-    .max(512)
-    .refine((v) => !UNSAFE.test(v), {
-      message: `must be a single ${what} without whitespace, newlines or shell metacharacters (; | & $ \` < > ( ) { } ' " \\ * ? ! # ~)`,
-    });
+    .superRefine((value, ctx) => {
+      const refused = refusal(rule, value);
+      if (refused) ctx.addIssue({ code: 'custom', message: refused });
+    })
+    .meta({ ...r.schema });
+}
 
-/** An image reference (`registry/repository[:tag][@sha256:…]`), checked for unsafe characters here and parsed fully where used. */
-const imageRef = safeToken('image reference').refine((v) => /^[a-z0-9][a-z0-9._:/@-]*[a-z0-9]$/i.test(v), {
-  message: 'must look like registry/repository[:tag][@sha256:digest], e.g. ghcr.io/ublue-os/kinoite-main:latest',
-});
+/** An image reference (`registry/repository[:tag][@sha256:…]`). */
+const imageRef = ruled('imageRef');
 
 /** An image repository without tag or digest (`registry/namespace/name`). */
-const repository = safeToken('image repository').refine(
-  (v) => /^[a-z0-9][a-z0-9._:/-]*[a-z0-9]$/.test(v) && !/[@]/.test(v),
-  {
-    message: 'must be a lowercase repository without tag or digest, e.g. ghcr.io/owner/kinoite-zfs',
-  },
-);
+const repository = ruled('repository');
 
 /** A tag pattern; `{fedora}` expands to the Fedora version of the build. */
-const tagPattern = z.string().regex(/^([A-Za-z0-9_]|\{fedora\})([A-Za-z0-9._-]|\{fedora\}){0,127}$/, {
-  message:
-    'must be an OCI tag (letters, digits, . _ -) where {fedora} may stand for the Fedora version, e.g. latest or {fedora}',
-});
+const tagPattern = ruled('tagPattern');
 
 /** A duration like `30s`, `15m`, `24h` or `7d`. */
-const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, { message: 'must be a duration such as 30s, 15m, 24h or 7d' });
+const duration = ruled('duration');
 
 /** A name of an environment variable (never the secret itself). */
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, {
@@ -79,9 +68,7 @@ export const TemporalSettings = z
       })
       .optional()
       .describe('TLS settings; omit for a plain-text local dev server.'),
-    webUrl: z
-      .string()
-      .url()
+    webUrl: ruled('httpUrl')
       .optional()
       .describe('Base URL of the Temporal Web UI, used to print links to runs (e.g. http://127.0.0.1:8233).'),
     taskQueues: z
@@ -104,7 +91,7 @@ export const TemporalSettings = z
 export const RegistrySettings = z
   .strictObject({
     insecure: z
-      .array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, { message: 'must be host or host:port, e.g. 127.0.0.1:5000' }))
+      .array(ruled('registryHost'))
       .default([])
       .describe(
         'Registry hosts allowed over plain HTTP. Only for local registries; every registry not listed here must use HTTPS.',
@@ -120,17 +107,13 @@ export const RegistrySettings = z
 /** Where the OpenZFS releases are read from. */
 export const ReleaseSource = z
   .strictObject({
-    releasesUrl: z
-      .string()
-      .url()
+    releasesUrl: ruled('httpUrl')
       .default('https://api.github.com/repos/openzfs/zfs/releases?per_page=100')
       .describe('URL of a JSON list of releases shaped like the GitHub releases API ({tag_name, prerelease, draft}).'),
-    metaUrl: z
-      .string()
+    metaUrl: ruled('releaseUrlTemplate')
       .default('https://raw.githubusercontent.com/openzfs/zfs/{tag}/META')
       .describe('URL template of a release META file; {tag} is the release tag (zfs-2.4.4).'),
-    tarballUrl: z
-      .string()
+    tarballUrl: ruled('releaseUrlTemplate')
       .default('https://github.com/openzfs/zfs/releases/download/{tag}/zfs-{version}.tar.gz')
       .describe('URL template of the release source tarball; {tag} and {version} are expanded.'),
   })
@@ -152,34 +135,18 @@ export const StreamImages = z
       .min(1)
       .default(['latest', '{fedora}'])
       .describe('Tags moved on every promotion; {fedora} expands to the Fedora version.'),
-    akmodsTagPrefix: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9._-]{0,40}$/)
-      .default('main')
-      .describe('Prefix of akmods cache tags: <prefix>-<fedora>.'),
+    akmodsTagPrefix: ruled('tagPrefix').default('main').describe('Prefix of akmods cache tags: <prefix>-<fedora>.'),
   })
   .describe('Where a stream publishes.');
 
 /** Git source of the image recipe, read at an exact commit for every run. */
 export const RecipeSource = z
   .strictObject({
-    git: safeToken('git URL or path')
-      .superRefine((v, ctx) => {
-        const problem = gitLocationProblem(v);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      })
-      .describe(
-        'Git URL (https://, http://, ssh://, git://, file://), user@host:path or local path of the recipe repository; a leading - and the <transport>::<address> form (ext::, fd::) are refused.',
-      ),
-    ref: safeToken('git ref').default('main').describe('Branch, tag or commit to build.'),
-    path: z
-      .string()
-      .regex(/^[A-Za-z0-9._/-]*$/, { message: 'must be a relative folder path inside the repository' })
-      .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), {
-        message: 'must stay inside the repository (no .. or leading /)',
-      })
-      .default('recipes')
-      .describe('Folder in the repository holding os/ and akmods/.'),
+    git: ruled('recipeLocation').describe(
+      'Git URL (https://, http://, ssh://, git://, file://), user@host:path or local path of the recipe repository; a leading - and the <transport>::<address> form (ext::, fd::) are refused.',
+    ),
+    ref: ruled('gitRef').default('main').describe('Branch, tag or commit to build.'),
+    path: ruled('recipePath').default('recipes').describe('Folder in the repository holding os/ and akmods/.'),
   })
   .describe('The recipe repository.');
 
@@ -217,11 +184,7 @@ export const SmokeSettings = z
 /** One webhook of a stream's notifications. */
 export const WebhookSettings = z
   .strictObject({
-    url: z
-      .string()
-      .url({ message: 'must be an http(s) URL' })
-      .refine((u) => /^https?:\/\//.test(u), { message: 'must be an http(s) URL' })
-      .describe('Where the JSON payload is POSTed (docs/notifications.md).'),
+    url: ruled('webhookUrl').describe('Where the JSON payload is POSTed (docs/notifications.md).'),
     events: z
       .array(z.enum(NOTIFY_EVENTS))
       .min(1)
@@ -272,10 +235,7 @@ export const StreamSettings = z
       ),
     zfs: z
       .strictObject({
-        line: z
-          .string()
-          .regex(/^\d+\.\d+$/, { message: 'must be a major.minor release line such as 2.4' })
-          .describe('OpenZFS release line; the newest release in it is built.'),
+        line: ruled('zfsLine').describe('OpenZFS release line; the newest release in it is built.'),
         allowExperimental: z
           .boolean()
           .default(false)

@@ -38,6 +38,20 @@ export function invalidInput(message: string): PermanentError {
   return new PermanentError(FailureType.InvalidInput, message);
 }
 
+/** A value quoted for a message: a JSON string (control characters escaped), cut after 200 characters. */
+export function quoteValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+}
+
+/**
+ * The one wording of a refused value, `field: "value" problem`: `config check` prints the same
+ * line (with the field's full path), so an operator sees one message wherever the value is refused.
+ */
+export function invalidValue(field: string, value: unknown, problem: string): PermanentError {
+  return invalidInput(`${field}: ${quoteValue(value)} ${problem}`);
+}
+
 /** True when `err` is a {@link PermanentError} (also across realms, by name and type). */
 export function isPermanentError(err: unknown): err is PermanentError {
   if (err instanceof PermanentError) return true;
@@ -99,8 +113,10 @@ const RULES: readonly Rule[] = [
   { reason: 'TLS handshake timeout', pattern: /TLS handshake timeout/i },
   {
     reason: 'network timeout',
-    pattern: /(context deadline exceeded|Client\.Timeout exceeded|timed out)/i,
+    pattern: /(context deadline exceeded|Client\.Timeout exceeded|timed out|Operation too slow)/i,
   },
+  // curl's words, as git over http(s) prints them.
+  { reason: 'cannot connect', pattern: /(couldn't connect to server|failed to connect to)/i },
   {
     reason: 'DNS lookup failure',
     pattern: /(no such host|could not resolve host|temporary failure in name resolution|server misbehaving)/i,
@@ -114,9 +130,23 @@ const RULES: readonly Rule[] = [
   // Case-sensitive on purpose: Go prints `EOF` / `unexpected EOF`, git prints `early EOF`.
   { reason: 'unexpected EOF', pattern: /\bEOF\b/ },
   // git exits 128 for everything; these lines mean the location itself is wrong, which no retry fixes.
+  // (git's quoted URLs and paths are masked before matching: see classifyToolFailure.)
   {
-    reason: 'not a git repository (check recipe.git)',
-    pattern: /does not appear to be a git repository|not a git repository|repository '[^']*' does not exist/i,
+    reason: 'no such repository (check recipe.git)',
+    pattern:
+      /does not appear to be a git repository|not a git repository|repository '[^']*' (does not exist|not found)|^ERROR: Repository not found/im,
+    tool: 'git',
+    type: FailureType.InvalidInput,
+  },
+  {
+    reason: 'ssh host key not trusted (add it to known_hosts on the worker host)',
+    pattern: /Host key verification failed/i,
+    tool: 'git',
+    type: FailureType.AuthDenied,
+  },
+  {
+    reason: "server certificate not trusted (check recipe.git or the worker host's CA certificates)",
+    pattern: /SSL certificate problem|server certificate verification failed/i,
     tool: 'git',
     type: FailureType.InvalidInput,
   },
@@ -189,8 +219,11 @@ export function classifyToolFailure(input: ToolFailure): ToolFailureClass {
       reason: `${tool} exists but is not executable; fix its permissions on the worker host`,
     };
   }
+  // git quotes the URL or path in its lines ('https://host/500/denied.git/'): masked, so a status code
+  // or a word inside the location cannot decide the verdict.
+  const text = tool === 'git' ? stderr.replace(/'[^'\n]*'/g, "'…'") : stderr;
   for (const rule of RULES) {
-    if ((rule.tool === undefined || rule.tool === tool) && rule.pattern.test(stderr)) {
+    if ((rule.tool === undefined || rule.tool === tool) && rule.pattern.test(text)) {
       const reason = `${tool}: ${rule.reason}`;
       return rule.type === undefined ? { permanent: false, reason } : { permanent: true, type: rule.type, reason };
     }

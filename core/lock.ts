@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { RunInputs } from './pipeline.ts';
+import { ruled } from './config.ts';
 
 const digestRef = z.string().regex(/^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$/, {
   message: 'must be a digest-pinned image reference (name@sha256:…)',
@@ -16,7 +17,7 @@ export const Lock = z.strictObject({
   description: z.string().optional().describe('Free text.'),
   base_image: z.string().min(1, 'Lock file missing required field: base_image').describe('Digest-pinned base image.'),
   build_container: z.string().optional().describe('Digest-pinned builder image.'),
-  zfs_minor_version: z.string().optional().describe('ZFS release line, e.g. 2.4.'),
+  zfs_minor_version: ruled('zfsLine').optional().describe('ZFS release line, e.g. 2.4.'),
   zfs_release: z
     .string()
     .regex(/^\d+\.\d+\.\d+$/)

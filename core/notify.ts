@@ -91,3 +91,13 @@ export function runEndAnnouncements(
     out.push({ event: 'unblocked', facts: { message: `The compatibility hold ended: ${run.message}`, ...facts } });
   return out;
 }
+
+/** A webhook URL for messages: scheme, host and port only (paths of chat webhooks hold tokens). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}/…`;
+  } catch {
+    return '(webhook)';
+  }
+}

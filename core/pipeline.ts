@@ -8,7 +8,8 @@ import { canonicalJson, inputsHash } from './hash.ts';
 import { fedoraVersionFromKernel, primaryKernel } from './kernels.ts';
 import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPattern } from './tags.ts';
 import type { Outcome, Stage } from './progress.ts';
-import { parseImageRef, assertSafeToken } from './refs.ts';
+import { checkValue, type RuleName } from './validate.ts';
+import { parseImageRef } from './refs.ts';
 import { invalidInput } from './errors.ts';
 import type { StreamContext, Release } from './stream-rules.ts';
 import type { Lock } from './lock.ts';
@@ -426,20 +427,33 @@ export function prettyJson(value: unknown): string {
 }
 
 /**
- * Checks every image reference and repository of a plan before any activity runs (a plan can
- * reach a workflow without passing the config loader, e.g. started from the Web UI).
- * @throws PermanentError InvalidInput naming the field.
+ * Checks every value of a plan with the config check's rules (core/validate.ts) before any
+ * activity runs (a plan can reach a workflow without passing the config loader, e.g. started from
+ * the Web UI, and a lock replaces some of its values).
+ * @throws PermanentError InvalidInput `field: "value" problem`, naming the first bad field.
  */
 export function validatePlan(plan: StreamPlan): void {
-  parseImageRef(plan.baseImage, 'baseImage');
-  parseImageRef(plan.builderImage, 'builderImage');
-  for (const key of ['candidate', 'stable', 'akmodsCandidate', 'akmodsStable'] as const) {
-    const ref = parseImageRef(plan.images[key], `images.${key}`);
-    if (ref.tag || ref.digest)
-      throw invalidInput(
-        `images.${key} must be a repository without tag or digest, got ${JSON.stringify(plan.images[key])}`,
-      );
-  }
-  assertSafeToken(plan.recipe.git, 'recipe.git');
-  assertSafeToken(plan.recipe.ref, 'recipe.ref');
+  const checks: [RuleName, string | undefined, string][] = [
+    ['imageRef', plan.baseImage, 'baseImage'],
+    ['imageRef', plan.builderImage, 'builderImage'],
+    ...(['candidate', 'stable', 'akmodsCandidate', 'akmodsStable'] as const).map((key): [RuleName, string, string] => [
+      'repository',
+      plan.images[key],
+      `images.${key}`,
+    ]),
+    ...plan.images.stableTags.map((t, i): [RuleName, string, string] => ['tagPattern', t, `images.stableTags.${i}`]),
+    ['tagPrefix', plan.images.akmodsTagPrefix, 'images.akmodsTagPrefix'],
+    ['recipeLocation', plan.recipe.git, 'recipe.git'],
+    ['gitRef', plan.recipe.ref, 'recipe.ref'],
+    ['recipePath', plan.recipe.path, 'recipe.path'],
+    ['zfsLine', plan.zfs.line, 'zfs.line'],
+    ['httpUrl', plan.zfs.source.releasesUrl, 'zfs.source.releasesUrl'],
+    ['releaseUrlTemplate', plan.zfs.source.metaUrl, 'zfs.source.metaUrl'],
+    ['releaseUrlTemplate', plan.zfs.source.tarballUrl, 'zfs.source.tarballUrl'],
+    // Optional in plans recorded before these settings existed.
+    ['duration', plan.zfs.recheckEvery, 'zfs.recheckEvery'],
+    ['duration', plan.promotion?.timeout, 'promotion.timeout'],
+    ['duration', plan.smoke?.bootTimeout, 'smoke.bootTimeout'],
+  ];
+  for (const [rule, value, field] of checks) if (value !== undefined) checkValue(rule, value, field);
 }

@@ -4,6 +4,10 @@
  */
 import type { RunInputs } from './pipeline.ts';
 import { Outcome } from './progress.ts';
+import { durationMs } from './validate.ts';
+
+// Workflows read durations from here; the rule itself is the table's (core/validate.ts).
+export { durationMs };
 import type { Lock } from './lock.ts';
 
 /** A durable "never promote this" mark. */
@@ -267,14 +271,6 @@ export function bounded<T>(list: readonly T[], item: T, max: number): T[] {
 /** Finds a release to roll back to by audit tag or digest (newest first). */
 export function findRelease(releases: readonly Release[], target: string): Release | undefined {
   return [...releases].reverse().find((r) => r.auditTag === target || r.digest === target);
-}
-
-/** Parses a duration like `30s`, `15m`, `24h`, `7d` into milliseconds. */
-export function durationMs(d: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(d)}`);
-  const n = Number(m[1]);
-  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
 }
 
 /** Whether a tested candidate may be promoted now, and if not, why (said in the run's message). */

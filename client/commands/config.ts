@@ -1,5 +1,5 @@
 /**
- * `kinoite-zfs config check [FILE]` and `kinoite-zfs config schema`: validation without side effects.
+ * `kinoite-zfs config check [--config FILE | FILE]` and `kinoite-zfs config schema`: validation without side effects.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
@@ -14,9 +14,15 @@ export async function configCommand(argv: string[]): Promise<number> {
     console.log(JSON.stringify(configJsonSchema(), null, 2));
     return ExitCode.Ok;
   }
-  if (sub !== 'check') throw new UsageError('usage: kinoite-zfs config check [FILE] | config schema');
-  const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
-  const file = positionals[0] ?? defaultConfigPath();
+  if (sub !== 'check') throw new UsageError('usage: kinoite-zfs config check [--config FILE | FILE] | config schema');
+  // --config as every other command takes it, or the file as the one positional.
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { config: { type: 'string' } },
+  });
+  if (values.config && positionals.length) throw new UsageError('give the config file once: --config FILE or FILE');
+  const file = values.config ?? positionals[0] ?? defaultConfigPath();
   const config = await loadConfig(file); // throws ConfigError → exit 2 with every problem
   const streams = Object.keys(config.streams);
   console.log(

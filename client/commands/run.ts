@@ -15,7 +15,7 @@ import { followRun, formatSummary, exitCodeFor } from '../follow.ts';
 import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
 import { readLock } from '../lock-file.ts';
 import { sanitizeBranch } from '../../core/tags.ts';
-import { assertSafeToken } from '../../core/refs.ts';
+import { checkValue } from '../../core/validate.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
 import type { Config } from '../../core/config.ts';
@@ -66,7 +66,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (mode === 'pr' && !/^[1-9]\d*$/.test(values.pr ?? '')) throw new UsageError('--mode pr needs --pr NUMBER');
   if (values.lock && mode !== 'main')
     throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
-  if (values.commit) assertSafeToken(values.commit, '--commit');
+  if (values.commit) checkValue('gitRef', values.commit, '--commit');
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
   // Replay refuses placeholders, mismatches and digests the registry lost before anything starts.

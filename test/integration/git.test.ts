@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,5 +52,67 @@ test('command-running transports are refused before git runs, and git itself ref
     assert.equal(existsSync(marker), false, 'no command ran');
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** A local http server standing for a git host: `/404/…` not found, `/401/…` asks for credentials, `/403/…` refuses, `/hang/…` never answers. */
+async function gitHost(): Promise<{ url: string; close: () => void }> {
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/hang/')) return; // keeps the connection open, sends nothing
+    const status = Number(/^\/(\d{3})\//.exec(req.url ?? '')?.[1] ?? 404);
+    res.writeHead(status, status === 401 ? { 'WWW-Authenticate': 'Basic realm="git"' } : {});
+    res.end('no\n');
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+test("a recipe repository the git host does not have, or refuses, fails at once as permanent with git's own line", async () => {
+  const host = await gitHost();
+  try {
+    for (const [path, type, line] of [
+      // "500" in the location must not read as a server error
+      ['/404/500/recipe.git', FailureType.InvalidInput, /fatal: repository '.*\/404\/500\/recipe\.git\/' not found/],
+      ['/401/recipe.git', FailureType.AuthDenied, /fatal: could not read Username for '.*': terminal prompts disabled/],
+      ['/403/recipe.git', FailureType.AuthDenied, /The requested URL returned error: 403/],
+    ] as const) {
+      await assert.rejects(resolveCommit(`${host.url}${path}`, 'main'), (err: Error) => {
+        assert.ok(permanent(type, line)(err), `${path}: ${err.message}`);
+        assert.doesNotMatch(err.message, /will be retried/);
+        return true;
+      });
+    }
+  } finally {
+    host.close();
+  }
+});
+
+test('a git host that does not answer in time, or a port nobody listens on, stays retryable', async () => {
+  const host = await gitHost();
+  const saved = { ...process.env };
+  // curl's low-speed limit stands in for a network timeout, in 2 s instead of minutes.
+  process.env.GIT_HTTP_LOW_SPEED_LIMIT = '1000';
+  process.env.GIT_HTTP_LOW_SPEED_TIME = '2';
+  try {
+    await assert.rejects(resolveCommit(`${host.url}/hang/denied/recipe.git`, 'main'), (err: Error) => {
+      assert.ok(!(err instanceof PermanentError), err.message);
+      assert.match(err.message, /Operation too slow[\s\S]*network timeout; will be retried/);
+      return true;
+    });
+    // Port 1: nothing listens; "denied" in the path must not read as refused credentials.
+    await assert.rejects(resolveCommit('http://127.0.0.1:1/denied/recipe.git', 'main'), (err: Error) => {
+      assert.ok(!(err instanceof PermanentError), err.message);
+      assert.match(err.message, /will be retried/);
+      return true;
+    });
+  } finally {
+    process.env = saved;
+    host.close();
   }
 });

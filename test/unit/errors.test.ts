@@ -238,7 +238,7 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
     tool: 'git',
     exitCode: 128,
     stderr: "remote: Repository not found.\nfatal: repository 'https://github.com/o/nope.git/' not found",
-    expect: FailureType.ImageNotFound,
+    expect: FailureType.InvalidInput,
   },
   {
     tool: 'git',
@@ -308,6 +308,52 @@ const SAMPLES: { tool: string; stderr: string; exitCode?: number; expect: Failur
     tool: 'git',
     exitCode: 128,
     stderr: "fatal: strange pathname '-uupload-pack=x' blocked",
+    expect: FailureType.InvalidInput,
+  },
+  // git 2.39 against a local http server, recorded here: the location's own words (a "500" or
+  // "denied" in its path) never decide; curl's connect failures and slow transfers stay transient
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: "fatal: repository 'http://127.0.0.1:33849/500/r.git/' not found",
+    expect: FailureType.InvalidInput,
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr:
+      "fatal: unable to access 'http://127.0.0.1:1/denied.git/': Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server",
+    expect: 'transient',
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr:
+      "fatal: unable to access 'http://127.0.0.1:43355/r.git/': Operation too slow. Less than 1000 bytes/sec transferred the last 2 seconds",
+    expect: 'transient',
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: "fatal: unable to access 'http://127.0.0.1:33849/r.git/': The requested URL returned error: 500",
+    expect: 'transient',
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: 'ERROR: Repository not found.\nfatal: Could not read from remote repository.',
+    expect: FailureType.InvalidInput,
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: 'Host key verification failed.\nfatal: Could not read from remote repository.',
+    expect: FailureType.AuthDenied,
+  },
+  {
+    tool: 'git',
+    exitCode: 128,
+    stderr: "fatal: unable to access 'https://h/r.git/': SSL certificate problem: self-signed certificate",
     expect: FailureType.InvalidInput,
   },
   // a git-only rule never applies to another tool's output

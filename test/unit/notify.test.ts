@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { NOTIFY_EVENTS, runEndAnnouncements, runEvent, webhooksFor } from '../../core/notify.ts';
 import { holdText, type CompatHold } from '../../core/compat-hold.ts';
-import { redactUrl, signatureHeader } from '../../activities/notify.ts';
+import { signatureHeader } from '../../activities/notify.ts';
+import { redactUrl } from '../../core/notify.ts';
 
 test('runs announce promoted, failed and approval-expired; other outcomes nothing', () => {
   assert.equal(runEvent('promoted'), 'promoted');

@@ -9,6 +9,7 @@ import {
   buildInputsRecord,
   hashInputs,
   planFromLock,
+  lockScopeProblem,
   imageLabels,
   provenanceRecord,
   slsaPredicate,
@@ -184,7 +185,27 @@ test('planFromLock replays the lock: its base, builder, ZFS line and recipe comm
   assert.equal(minimal.builderImage, plan.builderImage);
   assert.equal(minimal.zfs.line, '2.4');
   assert.equal(minimal.recipe.ref, commit);
-  assert.equal(planFromLock(plan, { version: 1, base_image: 'x@y' }).recipe.ref, 'main');
+  assert.equal(planFromLock(plan, { version: 1, base_image: `r.io/u/base@${D('a')}` }).recipe.ref, 'main');
+});
+
+test("a lock pins digests of the stream's own base and builder repositories; one naming other images is refused, naming the field", () => {
+  assert.equal(lockScopeProblem(plan, { version: 1, base_image: `r.io/u/base@${D('e')}` }), undefined);
+  assert.match(
+    lockScopeProblem(plan, { version: 1, base_image: `evil.io/u/base@${D('e')}` })!,
+    /^Lock file base_image evil\.io\/u\/base@sha256:e+ is not in the stream's repository r\.io\/u\/base: /,
+  );
+  assert.match(
+    lockScopeProblem(plan, {
+      version: 1,
+      base_image: `r.io/u/base@${D('e')}`,
+      build_container: `r.io/x/dev@${D('f')}`,
+    })!,
+    /^Lock file build_container r\.io\/x\/dev@\S+ is not in the stream's repository r\.io\/u\/dev: /,
+  );
+  assert.throws(
+    () => planFromLock(plan, { version: 1, base_image: `evil.io/u/base@${D('e')}` }),
+    /not in the stream's repository/,
+  );
 });
 
 test('assembleInputs: the newest kernel is primary, Fedora comes from it, and a disagreeing base label is noted', () => {
