@@ -37,6 +37,12 @@ export type Activities = ReturnType<typeof createActivities>;
 /** Activities that run on the build task queue (podman work); the rest run on the control queue. */
 export const BUILD_QUEUE_ACTIVITIES = ['buildKernelAkmods', 'composeCandidate', 'bootTestCandidate'] as const;
 
+/** The build queue's activities, for `proxyActivities<BuildActivities>()` on the build queue. */
+export type BuildActivities = Pick<Activities, (typeof BUILD_QUEUE_ACTIVITIES)[number]>;
+
+/** The control queue's activities (every other one), for `proxyActivities<ControlActivities>()` on the control queue. */
+export type ControlActivities = Omit<Activities, (typeof BUILD_QUEUE_ACTIVITIES)[number]>;
+
 function wrap(name: string, fn: (input: unknown) => Promise<unknown>) {
   return async function (this: unknown, input: unknown) {
     const ctx = Context.current();

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { NOTIFY_EVENTS } from './notify.ts';
 import { gitLocationProblem } from './refs.ts';
+import { RETRY_DEFAULTS } from './retry-budget.ts';
 
 /** Characters that never belong in an image reference, tag, branch or git ref handed to a tool. */
 const UNSAFE = /[\s;|&$`<>(){}'"\\*?!#~^\x00-\x1f\x7f]/;
@@ -214,6 +215,32 @@ export const SmokeSettings = z
   .prefault({})
   .describe('Tests of the candidate after the layer smoke test.');
 
+/** How long a stream's runs retry, by kind of work. */
+export const RetrySettings = z
+  .strictObject({
+    budget: duration
+      .default(RETRY_DEFAULTS.budget)
+      .describe(
+        'How long registry and network calls (registry reads and writes, the release source, signing, git) keep being retried, backing off, before the run fails: the waits between attempts add up to at least this. Failures classified permanent (not found, auth denied, invalid input) fail at once.',
+      ),
+    maxBackoff: duration
+      .default(RETRY_DEFAULTS.maxBackoff)
+      .describe('The longest wait between two attempts; waits start at 2 s (or this, when shorter) and double.'),
+    buildHostWait: duration
+      .default(RETRY_DEFAULTS.buildHostWait)
+      .describe(
+        'How long a build (akmods, compose, boot check) waits for a build host to take it; then the run\'s progress (status, run --wait, the Web UI) says "no build host has taken this for N minutes".',
+      ),
+    onNoBuildHost: z
+      .enum(['wait', 'fail'])
+      .default(RETRY_DEFAULTS.onNoBuildHost)
+      .describe(
+        'When no build host has taken a build for buildHostWait: wait (schedule it again and keep saying how long it has waited) or fail the run.',
+      ),
+  })
+  .prefault({})
+  .describe('Retry budgets of the runs, by kind of work.');
+
 /** One webhook of a stream's notifications. */
 export const WebhookSettings = z
   .strictObject({
@@ -294,6 +321,7 @@ export const StreamSettings = z
     smoke: SmokeSettings,
     recipe: RecipeSource,
     promotion: PromotionSettings,
+    retry: RetrySettings,
     schedule: ScheduleSettings,
     notify: z
       .array(WebhookSettings)

@@ -27,6 +27,7 @@ import {
   type RunContext,
 } from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
+import { onBuildHost } from './build-host.ts';
 import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
 import { ensureAkmods, reuseSharedAkmods } from './ensure-akmods.ts';
@@ -43,9 +44,9 @@ export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
 
 /** The pipeline run workflow. */
 export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<PipelineResult> {
-  const acts = activitiesFor(input.taskQueues);
-  const state = new RunState(input.stream);
   const { plan } = input;
+  const acts = activitiesFor(input.taskQueues, plan.retry);
+  const state = new RunState(input.stream);
   const info = workflowInfo();
   const ctx: RunContext = {
     workflowId: info.workflowId,
@@ -155,18 +156,20 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
 
     // 4. Compose the candidate FROM the base by digest
     const { digest } = await state.stage(Stage.Compose, () =>
-      acts.build.composeCandidate.executeWithOptions({ summary: `compose ${plan.images.candidate}:${candidateTag}` }, [
-        {
-          stream: input.stream,
-          recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
-          base: inputs.base.pinned,
-          akmods: digestRef(akmods.repo, akmods.digest),
-          candidateRepo: plan.images.candidate,
-          stableRepo: plan.images.stable,
-          tag: candidateTag,
-          labels: imageLabels(inputs, hash),
-        },
-      ]),
+      onBuildHost(acts, state, `compose ${plan.images.candidate}:${candidateTag}`, (o) =>
+        acts.build.composeCandidate.executeWithOptions(o, [
+          {
+            stream: input.stream,
+            recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
+            base: inputs.base.pinned,
+            akmods: digestRef(akmods.repo, akmods.digest),
+            candidateRepo: plan.images.candidate,
+            stableRepo: plan.images.stable,
+            tag: candidateTag,
+            labels: imageLabels(inputs, hash),
+          },
+        ]),
+      ),
     );
     const candidate = { repo: plan.images.candidate, tag: candidateTag, digest };
     state.know({ candidateDigest: digest });

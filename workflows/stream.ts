@@ -83,7 +83,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const state = input.state ? new StreamState(input.state) : StreamState.empty(input.stream, input.previousRuns ?? 0);
   const approvers = () => state.data.plan?.promotion.approvers ?? input.approvers ?? [];
   const now = () => new Date().toISOString();
-  const acts = activitiesFor(input.taskQueues);
+  // Built per use: the stream's retry budgets come with its plan, which a trigger may change.
+  const acts = () => activitiesFor(input.taskQueues, state.data.plan?.retry);
   const selfId = workflowInfo().workflowId;
   const rollbacks: (() => Promise<void>)[] = [];
 
@@ -127,8 +128,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     const payload: NotifyPayload = { schema: 'kinoite-zfs/v1', event, stream: input.stream, at: now(), ...facts };
     (state.data.plan?.notify ?? []).forEach((hook, index) => {
       if (!hook.events.includes(event)) return;
-      const p: Promise<void> = acts.notify.deliverNotification
-        .executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [
+      const p: Promise<void> = acts()
+        .notify.deliverNotification.executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [
           { stream: input.stream, index, payload },
         ])
         .then(
@@ -240,7 +241,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       }
       const done = new Promise<unknown>((resolve) =>
         rollbacks.push(() =>
-          rollbackSaga(acts, { stream: input.stream, plan: state.data.plan!, target }).then(
+          rollbackSaga(acts(), { stream: input.stream, plan: state.data.plan!, target }).then(
             () => resolve(undefined),
             resolve,
           ),
@@ -278,7 +279,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const recheckReleases = async () => {
     const plan = state.data.plan!;
     try {
-      const release = await acts.control.resolveZfsRelease.executeWithOptions(
+      const release = await acts().control.resolveZfsRelease.executeWithOptions(
         { summary: `re-check OpenZFS ${plan.zfs.line} releases (compatibility hold)` },
         [{ line: plan.zfs.line, source: plan.zfs.source }],
       );
