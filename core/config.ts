@@ -115,6 +115,11 @@ export const RegistrySettings = z
       .describe(
         'containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE.',
       ),
+    timeout: duration
+      .default('60s')
+      .describe(
+        "How long a registry may take to answer a request, and pause while sending a body (a large blob may take as long as it keeps coming); then the request fails and is retried within the stream's retry.budget.",
+      ),
   })
   .describe('Registry access for all streams.');
 
