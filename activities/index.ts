@@ -6,7 +6,8 @@
  * non-retryable ApplicationFailure of the same type.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { isPermanentError } from '../core/errors.ts';
+import { FailureType, isPermanentError } from '../core/errors.ts';
+import { UnrecognisedToolFailure } from './run-tool.ts';
 import { resolveActivities } from './resolve.ts';
 import { akmodsActivities } from './akmods.ts';
 import { composeActivities } from './compose.ts';
@@ -53,6 +54,12 @@ export type BuildActivities = Pick<Activities, (typeof BUILD_QUEUE_ACTIVITIES)[n
 /** The control queue's activities (every other one), for `proxyActivities<ControlActivities>()` on the control queue. */
 export type ControlActivities = Omit<Activities, (typeof BUILD_QUEUE_ACTIVITIES)[number]>;
 
+/**
+ * Attempts a tool failing in an unrecognised way gets (the old fixed policy's 6 for builds); a
+ * network fault is retried for the stream's whole budget instead.
+ */
+export const UNRECOGNISED_TOOL_ATTEMPTS = 6;
+
 /** One activity as the worker runs it: heartbeats from progress, one log line, failures classified. */
 export function wrap(name: string, fn: (input: unknown) => Promise<unknown>, timing: HeartbeatTiming = {}) {
   const stallAfterMs = timing.stallAfterMs ?? STALL_AFTER_MS;
@@ -82,6 +89,12 @@ export function wrap(name: string, fn: (input: unknown) => Promise<unknown>, tim
       ctx.log.warn(`${name} failed: ${(err as Error).message.split('\n')[0]}`, { workflowId, attempt });
       if (isPermanentError(err))
         throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true });
+      if (err instanceof UnrecognisedToolFailure && attempt >= UNRECOGNISED_TOOL_ATTEMPTS)
+        throw ApplicationFailure.create({
+          type: FailureType.ToolFailed,
+          message: `${err.message.replace(/; will be retried\)$/, ')')}\nFailed the same unrecognised way ${attempt} times; not retried further.`,
+          nonRetryable: true,
+        });
       throw err;
     } finally {
       clearInterval(ticker);

@@ -62,6 +62,17 @@ function activityContext(): Context | undefined {
   }
 }
 
+/**
+ * A tool failed in a way the classifier does not recognise: retried, but only a few times
+ * (activities/index.ts), not for the whole network retry budget that a registry outage gets.
+ */
+export class UnrecognisedToolFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnrecognisedToolFailure';
+  }
+}
+
 /** Names of variables that look like secrets; children get them only when a call passes them explicitly. */
 const SECRET_NAME = /(TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|PRIVATE_KEY|CREDENTIALS?)$/i;
 
@@ -137,7 +148,8 @@ function toolError(call: ToolCall, command: string, err: ExecaError): Error {
     spawnErrorCode: spawnCode,
   });
   const message = `Command failed (exit ${err.exitCode ?? '?'}): ${command}\n${tail}`;
-  return verdict.permanent
-    ? new PermanentError(verdict.type, `${message}\n(${verdict.reason})`)
+  if (verdict.permanent) return new PermanentError(verdict.type, `${message}\n(${verdict.reason})`);
+  return verdict.unrecognised
+    ? new UnrecognisedToolFailure(`${message}\n(${verdict.reason}; will be retried)`)
     : new Error(`${message}\n(${verdict.reason}; will be retried)`);
 }

@@ -1,6 +1,7 @@
 /**
- * Every HTTP request has a timeout with a clear, retryable error, and activities heartbeat from
- * real progress: bytes read count, a hung call stops heartbeating. A small in-process HTTP server
+ * Every HTTP request has a timeout with a clear, retryable error; activities heartbeat from real
+ * progress (bytes read count, a hung call stops heartbeating); a tool failing in an unrecognised
+ * way is retried only a few times. A small in-process HTTP server
  * plays a registry that never answers, one that stops half-way through a body, and a slow but
  * steady one.
  */
@@ -11,8 +12,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { fetchWithTimeouts, HttpTimeoutError } from '../../activities/http.ts';
 import { RegistryClient } from '../../activities/registry-http.ts';
 import { heartbeatDue, noteProgress, ProgressTracker, withProgress } from '../../activities/progress.ts';
-import { wrap } from '../../activities/index.ts';
-import { isPermanentError } from '../../core/errors.ts';
+import { UNRECOGNISED_TOOL_ATTEMPTS, wrap } from '../../activities/index.ts';
+import { runTool } from '../../activities/run-tool.ts';
+import { FailureType, isPermanentError } from '../../core/errors.ts';
+import { ApplicationFailure } from '@temporalio/common';
 
 let server: Server;
 let host: string;
@@ -134,4 +137,25 @@ test('a wrapped activity heartbeats its progress while it moves and stops heartb
   assert.equal(beats.length, beatsAtStall, 'no heartbeat after the stall');
   release();
   assert.equal(await result, 'done');
+});
+
+test('a tool failing in an unrecognised way is retried, but not past the sixth attempt; a network fault keeps its budget', async () => {
+  const fails = (stderr: string) =>
+    wrap('odd', () => runTool({ tool: 'sh', args: ['-c', `echo '${stderr}' >&2; exit 3`] }));
+  const outcome = async (attempt: number, stderr: string) =>
+    new MockActivityEnvironment({ attempt }).run(fails(stderr), undefined).then(
+      () => assert.fail('the tool fails'),
+      (err: Error) => err,
+    );
+  const early = await outcome(UNRECOGNISED_TOOL_ATTEMPTS - 1, 'something odd');
+  assert.ok(!(early instanceof ApplicationFailure && early.nonRetryable), 'retried before the limit');
+  const last = await outcome(UNRECOGNISED_TOOL_ATTEMPTS, 'something odd');
+  assert.ok(last instanceof ApplicationFailure && last.nonRetryable);
+  assert.equal(last.type, FailureType.ToolFailed);
+  assert.match(last.message, /something odd[\s\S]*Failed the same unrecognised way 6 times; not retried further\.$/);
+  const network = await outcome(
+    UNRECOGNISED_TOOL_ATTEMPTS + 20,
+    'dial tcp 127.0.0.1:5000: connect: connection refused',
+  );
+  assert.ok(!(network instanceof ApplicationFailure && network.nonRetryable), 'a network fault is retried on');
 });
