@@ -151,6 +151,7 @@ test('a registry outage during promotion that outlasts the old retry policy (8 a
     }),
   );
   const before = (await tagsOf(world.info.stream.stable)).filter((t) => t.startsWith('stable-'));
+  worker ??= await spawnWorker(world.configFile, log());
   const handle = await startRun(world, c);
   await until(handle, 'the promotion', (p) => p.stage === 'promote', 600_000);
   await stopRegistry({ dir: world.dir });
