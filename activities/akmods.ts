@@ -27,6 +27,7 @@ import { checkoutCommit } from './git.ts';
 import { downloadOnce, releaseUrl } from './release-source.ts';
 import { treeHash } from './tree-hash.ts';
 import type { ActivityDeps } from './deps.ts';
+import { noteProgress } from './progress.ts';
 
 /** Result of the cache check. */
 export interface AkmodsCacheCheck {
@@ -175,7 +176,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       checkValue('releaseUrlTemplate', input.tarballUrl, 'zfs.source.tarballUrl');
       const ctx = Context.current();
       const env = host.containersEnv();
-      ctx.heartbeat({ kernel: input.kernel, step: 'recipe' });
+      noteProgress({ step: `${input.kernel}: recipe` });
       const checkout = await checkoutCommit({
         url: input.recipe.git,
         commit: input.recipe.commit,
@@ -187,7 +188,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
         join(host.workDir, 'zfs-src', input.zfs.tag, `zfs-${input.zfs.version}.tar.gz`),
         `source tarball of ${input.zfs.tag}`,
       );
-      ctx.heartbeat({ kernel: input.kernel, step: 'pull builder' });
+      noteProgress({ step: `${input.kernel}: pull builder` });
       await podman(pullArgs(input.builder, host.tlsArgs(input.builder)), env);
       const { stdout: builderId } = await podman(['image', 'inspect', '--format', '{{.Id}}', input.builder], env);
       const key = buildKey({
@@ -210,7 +211,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
           await cp(join(cached, 'rpms'), join(outDir, 'rpms'), { recursive: true });
           timings = JSON.parse(await readFile(join(cached, 'timings.json'), 'utf8').catch(() => '{}'));
         } else {
-          ctx.heartbeat({ kernel: input.kernel, step: 'build' });
+          noteProgress({ step: `${input.kernel}: build` });
           await mkdir(host.config.worker.ccacheDir, { recursive: true });
           const args = builderRunArgs({
             image: input.builder,
@@ -227,8 +228,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
             name: `kz-akmods-${process.pid}-${Date.now()}`,
           });
           const run = await podman(args, env, {
-            onLine: (line) =>
-              line.startsWith('build-akmods: ') && ctx.heartbeat({ kernel: input.kernel, step: 'build', log: line }),
+            onLine: (line) => line.startsWith('build-akmods: ') && noteProgress({ step: `${input.kernel}: ${line}` }),
           }).catch((err: Error) => {
             throw recipeFailure(err, input);
           });
@@ -247,7 +247,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
             `The akmods builder produced no kmod-zfs RPM for kernel ${input.kernel} (found: ${built.join(', ') || 'nothing'}). Check recipes/akmods/build-akmods.sh and the builder image.`,
           );
         }
-        ctx.heartbeat({ kernel: input.kernel, step: 'push' });
+        noteProgress({ step: `${input.kernel}: push` });
         await scratchImage({
           dir: outDir,
           labels: {

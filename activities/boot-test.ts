@@ -18,6 +18,7 @@ import { podman, pullArgs } from './podman.ts';
 import { runTool } from './run-tool.ts';
 import type { ActivityDeps } from './deps.ts';
 import { packagePath } from './package-root.ts';
+import { noteProgress } from './progress.ts';
 
 /** The scripts the booted check runs: read from the package root, so they resolve from dist/ too. */
 export const BOOT_SCRIPTS = {
@@ -109,7 +110,7 @@ export function bootTestActivities({ host }: ActivityDeps) {
       const one = async (kernel: string): Promise<KernelBoot> => {
         const dir = await mkdtemp(join(host.workDir, 'boot-'));
         try {
-          ctx.heartbeat({ kernel, step: 'collect' });
+          noteProgress({ step: `${kernel}: collect` });
           await mkdir(join(dir, 'root'));
           await podman(
             [
@@ -190,8 +191,7 @@ async function bootOnce(input: {
     timeoutMs: input.timeoutSeconds * 1000,
     onLine: (l) => {
       lines.push(l);
-      if (l.includes('KZ: '))
-        Context.current().heartbeat({ kernel: input.kernel, console: l.slice(l.indexOf('KZ: ')) });
+      if (l.includes('KZ: ')) noteProgress({ step: `${input.kernel}: ${l.slice(l.indexOf('KZ: '))}` });
     },
   }).catch((err: Error) => {
     if (err instanceof PermanentError && err.type === FailureType.ToolMissing) throw err;

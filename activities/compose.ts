@@ -4,12 +4,12 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
 import { parseImageRef } from '../core/refs.ts';
 import { checkValue } from '../core/validate.ts';
 import { composeBuildArgs, podman, pushImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import type { ActivityDeps } from './deps.ts';
+import { noteProgress } from './progress.ts';
 
 /** Input of the compose activity. */
 export interface ComposeInput {
@@ -36,7 +36,6 @@ export function composeActivities({ host }: ActivityDeps) {
         parseImageRef(ref, field);
       await host.assertWritable(`${input.candidateRepo}:${input.tag}`, 'candidate');
       checkValue('recipePath', input.recipe.path, 'recipe.path');
-      const ctx = Context.current();
       const env = host.containersEnv();
       const checkout = await checkoutCommit({
         url: input.recipe.git,
@@ -45,7 +44,7 @@ export function composeActivities({ host }: ActivityDeps) {
       });
       const local = `localhost/kinoite-zfs-candidate-build:${input.tag}`;
       const tls = host.isInsecure(input.base) || host.isInsecure(input.akmods) ? ['--tls-verify=false'] : [];
-      ctx.heartbeat({ step: 'build' });
+      noteProgress({ step: 'build' });
       await podman(
         composeBuildArgs({
           contextDir: join(checkout, input.recipe.path, 'os'),
@@ -61,7 +60,7 @@ export function composeActivities({ host }: ActivityDeps) {
         }),
         env,
       );
-      ctx.heartbeat({ step: 'push' });
+      noteProgress({ step: 'push' });
       const tmp = await mkdtemp(join(host.workDir, 'compose-'));
       try {
         const dest = `${input.candidateRepo}:${input.tag}`;

@@ -8,6 +8,7 @@ import { createHmac } from 'node:crypto';
 import { PermanentError, FailureType } from '../core/errors.ts';
 import { redactUrl, type NotifyPayload } from '../core/notify.ts';
 import { checkValue } from '../core/validate.ts';
+import { fetchWithTimeouts, HttpTimeoutError } from './http.ts';
 import type { ActivityDeps } from './deps.ts';
 
 /** The signature header value of a body under a secret. */
@@ -52,8 +53,14 @@ export function notifyActivities({ host }: ActivityDeps) {
       }
       let res: Response;
       try {
-        res = await fetch(webhook.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
+        res = await fetchWithTimeouts(
+          webhook.url,
+          { method: 'POST', headers, body },
+          { what: `deliver the ${input.payload.event} notification`, answerMs: 30_000 },
+        );
       } catch (err) {
+        // The timeout's message names the host only: a webhook's path can hold a token.
+        if (err instanceof HttpTimeoutError) throw err;
         throw new Error(
           `Cannot reach webhook ${redactUrl(webhook.url)}: ${String((err as Error).cause ?? (err as Error).message)} (will be retried)`,
         );

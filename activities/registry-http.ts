@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { FailureType, PermanentError } from '../core/errors.ts';
 import { parseImageRef } from '../core/refs.ts';
 import type { ImageRef } from '../core/refs.ts';
+import { fetchWithTimeouts, HttpTimeoutError, type HttpTimeouts } from './http.ts';
 
 /** How this worker host may reach registries. */
 export interface RegistryAccess {
@@ -22,6 +23,8 @@ export interface RegistryAccess {
    * on this host. Credentials read from it never appear in errors, logs or return values.
    */
   authFile?: string;
+  /** How long a registry may take to answer, and pause while sending a body (activities/http.ts). @default 60 s each */
+  timeouts?: HttpTimeouts;
 }
 
 /** Media types this client understands, as the registry and the OCI spec spell them. */
@@ -211,7 +214,7 @@ export class RegistryClient {
 
   /** Creates a client; the auth file is read lazily, on the first auth challenge. */
   constructor(access: RegistryAccess) {
-    this.#access = { insecureHosts: [...access.insecureHosts], authFile: access.authFile };
+    this.#access = { insecureHosts: [...access.insecureHosts], authFile: access.authFile, timeouts: access.timeouts };
   }
 
   /**
@@ -675,9 +678,10 @@ export class RegistryClient {
         init.body = opts.body as BodyInit;
         if (opts.body instanceof ReadableStream) init.duplex = 'half';
       }
-      return await fetch(url, init);
+      return await fetchWithTimeouts(url, init, { ...this.#access.timeouts, what: opts.what });
     } catch (err) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? err;
+      if (err instanceof HttpTimeoutError) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const detail = cause?.code ?? cause?.message ?? (err as Error).message;
       if (/^ERR_SSL_WRONG_VERSION_NUMBER$|^EPROTO$/.test(cause?.code ?? '')) {
@@ -741,8 +745,13 @@ export class RegistryClient {
     this.stats.requests += 1;
     let res: Response;
     try {
-      res = await fetch(tokenUrl, { headers });
+      res = await fetchWithTimeouts(
+        tokenUrl,
+        { headers },
+        { ...this.#access.timeouts, what: `get a token for ${host}` },
+      );
     } catch (err) {
+      if (err instanceof HttpTimeoutError) throw err;
       const cause = (err as { cause?: { code?: string } }).cause;
       throw new Error(
         `Token request to ${tokenUrl.origin}${tokenUrl.pathname} for ${host} failed (${cause?.code ?? (err as Error).message}); retrying`,

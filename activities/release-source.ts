@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PermanentError, FailureType } from '../core/errors.ts';
+import { fetchWithTimeouts, HttpTimeoutError } from './http.ts';
 
 /** Expands `{tag}` and `{version}` in a release URL template. */
 export function releaseUrl(template: string, vars: { tag: string; version: string }): string {
@@ -19,11 +20,13 @@ export function releaseUrl(template: string, vars: { tag: string; version: strin
 async function get(url: string, what: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(url, {
-      headers: { 'User-Agent': 'kinoite-zfs', Accept: 'application/json, text/plain, */*' },
-      signal: AbortSignal.timeout(60_000),
-    });
+    res = await fetchWithTimeouts(
+      url,
+      { headers: { 'User-Agent': 'kinoite-zfs', Accept: 'application/json, text/plain, */*' } },
+      { what: `read the ${what} from the OpenZFS release source` },
+    );
   } catch (err) {
+    if (err instanceof HttpTimeoutError) throw err;
     throw new Error(
       `Cannot reach the OpenZFS release source for ${what} at ${url}: ${(err as Error).message} (will be retried)`,
     );

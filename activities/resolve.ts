@@ -19,6 +19,7 @@ import { scanLayers } from './layer-reader.ts';
 import { fetchReleases, fetchText, releaseUrl } from './release-source.ts';
 import { resolveCommit } from './git.ts';
 import type { ActivityDeps } from './deps.ts';
+import { noteProgress } from './progress.ts';
 
 /** The base image, pinned, with the immutable tag that maps to the same digest. */
 export interface BaseImage extends PinnedImage {
@@ -108,7 +109,7 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
         ref: input.pinned,
         onLayer: (i) => {
           scan.beginLayer();
-          ctx.heartbeat({ layer: i });
+          noteProgress({ step: `layer ${i}` });
         },
         onEntry: (_i, e) => scan.entry(e),
         signal: ctx.cancellationSignal,

@@ -2,14 +2,16 @@
  * The runner: the only place that spawns external tools (podman, buildah, skopeo, cosign, git).
  *
  * Arguments are always arrays (no shell). Inside an activity the child is killed when the activity
- * is cancelled, and the activity heartbeats while it waits. Secrets reach a child only through
- * its environment, and every value listed in `secrets` is redacted from anything we log or throw.
+ * is cancelled, and every output line counts as the activity's progress (its heartbeats). Secrets
+ * reach a child only through its environment, and every value listed in `secrets` is redacted from
+ * anything we log or throw.
  * A failure is classified (core/errors.ts): permanent ones become PermanentError, the rest stay
  * plain errors that Temporal retries.
  */
 import { execa, type ExecaError } from 'execa';
 import { Context } from '@temporalio/activity';
 import { classifyToolFailure, PermanentError, FailureType } from '../core/errors.ts';
+import { progressNoter } from './progress.ts';
 
 /** One tool invocation. */
 export interface ToolCall {
@@ -60,6 +62,17 @@ function activityContext(): Context | undefined {
   }
 }
 
+/**
+ * A tool failed in a way the classifier does not recognise: retried, but only a few times
+ * (activities/index.ts), not for the whole network retry budget that a registry outage gets.
+ */
+export class UnrecognisedToolFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnrecognisedToolFailure';
+  }
+}
+
 /** Names of variables that look like secrets; children get them only when a call passes them explicitly. */
 const SECRET_NAME = /(TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|PRIVATE_KEY|CREDENTIALS?)$/i;
 
@@ -77,7 +90,8 @@ export function childEnv(
 export async function runTool(call: ToolCall): Promise<ToolResult> {
   const ctx = activityContext();
   const command = describeCommand(call);
-  const ticker = ctx ? setInterval(() => ctx.heartbeat(), 5_000) : undefined;
+  // Every output line is progress: the activity heartbeats while its tool prints (activities/progress.ts).
+  const note = progressNoter();
   try {
     const child = execa(call.tool, call.args, {
       cwd: call.cwd,
@@ -93,25 +107,23 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
       // NOTE: a detached process group lets cancellation kill podman and its conmon children together.
       detached: false,
     });
-    if (call.onLine) {
-      for (const stream of [child.stdout, child.stderr]) {
-        let buf = '';
-        stream?.on('data', (chunk: Buffer) => {
-          buf += chunk.toString();
-          let i: number;
-          while ((i = buf.indexOf('\n')) >= 0) {
-            call.onLine!(redact(buf.slice(0, i), call.secrets));
-            buf = buf.slice(i + 1);
-          }
-        });
-      }
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = '';
+      stream?.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = redact(buf.slice(0, i), call.secrets);
+          buf = buf.slice(i + 1);
+          note({ line });
+          call.onLine?.(line);
+        }
+      });
     }
     const result = await child;
     return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
   } catch (err) {
     throw toolError(call, command, err as ExecaError);
-  } finally {
-    if (ticker) clearInterval(ticker);
   }
 }
 
@@ -136,7 +148,8 @@ function toolError(call: ToolCall, command: string, err: ExecaError): Error {
     spawnErrorCode: spawnCode,
   });
   const message = `Command failed (exit ${err.exitCode ?? '?'}): ${command}\n${tail}`;
-  return verdict.permanent
-    ? new PermanentError(verdict.type, `${message}\n(${verdict.reason})`)
+  if (verdict.permanent) return new PermanentError(verdict.type, `${message}\n(${verdict.reason})`);
+  return verdict.unrecognised
+    ? new UnrecognisedToolFailure(`${message}\n(${verdict.reason}; will be retried)`)
     : new Error(`${message}\n(${verdict.reason}; will be retried)`);
 }

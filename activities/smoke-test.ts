@@ -10,6 +10,7 @@ import type { KernelModules } from '../core/layers.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 import { DEFAULT_MAX_CONTENT_BYTES, scanLayers } from './layer-reader.ts';
 import type { ActivityDeps } from './deps.ts';
+import { noteProgress } from './progress.ts';
 
 /** Result of `smokeTestCandidate`: small and JSON-safe (module metadata only, never module bytes). */
 export interface SmokeTestResult {
@@ -48,7 +49,7 @@ export function smokeTestActivities({ registry }: ActivityDeps) {
         skipLayerDigests: skip,
         onLayer: (i) => {
           scan.beginLayer();
-          ctx.heartbeat({ layer: i });
+          noteProgress({ step: `layer ${i}` });
         },
         wantContent: (_i, e) => wantsModuleContent(e.name),
         onEntry: (_i, e, content) => scan.entry(e, content),

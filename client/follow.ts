@@ -54,7 +54,11 @@ export class ProgressPrinter {
           `  waiting for approval; to approve: kinoite-zfs approve --stream ${p.stream} --digest ${p.candidateDigest} --inputs-hash ${p.inputsHash} --by <you>`,
         );
       }
-      if (s.status === 'running') continue;
+      if (s.status === 'running') {
+        // A build no build host has taken: each new waiting time is a new line (retry.buildHostWait).
+        for (const w of p.waiting ?? []) this.once(`waiting:${w}`, `  ${w}`);
+        continue;
+      }
       const mark = s.status === 'done' ? '✔' : s.status === 'failed' ? '✖' : '–';
       this.once(
         `end:${s.stage}:${s.startedAt}`,

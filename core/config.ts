@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { NOTIFY_EVENTS } from './notify.ts';
 import { Rules, refusal, type RuleName, type ValueRule } from './validate.ts';
+import { RETRY_DEFAULTS } from './retry-budget.ts';
 
 /** A string checked by one rule of the table (core/validate.ts); `config check` prints `path: "value" problem`. */
 export function ruled(rule: RuleName) {
@@ -101,6 +102,11 @@ export const RegistrySettings = z
       .describe(
         'containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE.',
       ),
+    timeout: duration
+      .default('60s')
+      .describe(
+        "How long a registry may take to answer a request, and pause while sending a body (a large blob may take as long as it keeps coming); then the request fails and is retried within the stream's retry.budget.",
+      ),
   })
   .describe('Registry access for all streams.');
 
@@ -181,6 +187,32 @@ export const SmokeSettings = z
   .prefault({})
   .describe('Tests of the candidate after the layer smoke test.');
 
+/** How long a stream's runs retry, by kind of work. */
+export const RetrySettings = z
+  .strictObject({
+    budget: duration
+      .default(RETRY_DEFAULTS.budget)
+      .describe(
+        'How long registry and network calls (registry reads and writes, the release source, signing, git) keep being retried, backing off, before the run fails: the waits between attempts add up to at least this. Failures classified permanent (not found, auth denied, invalid input) fail at once.',
+      ),
+    maxBackoff: duration
+      .default(RETRY_DEFAULTS.maxBackoff)
+      .describe('The longest wait between two attempts; waits start at 2 s (or this, when shorter) and double.'),
+    buildHostWait: duration
+      .default(RETRY_DEFAULTS.buildHostWait)
+      .describe(
+        'How long a build (akmods, compose, boot check) waits for a build host to take it; then the run\'s progress (status, run --wait, the Web UI) says "no build host has taken this for N minutes".',
+      ),
+    onNoBuildHost: z
+      .enum(['wait', 'fail'])
+      .default(RETRY_DEFAULTS.onNoBuildHost)
+      .describe(
+        'When no build host has taken a build for buildHostWait: wait (schedule it again and keep saying how long it has waited) or fail the run.',
+      ),
+  })
+  .prefault({})
+  .describe('Retry budgets of the runs, by kind of work.');
+
 /** One webhook of a stream's notifications. */
 export const WebhookSettings = z
   .strictObject({
@@ -254,6 +286,7 @@ export const StreamSettings = z
     smoke: SmokeSettings,
     recipe: RecipeSource,
     promotion: PromotionSettings,
+    retry: RetrySettings,
     schedule: ScheduleSettings,
     notify: z
       .array(WebhookSettings)

@@ -17,6 +17,7 @@ export const FailureType = {
   CompatibilityBlocked: 'CompatibilityBlocked',
   BuildFailed: 'BuildFailed',
   BootFailed: 'BootFailed',
+  ToolFailed: 'ToolFailed',
 } as const;
 
 /** One of the permanent failure type names in {@link FailureType}. */
@@ -78,7 +79,9 @@ export interface ToolFailure {
 
 /** The classifier's verdict for one failed tool run. */
 export type ToolFailureClass =
-  { permanent: true; type: FailureType; reason: string } | { permanent: false; reason: string };
+  | { permanent: true; type: FailureType; reason: string }
+  /** `unrecognised`: no rule matched; retried a few times, not for the whole network budget. */
+  | { permanent: false; reason: string; unrecognised?: true };
 
 interface Rule {
   readonly reason: string;
@@ -229,5 +232,5 @@ export function classifyToolFailure(input: ToolFailure): ToolFailureClass {
     }
   }
   const code = exitCode === undefined ? (spawnErrorCode ?? 'unknown') : String(exitCode);
-  return { permanent: false, reason: `${tool}: unrecognised failure (exit ${code})` };
+  return { permanent: false, reason: `${tool}: unrecognised failure (exit ${code})`, unrecognised: true };
 }

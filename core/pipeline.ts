@@ -15,12 +15,15 @@ import type { StreamContext, Release } from './stream-rules.ts';
 import type { Lock } from './lock.ts';
 import type { BootPolicy, KernelBoot } from './boot.ts';
 import type { NotifyEvent } from './notify.ts';
+import type { RetryBudget } from './retry-budget.ts';
 
 /** Version of this pipeline; part of the inputs identity so a pipeline change rebuilds. */
 export const PIPELINE_VERSION = '1';
 
 /** The public settings of a stream a run works with (everything but host-local secrets). */
-export type StreamPlan = Omit<StreamSettings, 'signing' | 'schedule' | 'notify'> & {
+export type StreamPlan = Omit<StreamSettings, 'signing' | 'schedule' | 'notify' | 'retry'> & {
+  /** Retry budgets by kind of work (absent in runs started before they existed: the defaults apply). */
+  retry?: RetryBudget;
   /** Which events each webhook wants, by position in the config; URLs and secrets stay on the workers (a webhook URL can hold a token). */
   notify?: { events: NotifyEvent[] }[];
 };
@@ -264,6 +267,8 @@ export interface RunProgress {
   akmods: { kernel: string; status: 'cached' | 'building' | 'built' | 'failed' }[];
   /** The booted check: the policy used and each kernel's verdict. */
   boot?: BootRecord;
+  /** Builds no build host has taken yet, as "no build host has taken this for N minutes: …" (retry.buildHostWait). */
+  waiting?: string[];
   outcome?: Outcome;
   message?: string;
 }

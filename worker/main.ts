@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import type { Config } from '../core/config.ts';
 import { createActivities, BUILD_QUEUE_ACTIVITIES } from '../activities/index.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
+import { durationMs } from '../core/stream-rules.ts';
 import { Host, toolPath } from '../activities/host.ts';
 import { RUNS_COMPILED } from '../activities/package-root.ts';
 import { connectionOptions } from '../client/connection.ts';
@@ -62,7 +63,12 @@ export async function checkTools(queues: QueueKind[]): Promise<void> {
 /** Builds the activities for this host (the only place their dependencies are made). */
 export function hostActivities(config: Config, configFile?: string) {
   const host = new Host(config, configFile ? { file: configFile, load: (f) => loadConfig(f) } : undefined);
-  const registry = new RegistryClient({ insecureHosts: config.registries.insecure, authFile: host.authFile() });
+  const timeoutMs = durationMs(config.registries.timeout);
+  const registry = new RegistryClient({
+    insecureHosts: config.registries.insecure,
+    authFile: host.authFile(),
+    timeouts: { answerMs: timeoutMs, idleMs: timeoutMs },
+  });
   return createActivities({ host, registry });
 }
 

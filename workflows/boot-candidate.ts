@@ -10,6 +10,7 @@ import { Stage } from '../core/progress.ts';
 import { durationMs } from '../core/stream-rules.ts';
 import type { BootRecord, StreamPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
+import { onBuildHost } from './build-host.ts';
 import type { RunState } from './run-state.ts';
 
 /** Runs the booted check under the stream's policy; throws BootFailed when it is required and a kernel failed. */
@@ -24,9 +25,14 @@ export async function bootCandidate(
     async () => {
       if (policy === BootPolicy.Off) return state.boot({ policy, kernels: [], warnings: [] });
       const timeoutSeconds = Math.ceil(durationMs(args.plan.smoke?.bootTimeout ?? '5m') / 1000);
-      const { kernels } = await acts.build.bootTestCandidate.executeWithOptions(
-        { summary: `boot ${args.kernels.length} kernel(s) of ${args.candidate} (${policy})` },
-        [{ candidate: args.candidate, kernels: args.kernels, timeoutSeconds }],
+      const { kernels } = await onBuildHost(
+        acts,
+        state,
+        `boot ${args.kernels.length} kernel(s) of ${args.candidate} (${policy})`,
+        (o) =>
+          acts.build.bootTestCandidate.executeWithOptions(o, [
+            { candidate: args.candidate, kernels: args.kernels, timeoutSeconds },
+          ]),
       );
       const verdict = bootVerdict(policy, kernels);
       const record = state.boot({ policy, kernels, warnings: verdict.warnings });

@@ -8,6 +8,7 @@ import { akmodsBuildMessage, akmodsBuildPlan, akmodsMergePlan, sharedAkmodsProbl
 import { PermanentError, FailureType } from '../core/errors.ts';
 import type { RunInputs, StreamPlan, TagPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
+import { onBuildHost } from './build-host.ts';
 import type { RunState } from './run-state.ts';
 
 /** The akmods cache the run composes from. */
@@ -60,9 +61,8 @@ export async function ensureAkmods(
     buildPlan.builds.map(async ({ kernel, userspace }) => {
       state.akmods(kernel, 'building');
       try {
-        const r = await acts.build.buildKernelAkmods.executeWithOptions(
-          { summary: `build kmod-zfs ${inputs.zfs.version} for ${kernel}` },
-          [
+        const r = await onBuildHost(acts, state, `build kmod-zfs ${inputs.zfs.version} for ${kernel}`, (o) =>
+          acts.build.buildKernelAkmods.executeWithOptions(o, [
             {
               stream: args.stream,
               builder: inputs.builder.pinned,
@@ -76,7 +76,7 @@ export async function ensureAkmods(
               userspace,
               network: plan.builderNetwork,
             },
-          ],
+          ]),
         );
         state.akmods(kernel, 'built');
         return r;

@@ -28,6 +28,7 @@ import {
   type StreamPlan,
 } from '../core/pipeline.ts';
 import { activitiesFor } from './activities.ts';
+import { onBuildHost } from './build-host.ts';
 import { RunState } from './run-state.ts';
 import { resolveInputs } from './resolve-inputs.ts';
 import { ensureAkmods, reuseSharedAkmods } from './ensure-akmods.ts';
@@ -44,12 +45,13 @@ export type PipelineRunInput = PipelineInput & { taskQueues: TaskQueues };
 
 /** The pipeline run workflow. */
 export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<PipelineResult> {
-  const acts = activitiesFor(input.taskQueues);
   const state = new RunState(input.stream);
   // Since patch plan-from-worker the run reads its stream's settings from the workers' config in
-  // its resolve stage; whatever plan a starter passed is ignored (docs/trust.md).
+  // its resolve stage; whatever plan a starter passed is ignored (docs/trust.md). Until then its
+  // activities use the default retry budgets.
   const planFromWorker = patched('plan-from-worker');
   let plan = planFromWorker ? (undefined as unknown as StreamPlan) : input.plan!;
+  let acts = activitiesFor(input.taskQueues, planFromWorker ? undefined : plan.retry);
   const info = workflowInfo();
   const ctx: RunContext = {
     workflowId: info.workflowId,
@@ -95,11 +97,13 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     const { inputs, hash, notes } = await state.stage(
       Stage.Resolve,
       async () => {
-        if (planFromWorker)
+        if (planFromWorker) {
           plan = await acts.control.loadStreamPlan.executeWithOptions(
             { summary: `read the settings of stream ${input.stream} from the workers' config` },
             [{ stream: input.stream }],
           );
+          acts = activitiesFor(input.taskQueues, plan.retry);
+        }
         return resolveInputs(acts, plan, input.lock);
       },
       (r) =>
@@ -166,18 +170,20 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
 
     // 4. Compose the candidate FROM the base by digest
     const { digest } = await state.stage(Stage.Compose, () =>
-      acts.build.composeCandidate.executeWithOptions({ summary: `compose ${plan.images.candidate}:${candidateTag}` }, [
-        {
-          stream: input.stream,
-          recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
-          base: inputs.base.pinned,
-          akmods: digestRef(akmods.repo, akmods.digest),
-          candidateRepo: plan.images.candidate,
-          stableRepo: plan.images.stable,
-          tag: candidateTag,
-          labels: imageLabels(inputs, hash),
-        },
-      ]),
+      onBuildHost(acts, state, `compose ${plan.images.candidate}:${candidateTag}`, (o) =>
+        acts.build.composeCandidate.executeWithOptions(o, [
+          {
+            stream: input.stream,
+            recipe: { git: inputs.recipe.git, commit: inputs.recipe.commit, path: inputs.recipe.path },
+            base: inputs.base.pinned,
+            akmods: digestRef(akmods.repo, akmods.digest),
+            candidateRepo: plan.images.candidate,
+            stableRepo: plan.images.stable,
+            tag: candidateTag,
+            labels: imageLabels(inputs, hash),
+          },
+        ]),
+      ),
     );
     const candidate = { repo: plan.images.candidate, tag: candidateTag, digest };
     state.know({ candidateDigest: digest });

@@ -10,6 +10,8 @@ import { progressQuery, SearchAttr } from './shared.ts';
 /** Tracks stages and publishes them (query, search attributes, current details). */
 export class RunState {
   readonly progress: RunProgress;
+  /** Builds waiting for a build host, by their summary. */
+  private readonly waitingFor = new Map<string, string>();
 
   constructor(stream: string) {
     this.progress = { stream, stage: Stage.Resolve, stages: [], kernels: [], akmods: [] };
@@ -73,6 +75,14 @@ export class RunState {
     return record;
   }
 
+  /** Says (or, with undefined, stops saying) that no build host has taken the build `what` yet. */
+  waiting(what: string, message: string | undefined): void {
+    if (message === undefined && !this.waitingFor.delete(what)) return;
+    if (message !== undefined) this.waitingFor.set(what, message);
+    this.progress.waiting = [...this.waitingFor.values()];
+    this.details();
+  }
+
   /** Ends the run with an outcome. */
   finish(outcome: Outcome, message: string): void {
     this.progress.outcome = outcome;
@@ -101,6 +111,7 @@ export class RunState {
       p.boot
         ? `**Boot** (${p.boot.policy}) ${p.boot.kernels.map((k) => `${k.kernel}: ${k.error ? `FAILED: ${k.error}` : `booted, zfs ${k.moduleVersion ?? '?'} loaded, pool round-trip ok, ${k.seconds.toFixed(1)}s ${k.accel}`}`).join('; ') || 'off'}`
         : '',
+      ...(p.waiting ?? []).map((w) => `**Waiting** ${w}`),
       p.message ? `\n${p.message}` : '',
       '',
       ...p.stages.map((s) => `- ${s.stage}: ${s.status}${s.detail ? ` (${s.detail})` : ''}`),

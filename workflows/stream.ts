@@ -86,7 +86,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const planFromWorker = patched('plan-from-worker');
   const approvers = () => state.data.plan?.promotion.approvers ?? (planFromWorker ? [] : (input.approvers ?? []));
   const now = () => new Date().toISOString();
-  const acts = activitiesFor(input.taskQueues);
+  // Built per use: the stream's retry budgets come with its plan, which a trigger may change.
+  const acts = () => activitiesFor(input.taskQueues, state.data.plan?.retry);
   const selfId = workflowInfo().workflowId;
   const rollbacks: (() => Promise<void>)[] = [];
   /** Set when the workers' config does not name this stream and it never had settings: the stream ends. */
@@ -98,7 +99,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const withPlan = async (req: TriggerRequest): Promise<TriggerRequest> => {
     if (!planFromWorker) return req;
     try {
-      const plan = await acts.control.loadStreamPlan.executeWithOptions(
+      const plan = await acts().control.loadStreamPlan.executeWithOptions(
         { summary: `read the settings of stream ${input.stream} from the workers' config` },
         [{ stream: input.stream }],
       );
@@ -152,8 +153,8 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
     const payload: NotifyPayload = { schema: 'kinoite-zfs/v1', event, stream: input.stream, at: now(), ...facts };
     (state.data.plan?.notify ?? []).forEach((hook, index) => {
       if (!hook.events.includes(event)) return;
-      const p: Promise<void> = acts.notify.deliverNotification
-        .executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [
+      const p: Promise<void> = acts()
+        .notify.deliverNotification.executeWithOptions({ summary: `notify ${event} to webhook ${index + 1}` }, [
           { stream: input.stream, index, payload },
         ])
         .then(
@@ -265,7 +266,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       }
       const done = new Promise<unknown>((resolve) =>
         rollbacks.push(() =>
-          rollbackSaga(acts, { stream: input.stream, plan: state.data.plan!, target }).then(
+          rollbackSaga(acts(), { stream: input.stream, plan: state.data.plan!, target }).then(
             () => resolve(undefined),
             resolve,
           ),
@@ -303,7 +304,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const recheckReleases = async () => {
     const plan = state.data.plan!;
     try {
-      const release = await acts.control.resolveZfsRelease.executeWithOptions(
+      const release = await acts().control.resolveZfsRelease.executeWithOptions(
         { summary: `re-check OpenZFS ${plan.zfs.line} releases (compatibility hold)` },
         [{ line: plan.zfs.line, source: plan.zfs.source }],
       );

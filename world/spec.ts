@@ -262,6 +262,8 @@ export const WorldSpec = z
         .optional(),
       /** The stream's webhooks (notify in the config). */
       notify: z.array(z.looseObject({ url: z.string() })).optional(),
+      /** retry of the stream: budget, maxBackoff, buildHostWait, onNoBuildHost (tests use seconds; checked by the config schema). */
+      retry: z.record(z.string(), z.string()).optional(),
       /** zfs.recheckEvery of the stream (tests use seconds). */
       recheckEvery: z
         .string()

@@ -295,6 +295,7 @@ async function worldUpLocked(input: {
           ...(s.approvalTimeout ? { timeout: s.approvalTimeout } : {}),
         },
         ...(s.notify ? { notify: s.notify } : {}),
+        ...(s.retry ? { retry: s.retry } : {}),
         signing,
       },
     },

@@ -73,7 +73,10 @@ export async function statusCommand(argv: string[]): Promise<number> {
           .getHandle(wf.workflowId)
           .query(progressQuery)
           .catch(() => undefined)) as RunProgress | undefined;
-        if (p) row.stage = p.stage;
+        if (p) {
+          row.stage = p.stage;
+          if (p.waiting?.length) row.waiting = p.waiting;
+        }
       }
       runs.push(row);
       if (runs.length >= limit) break;
@@ -115,6 +118,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
     if (current) {
       const stage = runs(s).find((r) => r.workflowId === current.runWorkflowId)?.stage;
       console.log(`  running  ${current.runWorkflowId}${stage ? ` (stage ${stage})` : ''}`);
+      const waiting = runs(s).find((r) => r.workflowId === current.runWorkflowId)?.waiting as string[] | undefined;
+      for (const w of waiting ?? []) console.log(`  WAITING  ${w}`);
     }
     if (st?.next) console.log(`  queued   one follow-up run (${st.next.requestIds.length} trigger(s) coalesced)`);
     if (st?.parked) {

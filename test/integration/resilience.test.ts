@@ -1,6 +1,7 @@
 /**
- * Reliability: the worker killed (SIGKILL) mid-build and mid-promotion, and the registry stopped
- * for 20 s during compose. Each run must still end with the right stable state and exactly one
+ * Reliability: the worker killed (SIGKILL) mid-build and mid-promotion, the registry stopped for
+ * 20 s during compose, and stopped during promotion for more failed attempts than the old fixed
+ * retry policy allowed. Each run must still end with the right stable state and exactly one
  * promotion, checked in the registry.
  */
 import { test, before, after } from 'node:test';
@@ -137,4 +138,36 @@ test('the registry stopped for 20 s during compose: the run completes after retr
   const r = (await handle.result()) as PipelineResult;
   await checkPromoted(r, before);
   assert.ok((await attempts(handle, 'composeCandidate')) >= 2, 'compose was retried after the outage');
+});
+
+test('a registry outage during promotion that outlasts the old retry policy (8 attempts) is ridden out within the stream retry budget', async () => {
+  // Waits of 1 s keep the wall time small: the outage spans more failed attempts than the old policy's 8.
+  world = await bringUpWorld(
+    'resilience',
+    worldSpec({
+      versions: [[K1], [K1, K2]],
+      append: { 'os/Containerfile': 'RUN echo budget-test > /usr/share/kinoite-zfs-budget-test\n' },
+      retry: { budget: '5m', maxBackoff: '1s' },
+    }),
+  );
+  const before = (await tagsOf(world.info.stream.stable)).filter((t) => t.startsWith('stable-'));
+  worker ??= await spawnWorker(world.configFile, log());
+  const handle = await startRun(world, c);
+  await until(handle, 'the promotion', (p) => p.stage === 'promote', 600_000);
+  await stopRegistry({ dir: world.dir });
+  let failing: { activityType?: string; attempt: number } | undefined;
+  try {
+    const deadline = Date.now() + 120_000;
+    while (!failing && Date.now() < deadline) {
+      const { raw } = await handle.describe();
+      const p = raw.pendingActivities?.find((a) => (a.attempt ?? 0) > 8);
+      if (p) failing = { activityType: p.activityType?.name ?? undefined, attempt: p.attempt ?? 0 };
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await ensureRegistry({ dir: world.dir });
+  }
+  assert.ok(failing, 'a promotion activity failed more than 8 times while the registry was down, and the run went on');
+  const r = (await handle.result()) as PipelineResult;
+  await checkPromoted(r, before);
 });

@@ -63,6 +63,8 @@ export function worldSpec(opts: {
   append?: Record<string, string>;
   zfs?: { version: string; linuxMax: string; prerelease?: boolean }[];
   promotion?: string;
+  /** The stream's retry settings (seconds in tests). */
+  retry?: Record<string, string>;
 }) {
   return {
     base: {
@@ -75,7 +77,13 @@ export function worldSpec(opts: {
     builder: { repository: 'ublue-os/devcontainer' },
     zfs: { releases: (opts.zfs ?? [{ version: '2.4.4', linuxMax: '7.2' }]).map((r) => ({ linuxMin: '4.18', ...r })) },
     ...(opts.append ? { recipe: { append: opts.append } } : {}),
-    stream: { name: 'kinoite-zfs', zfsLine: '2.4', owner: 'kinoite', promotion: opts.promotion ?? 'auto' },
+    stream: {
+      name: 'kinoite-zfs',
+      zfsLine: '2.4',
+      owner: 'kinoite',
+      promotion: opts.promotion ?? 'auto',
+      ...(opts.retry ? { retry: opts.retry } : {}),
+    },
   };
 }
 

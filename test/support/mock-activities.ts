@@ -48,8 +48,11 @@ export interface Call {
   workflowId: string;
 }
 
-/** Decides whether a call fails, and whether its effect happened first. */
-export type FaultRule = (call: Call) => 'before' | 'after' | undefined;
+/**
+ * Decides whether a call fails: `before` or `after` its effect (permanently, not retried), or
+ * `transient` (before its effect, retried by the activity's retry policy like a registry outage).
+ */
+export type FaultRule = (call: Call) => 'before' | 'after' | 'transient' | undefined;
 
 /** A paused call: `reached` resolves when a matching call arrives; `release()` lets it go on. */
 export interface Pause {
@@ -124,9 +127,9 @@ export class MockWorld {
       ApplicationFailure.create({
         type: 'MockFault',
         message: `mock ${name} failed (${fault} its effect)`,
-        nonRetryable: true,
+        nonRetryable: fault !== 'transient',
       });
-    if (fault === 'before') throw fail();
+    if (fault === 'before' || fault === 'transient') throw fail();
     const result = effect();
     if (fault === 'after') throw fail();
     return result;
@@ -232,6 +235,8 @@ export function mockConfig(input: {
   policy?: 'auto' | 'approval' | 'never';
   /** Approval timeout. @default 1h */
   timeout?: string;
+  /** The stream's retry budgets (seconds in tests). @default the schema's */
+  retry?: Record<string, string>;
 }): Config {
   return parseConfig(
     {
@@ -254,6 +259,7 @@ export function mockConfig(input: {
             approvers: ['alice'],
             timeout: input.timeout ?? '1h',
           },
+          ...(input.retry ? { retry: input.retry } : {}),
           signing: { keyFile: '/nonexistent/cosign.key', publicKeyFile: '/nonexistent/cosign.pub' },
         },
       },
@@ -270,6 +276,8 @@ export interface MockEnv {
   /** This file's control queue (the build queue is `<queue>-build`). */
   queue: string;
   world: MockWorld;
+  /** Starts the build queue's worker, when the env was started without one (no build host yet). */
+  startBuildWorker: () => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -280,7 +288,13 @@ let runtimeInstalled = false;
  * `file`, with every activity mocked over one MockWorld. Fails naming the command that starts
  * the server when it is not running.
  */
-export async function startMockEnv(file: string): Promise<MockEnv> {
+export async function startMockEnv(
+  file: string,
+  opts: {
+    /** Start a worker on the build queue too. @default true */
+    buildWorker?: boolean;
+  } = {},
+): Promise<MockEnv> {
   const status = await temporalStatus();
   if (!status?.running || !(await temporalHealthy(status.address)))
     throw new Error(
@@ -297,15 +311,21 @@ export async function startMockEnv(file: string): Promise<MockEnv> {
   const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
   const workers = [
     await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowsPath, activities }),
-    await Worker.create({ connection: env.nativeConnection, taskQueue: `${queue}-build`, activities }),
   ];
-  const running = workers.map((w) => w.run());
+  const running = [workers[0]!.run()];
+  const startBuildWorker = async () => {
+    const w = await Worker.create({ connection: env.nativeConnection, taskQueue: `${queue}-build`, activities });
+    workers.push(w);
+    running.push(w.run());
+  };
+  if (opts.buildWorker !== false) await startBuildWorker();
   return {
     env,
     client: env.client,
     address: status.address,
     queue,
     world,
+    startBuildWorker,
     close: async () => {
       // Streams and runs a test left waiting (parked runs, held streams) would wait for this queue forever.
       for await (const wf of env.client.workflow.list({
