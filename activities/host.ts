@@ -58,7 +58,13 @@ export class Host {
     if (!this.source) return this.#config;
     const stamp = statSync(this.source.file, { throwIfNoEntry: false })?.mtimeMs;
     if (stamp !== undefined && stamp !== this.#configStamp) {
-      this.#config = await this.source.load(this.source.file);
+      // A deployed config that does not load stops the runs that need it, saying why (config check names the field).
+      this.#config = await this.source.load(this.source.file).catch((err: Error) => {
+        throw new PermanentError(
+          FailureType.InvalidInput,
+          `The workers' config ${this.source!.file} changed and no longer loads: ${err.message}`,
+        );
+      });
       this.#configStamp = stamp;
     }
     return this.#config;

@@ -496,9 +496,14 @@ export async function runRegistryBench(opts: RegistryBenchOptions = {}): Promise
     //    runner does it (empty blob info cache), and vs skopeo on a host whose cache knows the blobs.
     {
       const registry = fresh();
-      const acts = promotionActivities({ registry, host: new Host(world.config) });
+      const target = `${host}/bench/promote-ours-${stamp}`;
+      // Workers write only to repositories a stream of their config names: the bench's target is one.
+      const s = world.config.streams[world.stream]!;
+      const benchStream = { ...s, images: { ...s.images, stable: target } };
+      const config = { ...world.config, streams: { ...world.config.streams, 'bench-promotion': benchStream } };
+      const acts = promotionActivities({ registry, host: new Host(config) });
       const ours = await observed(logFile, host, () =>
-        acts.copyImageByDigest({ from: candidate, to: `${host}/bench/promote-ours-${stamp}:latest` }),
+        acts.copyImageByDigest({ from: candidate, to: `${target}:latest` }),
       );
       if (ours.value.digest !== candidateDigest)
         throw new Error(`copyImageByDigest changed the digest to ${ours.value.digest}`);

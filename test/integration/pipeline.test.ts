@@ -4,6 +4,8 @@
  * own log), not through the project's code.
  */
 import { test, before, after } from 'node:test';
+import { readFile, writeFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import {
@@ -152,20 +154,31 @@ test('a recipe that leaves one kernel without zfs.ko fails the smoke test naming
   );
 });
 
+/**
+ * Runs `fn` with the world's stream settings changed in the workers' config file (a deploy: the
+ * worker reads it at the run's start; a run's starter sends no settings), then puts the file back.
+ */
+async function deployed<T>(change: (stream: Record<string, unknown>) => void, fn: () => Promise<T>): Promise<T> {
+  const original = await readFile(world.configFile, 'utf8');
+  const raw = parse(original) as { streams: Record<string, Record<string, unknown>> };
+  change(raw.streams[world.stream]!);
+  await writeFile(world.configFile, stringify(raw));
+  try {
+    return await fn();
+  } finally {
+    await writeFile(world.configFile, original);
+  }
+}
+
 test('a missing base image fails with a clear error and writes nothing to the registry', async () => {
-  const s = world.config.streams[world.stream]!;
-  const missing = {
-    ...world,
-    config: {
-      ...world.config,
-      streams: { [world.stream]: { ...s, baseImage: `${world.info.registry.host}/ublue-os/no-such-image:latest` } },
-    },
-  };
   const mark = await registryLogMark(world);
-  const handle = await startRun(missing, c);
-  const err = await handle.result().then(
-    () => assert.fail('the run should fail'),
-    (e) => e,
+  const err = await deployed(
+    (s) => (s.baseImage = `${world.info.registry.host}/ublue-os/no-such-image:latest`),
+    async () =>
+      (await startRun(world, c)).result().then(
+        () => assert.fail('the run should fail'),
+        (e) => e,
+      ),
   );
   assert.match(
     String(err.cause?.message),
@@ -176,19 +189,14 @@ test('a missing base image fails with a clear error and writes nothing to the re
 });
 
 test('an image reference with shell metacharacters is refused before any tool runs, and nothing moves', async () => {
-  const s = world.config.streams[world.stream]!;
-  const hostile = {
-    ...world,
-    config: {
-      ...world.config,
-      streams: { [world.stream]: { ...s, baseImage: `${world.info.registry.host}/x/y:latest;touch /tmp/kz-pwned` } },
-    },
-  };
   const mark = await registryLogMark(world);
-  const handle = await startRun(hostile, c);
-  const err = await handle.result().then(
-    () => assert.fail('the run should fail'),
-    (e) => e,
+  const err = await deployed(
+    (s) => (s.baseImage = `${world.info.registry.host}/x/y:latest;touch /tmp/kz-pwned`),
+    async () =>
+      (await startRun(world, c)).result().then(
+        () => assert.fail('the run should fail'),
+        (e) => e,
+      ),
   );
   assert.equal(err.cause?.type, 'InvalidInput');
   assert.match(String(err.cause?.message), /baseImage/);
