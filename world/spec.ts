@@ -170,6 +170,11 @@ export const BaseFiller = z
 /** A parsed base filler (size in bytes). */
 export type BaseFiller = z.infer<typeof BaseFiller>;
 
+/** Layer compressions a world base can be pushed with (buildah push `--compression-format`). */
+export const BASE_COMPRESSIONS = ['gzip', 'zstd', 'zstd:chunked'] as const;
+/** A base layer compression. */
+export type BaseCompression = (typeof BASE_COMPRESSIONS)[number];
+
 const repositoryPath = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
   message: 'must be a lowercase repository path such as ublue-os/kinoite-main',
 });
@@ -219,6 +224,12 @@ export const WorldSpec = z
       repository: repositoryPath,
       versions: z.array(BaseVersion).min(1, { message: 'list at least one base image version' }),
       filler: BaseFiller.optional(),
+      /** Compression of the base's layers in the registry (Universal Blue images use zstd:chunked). */
+      compression: z
+        .enum(BASE_COMPRESSIONS, {
+          message: `must be one of ${BASE_COMPRESSIONS.join(', ')} (buildah push --compression-format)`,
+        })
+        .default('gzip'),
     }),
     builder: z.strictObject({ repository: repositoryPath }),
     zfs: z.strictObject({
