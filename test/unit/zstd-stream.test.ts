@@ -118,3 +118,15 @@ test('output follows the reader: 1 GiB of zeros (16 frames) is decoded without h
   assert.equal(total, 1024 * 1024 * 1024);
   assert.ok(peak < 512 * 1024 * 1024, `peak arrayBuffers ${peak} bytes`);
 });
+
+test('small frames without a content size and with a 32 MiB window (as zstd:chunked writes them) decode exactly', async () => {
+  // Decoded one call each with a window cut to what the frame can hold; wrong cuts break matches.
+  const parts = Array.from({ length: 40 }, (_, i) =>
+    Buffer.concat([TEXT.subarray(i * 1000, i * 1000 + 300_000), NOISE.subarray(0, i * 100)]),
+  );
+  const frames = await Promise.all(parts.map((p) => zstd(p, '--no-content-size', '--long=25', '-19')));
+  assert.equal(frames[1]![4]! >> 6, 0, 'no content size in the frame header');
+  for (const size of [4096, 1 << 20]) {
+    assert.ok((await decompress(Buffer.concat(frames), size)).equals(Buffer.concat(parts)), `chunks of ${size} bytes`);
+  }
+});
