@@ -21,6 +21,7 @@ import { parseImageRef, digestRef } from '../core/refs.ts';
 import { isValidKernelRelease } from '../core/kernels.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 import { scanLayers } from './layer-reader.ts';
+import { checkBuildHostDisk } from './disk-preflight.ts';
 import { builderRunArgs, podman, pullArgs, pushImage, scratchImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import { downloadOnce, releaseUrl } from './release-source.ts';
@@ -172,6 +173,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       parseImageRef(input.dest, 'akmods destination');
       const ctx = Context.current();
       const env = host.containersEnv();
+      await checkBuildHostDisk(host, `building akmods for kernel ${input.kernel}`);
       ctx.heartbeat({ kernel: input.kernel, step: 'recipe' });
       const checkout = await checkoutCommit({
         url: input.recipe.git,

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { NOTIFY_EVENTS } from './notify.ts';
 import { gitLocationProblem } from './refs.ts';
+import { parseSize } from './size.ts';
 
 /** Characters that never belong in an image reference, tag, branch or git ref handed to a tool. */
 const UNSAFE = /[\s;|&$`<>(){}'"\\*?!#~^\x00-\x1f\x7f]/;
@@ -322,6 +323,15 @@ export const WorkerSettings = z
     ccacheDir: filePath
       .default('~/.cache/kinoite-zfs/ccache')
       .describe('Compiler cache mounted into akmods builders (used when the builder image has ccache).'),
+    minFreeSpace: z
+      .string()
+      .refine((v) => parseSize(v, { allowZero: true }) !== undefined, {
+        message: 'must be a size such as "10GB", "500MB" or "20GiB" ("0" turns the check off)',
+      })
+      .default('10GB')
+      .describe(
+        'Least free space, on the containers storage (podman graphroot) and on workDir each, before an akmods build or a compose starts on this host; below it the build fails at once (InsufficientDiskSpace) instead of filling the disk. "0" turns the check off.',
+      ),
     qemuAccel: z
       .enum(['auto', 'kvm', 'tcg'])
       .default('auto')

@@ -17,6 +17,7 @@ export const FailureType = {
   CompatibilityBlocked: 'CompatibilityBlocked',
   BuildFailed: 'BuildFailed',
   BootFailed: 'BootFailed',
+  InsufficientDiskSpace: 'InsufficientDiskSpace',
 } as const;
 
 /** One of the permanent failure type names in {@link FailureType}. */
