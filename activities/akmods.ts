@@ -22,6 +22,7 @@ import { isValidKernelRelease } from '../core/kernels.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
 import { checkValue } from '../core/validate.ts';
 import { scanLayers } from './layer-reader.ts';
+import { checkBuildHostDisk } from './disk-preflight.ts';
 import { builderRunArgs, podman, pullArgs, pushImage, scratchImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import { downloadOnce, releaseUrl } from './release-source.ts';
@@ -176,6 +177,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       checkValue('releaseUrlTemplate', input.tarballUrl, 'zfs.source.tarballUrl');
       const ctx = Context.current();
       const env = host.containersEnv();
+      await checkBuildHostDisk(host, `building akmods for kernel ${input.kernel}`);
       noteProgress({ step: `${input.kernel}: recipe` });
       const checkout = await checkoutCommit({
         url: input.recipe.git,

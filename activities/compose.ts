@@ -8,6 +8,7 @@ import { parseImageRef } from '../core/refs.ts';
 import { checkValue } from '../core/validate.ts';
 import { composeBuildArgs, podman, pushImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
+import { checkBuildHostDisk } from './disk-preflight.ts';
 import type { ActivityDeps } from './deps.ts';
 import { noteProgress } from './progress.ts';
 
@@ -37,6 +38,7 @@ export function composeActivities({ host }: ActivityDeps) {
       await host.assertWritable(`${input.candidateRepo}:${input.tag}`, 'candidate');
       checkValue('recipePath', input.recipe.path, 'recipe.path');
       const env = host.containersEnv();
+      await checkBuildHostDisk(host, `composing ${input.candidateRepo}:${input.tag}`);
       const checkout = await checkoutCommit({
         url: input.recipe.git,
         commit: input.recipe.commit,
@@ -45,30 +47,38 @@ export function composeActivities({ host }: ActivityDeps) {
       const local = `localhost/kinoite-zfs-candidate-build:${input.tag}`;
       const tls = host.isInsecure(input.base) || host.isInsecure(input.akmods) ? ['--tls-verify=false'] : [];
       noteProgress({ step: 'build' });
-      await podman(
-        composeBuildArgs({
-          contextDir: join(checkout, input.recipe.path, 'os'),
-          tag: local,
-          tls,
-          buildArgs: {
-            BASE_IMAGE: input.base,
-            AKMODS_IMAGE: input.akmods,
-            STABLE_REPO: input.stableRepo,
-            CANDIDATE_REPO: input.candidateRepo,
-          },
-          labels: input.labels,
-        }),
-        env,
-      );
-      noteProgress({ step: 'push' });
-      const tmp = await mkdtemp(join(host.workDir, 'compose-'));
+      // The built image is in the registry once pushed; kept locally it would add a candidate's
+      // layers to the host's storage on every run. So would the akmods cache it was built from (a
+      // new digest whenever a kernel is added); the base stays, for the next compose on it.
       try {
-        const dest = `${input.candidateRepo}:${input.tag}`;
-        return {
-          digest: await pushImage({ local, dest, digestFile: join(tmp, 'digest'), tls: host.tlsArgs(dest), env }),
-        };
+        await podman(
+          composeBuildArgs({
+            contextDir: join(checkout, input.recipe.path, 'os'),
+            tag: local,
+            tls,
+            buildArgs: {
+              BASE_IMAGE: input.base,
+              AKMODS_IMAGE: input.akmods,
+              STABLE_REPO: input.stableRepo,
+              CANDIDATE_REPO: input.candidateRepo,
+            },
+            labels: input.labels,
+          }),
+          env,
+        );
+        noteProgress({ step: 'push' });
+        const tmp = await mkdtemp(join(host.workDir, 'compose-'));
+        try {
+          const dest = `${input.candidateRepo}:${input.tag}`;
+          return {
+            digest: await pushImage({ local, dest, digestFile: join(tmp, 'digest'), tls: host.tlsArgs(dest), env }),
+          };
+        } finally {
+          await rm(tmp, { recursive: true, force: true });
+        }
       } finally {
-        await rm(tmp, { recursive: true, force: true });
+        await podman(['rmi', '--force', local], env).catch(() => undefined);
+        await podman(['rmi', input.akmods], env).catch(() => undefined);
       }
     },
   };

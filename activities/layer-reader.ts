@@ -15,6 +15,7 @@ import { extract } from 'tar-stream';
 import { FailureType, PermanentError } from '../core/errors.ts';
 import { parseImageRef } from '../core/refs.ts';
 import type { RegistryClient } from './registry-http.ts';
+import { ZstdFormatError, createZstdDecompress } from './zstd-stream.ts';
 
 /** Kind of a tar member, reduced to what the layer scan distinguishes. */
 export type LayerEntryType = 'file' | 'link' | 'symlink' | 'directory' | 'other';
@@ -84,6 +85,10 @@ const GZIP_TYPES = new Set([
   'application/vnd.docker.image.rootfs.diff.tar.gzip',
   'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
 ]);
+const ZSTD_TYPES = new Set([
+  'application/vnd.oci.image.layer.v1.tar+zstd',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+]);
 const TAR_TYPES = new Set([
   'application/vnd.oci.image.layer.v1.tar',
   'application/vnd.oci.image.layer.nondistributable.v1.tar',
@@ -93,8 +98,8 @@ const TAR_TYPES = new Set([
 /**
  * Reads the layers of an image in manifest order and reports each tar member to `onEntry`
  * (with its content when `wantContent` selects it), skipping layers whose digest is in
- * `skipLayerDigests`. Gzip and plain tar layers are supported; zstd layers are refused with a
- * permanent InvalidInput error.
+ * `skipLayerDigests`. Gzip, zstd (zstd:chunked too: it is zstd with skippable frames) and plain
+ * tar layers are read; another media type is refused with a permanent InvalidInput error.
  */
 export async function scanLayers(input: ScanLayersInput): Promise<ScanLayersResult> {
   const { client, ref, onEntry, onLayer, signal, wantContent } = input;
@@ -131,16 +136,11 @@ export async function scanLayers(input: ScanLayersInput): Promise<ScanLayersResu
 function decompressorFor(mediaType: string, digest: string, ref: string): (() => NodeJS.ReadWriteStream) | undefined {
   if (GZIP_TYPES.has(mediaType) || mediaType.endsWith('+gzip') || mediaType.endsWith('.gzip'))
     return () => createGunzip();
+  if (ZSTD_TYPES.has(mediaType) || mediaType.endsWith('+zstd')) return createZstdDecompress;
   if (TAR_TYPES.has(mediaType) || mediaType.endsWith('.tar')) return undefined;
-  if (mediaType.includes('zstd')) {
-    throw new PermanentError(
-      FailureType.InvalidInput,
-      `Layer ${digest} of ${ref} is zstd-compressed (${mediaType}), which this scanner does not read; push the image with gzip layers (e.g. podman push --compression-format gzip)`,
-    );
-  }
   throw new PermanentError(
     FailureType.InvalidInput,
-    `Layer ${digest} of ${ref} has unsupported media type ${mediaType}; expected a tar or tar+gzip layer`,
+    `Layer ${digest} of ${ref} has unsupported media type ${mediaType}; expected a tar, tar+gzip or tar+zstd layer`,
   );
 }
 
@@ -225,8 +225,12 @@ async function readTar(args: {
     if (consumerError) throw consumerError.err;
     if (err instanceof PermanentError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    // zlib and tar parse errors are corrupt or mislabelled layers: retrying gives the same bytes.
-    if (code?.startsWith('Z_') || /tar|header|checksum/i.test((err as Error).message)) {
+    // zlib, zstd and tar parse errors are corrupt or mislabelled layers: retrying gives the same bytes.
+    if (
+      err instanceof ZstdFormatError ||
+      (typeof code === 'string' && code.startsWith('Z_')) ||
+      /tar|header|checksum/i.test((err as Error).message)
+    ) {
       throw new PermanentError(
         FailureType.InvalidInput,
         `Cannot read ${args.where}: ${(err as Error).message}; the layer is corrupt or not the format its media type says`,

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { NOTIFY_EVENTS } from './notify.ts';
 import { Rules, refusal, type RuleName, type ValueRule } from './validate.ts';
 import { RETRY_DEFAULTS } from './retry-budget.ts';
+import { parseSize } from './size.ts';
 
 /** A string checked by one rule of the table (core/validate.ts); `config check` prints `path: "value" problem`. */
 export function ruled(rule: RuleName) {
@@ -315,6 +316,15 @@ export const WorkerSettings = z
     ccacheDir: filePath
       .default('~/.cache/kinoite-zfs/ccache')
       .describe('Compiler cache mounted into akmods builders (used when the builder image has ccache).'),
+    minFreeSpace: z
+      .string()
+      .refine((v) => parseSize(v, { allowZero: true }) !== undefined, {
+        message: 'must be a size such as "10GB", "500MB" or "20GiB" ("0" turns the check off)',
+      })
+      .default('10GB')
+      .describe(
+        'Least free space, on the containers storage (podman graphroot) and on workDir each, before an akmods build or a compose starts on this host; below it the build fails at once (InsufficientDiskSpace) instead of filling the disk. "0" turns the check off.',
+      ),
     qemuAccel: z
       .enum(['auto', 'kvm', 'tcg'])
       .default('auto')

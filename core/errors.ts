@@ -18,6 +18,7 @@ export const FailureType = {
   BuildFailed: 'BuildFailed',
   BootFailed: 'BootFailed',
   ToolFailed: 'ToolFailed',
+  InsufficientDiskSpace: 'InsufficientDiskSpace',
 } as const;
 
 /** One of the permanent failure type names in {@link FailureType}. */

@@ -13,10 +13,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { sortKernels, primaryKernel } from '../core/kernels.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
+import type { Descriptor } from '../activities/registry-http.ts';
 import { BUILDER_ROOTFS_RECIPE, ROOTFS_RECIPE, ensureRootfsImage, localImageExists, rootfsHash } from './rootfs.ts';
 import { ensureDebianKernel, modulesDirOf } from './debian-kernels.ts';
 import { splitVersion } from './spec.ts';
-import type { BaseFiller, BaseVersion, KernelSpec } from './spec.ts';
+import type { BaseCompression, BaseFiller, BaseVersion, KernelSpec } from './spec.ts';
 
 /** One base image version as pushed. */
 export interface PushedBaseVersion {
@@ -200,6 +201,8 @@ export async function buildAndPushBase(input: {
   versions: BaseVersion[];
   /** Filler layers under the first version (base.filler of the spec). */
   filler?: BaseFiller;
+  /** Layer compression in the registry (base.compression of the spec). */
+  compression: BaseCompression;
   rootfsImage: string;
   containersConf: string;
   log: (line: string) => void;
@@ -279,7 +282,14 @@ export async function buildAndPushBase(input: {
       }
     }
     const tags = baseTags(v.version, i === input.versions.length - 1);
-    const digest = await pushImage({ localImage, registry: input.registry, repository: input.repository, tags, env });
+    const digest = await pushImage({
+      localImage,
+      registry: input.registry,
+      repository: input.repository,
+      tags,
+      env,
+      compression: input.compression,
+    });
     input.log(
       `  pushed ${input.registry}/${input.repository}@${digest} as ${tags.join(', ')} (${((Date.now() - started) / 1000).toFixed(1)}s)`,
     );
@@ -290,13 +300,18 @@ export async function buildAndPushBase(input: {
   return out;
 }
 
-/** Pushes a local image to the registry under its first tag and points the other tags at the same digest. */
+/**
+ * Pushes a local image to the registry under its first tag and points the other tags at the same
+ * digest. With `compression`, the layers are pushed in that format and checked to be in it.
+ */
 export async function pushImage(input: {
   localImage: string;
   registry: string;
   repository: string;
   tags: string[];
   env: NodeJS.ProcessEnv;
+  /** @default buildah's own (gzip) */
+  compression?: BaseCompression;
 }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'kz-world-push-'));
   try {
@@ -309,6 +324,7 @@ export async function pushImage(input: {
         '--tls-verify=false',
         '--digestfile',
         digestFile,
+        ...(input.compression ? ['--compression-format', input.compression] : []),
         input.localImage,
         `docker://${input.registry}/${input.repository}:${first}`,
       ],
@@ -320,11 +336,29 @@ export async function pushImage(input: {
     const registry = new RegistryClient({ insecureHosts: [input.registry] });
     const name = `${input.registry}/${input.repository}`;
     const manifest = await registry.getManifest(`${name}@${digest}`);
+    if (input.compression) checkCompression(manifest.manifest.layers ?? [], input.compression, `${name}@${digest}`);
     for (const tag of rest) await registry.putManifest(name, tag, manifest.bytes, manifest.mediaType);
     return digest;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Fails unless every layer of a pushed manifest has the media type of `compression` (zstd:chunked
+ * is `+zstd`). NOTE: buildah 1.28 reuses a blob the registry already holds for the same layer in
+ * another compression (its blob-info cache); the world would then silently test gzip where the
+ * spec says zstd. A zstd:chunked layer reused from an earlier push (a later base version's lower
+ * layers) is listed without its `io.containers.zstd-chunked.*` annotations, so only the media
+ * type is checked; the blob itself is the chunked one.
+ */
+function checkCompression(layers: Descriptor[], compression: BaseCompression, ref: string): void {
+  const suffix = compression === 'gzip' ? /[+.]gzip$/ : /\+zstd$/;
+  const wrong = layers.filter((l) => !suffix.test(l.mediaType));
+  if (wrong.length > 0)
+    throw new Error(
+      `buildah pushed ${ref} with ${wrong.length} layer(s) not in ${compression} (e.g. ${wrong[0]!.digest}, ${wrong[0]!.mediaType}): the registry already held them in another compression and buildah reused them; bring the world up in a fresh folder (world down, remove the folder)`,
+    );
 }
 
 /**

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { formatIssues } from '../core/config-parse.ts';
+import { parseSize } from '../core/size.ts';
 
 /** A string that YAML must not have turned into a number (4.10 would silently become 4.1). */
 const quoted = (what: string, example: string) =>
@@ -95,17 +96,6 @@ export const BaseVersion = z
       ctx.addIssue({ code: 'custom', path: ['kernels'], message: 'lists a kernel twice' });
   });
 
-/** Units a filler size may use: decimal (`MB`, `GB`) and binary (`MiB`, `GiB`). */
-const SIZE_UNITS: Record<string, number> = {
-  B: 1,
-  KB: 1e3,
-  MB: 1e6,
-  GB: 1e9,
-  KIB: 1024,
-  MIB: 1024 ** 2,
-  GIB: 1024 ** 3,
-};
-
 /**
  * Most filler layers a base may have. With Debian 12's buildah 1.28, a container over more than
  * about 58 layers cannot be mounted a second time (containers/storage switches to its long
@@ -117,16 +107,6 @@ export const MAX_FILLER_LAYERS = 50;
 export const MAX_FILLER_BYTES = 16 * 1024 ** 3;
 /** Smallest filler layer, so every layer holds real content. */
 export const MIN_FILLER_LAYER_BYTES = 64 * 1024;
-
-/** Parses `250MB`, `1GB`, `2GiB` or a number of bytes; undefined when it is neither. */
-export function parseSize(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
-  if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$/i.exec(v);
-  if (!m) return undefined;
-  const bytes = Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? 'B').toUpperCase()]!);
-  return bytes > 0 ? bytes : undefined;
-}
 
 /**
  * Filler layers under the first base version, so the base looks like a rechunked Fedora Atomic
@@ -169,6 +149,11 @@ export const BaseFiller = z
   });
 /** A parsed base filler (size in bytes). */
 export type BaseFiller = z.infer<typeof BaseFiller>;
+
+/** Layer compressions a world base can be pushed with (buildah push `--compression-format`). */
+export const BASE_COMPRESSIONS = ['gzip', 'zstd', 'zstd:chunked'] as const;
+/** A base layer compression. */
+export type BaseCompression = (typeof BASE_COMPRESSIONS)[number];
 
 const repositoryPath = z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
   message: 'must be a lowercase repository path such as ublue-os/kinoite-main',
@@ -219,6 +204,12 @@ export const WorldSpec = z
       repository: repositoryPath,
       versions: z.array(BaseVersion).min(1, { message: 'list at least one base image version' }),
       filler: BaseFiller.optional(),
+      /** Compression of the base's layers in the registry (Universal Blue images use zstd:chunked). */
+      compression: z
+        .enum(BASE_COMPRESSIONS, {
+          message: `must be one of ${BASE_COMPRESSIONS.join(', ')} (buildah push --compression-format)`,
+        })
+        .default('gzip'),
     }),
     builder: z.strictObject({ repository: repositoryPath }),
     zfs: z.strictObject({

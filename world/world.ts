@@ -218,6 +218,7 @@ async function worldUpLocked(input: {
       repository: spec.base.repository,
       versions: spec.base.versions,
       filler: spec.base.filler,
+      compression: spec.base.compression,
       rootfsImage,
       containersConf,
       log,

@@ -197,3 +197,17 @@ test('config check refuses a recipe location git would read as an option or as a
     assert.doesNotThrow(() => parseConfig(c, 'x.yaml'), location);
   }
 });
+
+test('worker.minFreeSpace defaults to 10GB, takes sizes and "0", and refuses what is not a size with its path', () => {
+  assert.equal(parseConfig(validConfig(), 'x.yaml').worker.minFreeSpace, '10GB');
+  for (const v of ['25GB', '500MiB', '0'])
+    assert.equal(parseConfig({ ...validConfig(), worker: { minFreeSpace: v } }, 'x.yaml').worker.minFreeSpace, v);
+  assert.throws(
+    () => parseConfig({ ...validConfig(), worker: { minFreeSpace: 'ten gigs' } }, 'x.yaml'),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(String(err.message), /worker\.minFreeSpace: must be a size such as "10GB"/);
+      return true;
+    },
+  );
+});

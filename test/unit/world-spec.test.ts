@@ -129,3 +129,17 @@ test('filler layer sizes are uneven, deterministic and sum to the size', () => {
   assert.ok(new Set(sizes).size > 3, 'layer sizes vary');
   assert.deepEqual(fillerLayerSizes({ layers: 60, size: 2e9 }), sizes);
 });
+
+test('base.compression is gzip unless the spec names zstd or zstd:chunked; other formats are refused by name', () => {
+  const withCompression = (compression: unknown) => {
+    const raw = base(['6.18.3-200.fc43.x86_64']);
+    return { ...raw, base: { ...raw.base, compression } };
+  };
+  assert.equal(parseWorldSpec(base(['6.18.3-200.fc43.x86_64']), 'spec.yaml').base.compression, 'gzip');
+  for (const c of ['gzip', 'zstd', 'zstd:chunked'])
+    assert.equal(parseWorldSpec(withCompression(c), 'spec.yaml').base.compression, c);
+  assert.match(
+    problems(withCompression('xz')),
+    /base\.compression.*must be one of gzip, zstd, zstd:chunked \(buildah push --compression-format\)/,
+  );
+});
