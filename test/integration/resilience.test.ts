@@ -65,6 +65,32 @@ async function attempts(handle: WorkflowHandle, activityType: string): Promise<n
   return max;
 }
 
+type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
+
+/**
+ * Stops the world's registry until one of the run's pending activities matches `failed` (and at
+ * least `minMs` passed), or `maxMs` ran out; starts it again in any case. Returns whether one matched.
+ */
+async function registryDownUntil(
+  handle: WorkflowHandle,
+  failed: (a: PendingActivity) => boolean,
+  { minMs = 0, maxMs }: { minMs?: number; maxMs: number },
+): Promise<boolean> {
+  await stopRegistry({ dir: world.dir });
+  const t0 = Date.now();
+  let matched = false;
+  try {
+    while ((!matched || Date.now() - t0 < minMs) && Date.now() - t0 < maxMs) {
+      const { raw } = await handle.describe();
+      matched ||= !!raw.pendingActivities?.some(failed);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await ensureRegistry({ dir: world.dir });
+  }
+  return matched;
+}
+
 async function signatureCount(repo: string, digest: string): Promise<number> {
   const sig = await inspect(`${repo}:${digest.replace(':', '-')}.sig`);
   return sig?.Layers.length ?? 0;
@@ -132,23 +158,13 @@ test('the registry stopped during compose until compose has failed for it: the r
   const before = (await tagsOf(world.info.stream.stable)).filter((t) => t.startsWith('stable-'));
   const handle = await startRun(world, c);
   await until(handle, 'compose', (p) => p.stage === 'compose');
-  await stopRegistry({ dir: world.dir });
   // Down until compose has failed for it at least once (a fixed outage can end before a slow build
   // reaches its push, on a busy machine), and at least 20 s.
-  const t0 = Date.now();
-  let retried = false;
-  try {
-    const deadline = t0 + 300_000;
-    while ((!retried || Date.now() - t0 < 20_000) && Date.now() < deadline) {
-      const { raw } = await handle.describe();
-      retried ||= !!raw.pendingActivities?.some(
-        (a) => a.activityType?.name === 'composeCandidate' && (a.attempt ?? 0) >= 2,
-      );
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  } finally {
-    await ensureRegistry({ dir: world.dir });
-  }
+  const retried = await registryDownUntil(
+    handle,
+    (a) => a.activityType?.name === 'composeCandidate' && (a.attempt ?? 0) >= 2,
+    { minMs: 20_000, maxMs: 300_000 },
+  );
   assert.ok(retried, 'compose failed while the registry was down and was scheduled again');
   const r = (await handle.result()) as PipelineResult;
   await checkPromoted(r, before);
@@ -169,19 +185,7 @@ test('a registry outage during promotion that outlasts the old retry policy (8 a
   worker ??= await spawnWorker(world.configFile, log());
   const handle = await startRun(world, c);
   await until(handle, 'the promotion', (p) => p.stage === 'promote', 600_000);
-  await stopRegistry({ dir: world.dir });
-  let failing: { activityType?: string; attempt: number } | undefined;
-  try {
-    const deadline = Date.now() + 120_000;
-    while (!failing && Date.now() < deadline) {
-      const { raw } = await handle.describe();
-      const p = raw.pendingActivities?.find((a) => (a.attempt ?? 0) > 8);
-      if (p) failing = { activityType: p.activityType?.name ?? undefined, attempt: p.attempt ?? 0 };
-      else await new Promise((r) => setTimeout(r, 500));
-    }
-  } finally {
-    await ensureRegistry({ dir: world.dir });
-  }
+  const failing = await registryDownUntil(handle, (a) => (a.attempt ?? 0) > 8, { maxMs: 120_000 });
   assert.ok(failing, 'a promotion activity failed more than 8 times while the registry was down, and the run went on');
   const r = (await handle.result()) as PipelineResult;
   await checkPromoted(r, before);

@@ -241,31 +241,34 @@ export function mockConfig(input: {
   return parseConfig(
     {
       temporal: { address: input.address, taskQueues: { control: input.queue, build: `${input.queue}-build` } },
-      streams: {
-        [input.stream]: {
-          baseImage: `${REPOS.base}:latest`,
-          builderImage: `${REPOS.builder}:latest`,
-          zfs: { line: '2.4' },
-          images: {
-            candidate: REPOS.candidate,
-            stable: REPOS.stable,
-            akmodsCandidate: REPOS.akmodsCandidate,
-            akmodsStable: REPOS.akmodsStable,
-          },
-          smoke: { boot: 'off' },
-          recipe: { git: 'https://git.invalid/recipe.git' },
-          promotion: {
-            policy: input.policy ?? 'auto',
-            approvers: ['alice'],
-            timeout: input.timeout ?? '1h',
-          },
-          ...(input.retry ? { retry: input.retry } : {}),
-          signing: { keyFile: '/nonexistent/cosign.key', publicKeyFile: '/nonexistent/cosign.pub' },
-        },
-      },
+      streams: { [input.stream]: mockStreamSettings(input) },
     },
     'mock-config.yaml',
   );
+}
+
+/** The raw settings (as in a config file) of a stream over the mock world's repositories. */
+export function mockStreamSettings(input: { policy?: string; timeout?: string; retry?: Record<string, string> } = {}) {
+  return {
+    baseImage: `${REPOS.base}:latest`,
+    builderImage: `${REPOS.builder}:latest`,
+    zfs: { line: '2.4' },
+    images: {
+      candidate: REPOS.candidate,
+      stable: REPOS.stable,
+      akmodsCandidate: REPOS.akmodsCandidate,
+      akmodsStable: REPOS.akmodsStable,
+    },
+    smoke: { boot: 'off' },
+    recipe: { git: 'https://git.invalid/recipe.git' },
+    promotion: {
+      policy: input.policy ?? 'auto',
+      approvers: ['alice'],
+      timeout: input.timeout ?? '1h',
+    },
+    ...(input.retry ? { retry: input.retry } : {}),
+    signing: { keyFile: '/nonexistent/cosign.key', publicKeyFile: '/nonexistent/cosign.pub' },
+  };
 }
 
 /** A test file's environment: the dev server, a client, and workers serving its own task queues. */

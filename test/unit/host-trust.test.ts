@@ -11,28 +11,10 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { Host } from '../../activities/host.ts';
 import { loadConfig } from '../../client/config-file.ts';
-import { REPOS } from '../support/mock-activities.ts';
+import { REPOS, mockStreamSettings } from '../support/mock-activities.ts';
 
 function rawConfig(policy: string) {
-  return {
-    temporal: { address: '127.0.0.1:1' },
-    streams: {
-      s1: {
-        baseImage: `${REPOS.base}:latest`,
-        builderImage: `${REPOS.builder}:latest`,
-        zfs: { line: '2.4' },
-        images: {
-          candidate: REPOS.candidate,
-          stable: REPOS.stable,
-          akmodsCandidate: REPOS.akmodsCandidate,
-          akmodsStable: REPOS.akmodsStable,
-        },
-        recipe: { git: 'https://git.invalid/recipe.git' },
-        promotion: { policy, approvers: ['alice'] },
-        signing: { keyFile: '/nonexistent/cosign.key', publicKeyFile: '/nonexistent/cosign.pub' },
-      },
-    },
-  };
+  return { temporal: { address: '127.0.0.1:1' }, streams: { s1: mockStreamSettings({ policy }) } };
 }
 
 async function withHost(fn: (host: Host, file: string) => Promise<void>) {
