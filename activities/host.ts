@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Config } from '../core/config.ts';
+import { ENV_KEY_PREFIX, type Config } from '../core/config.ts';
 import { streamPlanOf, streamRepositories, type StreamPlan } from '../core/pipeline.ts';
 import { parseImageRef } from '../core/refs.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
@@ -139,6 +139,24 @@ export class Host {
         `Stream "${stream}" is not in this worker's config file; add it there (the signing keys are read on the worker host).`,
       );
     return s.signing;
+  }
+
+  /**
+   * The private key of a stream as cosign's `--key` takes it, with what its child needs: a file path
+   * as is, or `env://NAME` with that variable passed to cosign alone (the runner drops secret-looking
+   * variables from children) and its text listed for redaction. The key's text never leaves the worker.
+   */
+  signingKey(stream: string): { key: string; env: Record<string, string>; secrets: string[] } {
+    const { keyFile } = this.signing(stream);
+    if (!keyFile.startsWith(ENV_KEY_PREFIX)) return { key: keyFile, env: {}, secrets: [] };
+    const name = keyFile.slice(ENV_KEY_PREFIX.length);
+    const text = process.env[name];
+    if (!text)
+      throw new PermanentError(
+        FailureType.AuthDenied,
+        `The cosign private key variable ${name} (signing.keyFile ${keyFile} of stream "${stream}") is ${text === undefined ? 'not set' : 'empty'} in this worker's environment; set it to the key's text (cosign.key) and restart the worker.`,
+      );
+    return { key: keyFile, env: { [name]: text }, secrets: [text] };
   }
 
   /** Reads the signing key password of a stream (from its file or variable); never logged. */

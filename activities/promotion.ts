@@ -20,7 +20,12 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
     try {
       await cosign({
         bin: cosignBin(),
-        args: verifyArgs({ ref, publicKeyFile: host.signing(stream).publicKeyFile, insecure: host.isInsecure(ref) }),
+        args: verifyArgs({
+          ref,
+          publicKeyFile: host.signing(stream).publicKeyFile,
+          insecure: host.isInsecure(ref),
+          tlog: host.signing(stream).tlog,
+        }),
         authFile: host.authFile(),
       });
       return true;
@@ -103,11 +108,13 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       await host.assertWritable(input.ref, 'image to sign', input.stream);
       if (await verify(input.stream, input.ref)) return { alreadySigned: true };
       const signing = host.signing(input.stream);
+      const key = host.signingKey(input.stream);
       const password = await host.signingPassword(input.stream);
       await cosign({
         bin: cosignBin(),
-        args: signArgs({ ref: input.ref, keyFile: signing.keyFile, insecure: host.isInsecure(input.ref) }),
+        args: signArgs({ ref: input.ref, key: key.key, insecure: host.isInsecure(input.ref), tlog: signing.tlog }),
         password,
+        key,
         authFile: host.authFile(),
       });
       if (!(await verify(input.stream, input.ref)))
@@ -139,21 +146,28 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       const insecure = host.isInsecure(input.ref);
       const already = await cosign({
         bin: cosignBin(),
-        args: verifyAttestationArgs({ ref: input.ref, publicKeyFile: signing.publicKeyFile, insecure }),
+        args: verifyAttestationArgs({
+          ref: input.ref,
+          publicKeyFile: signing.publicKeyFile,
+          insecure,
+          tlog: signing.tlog,
+        }),
         authFile: host.authFile(),
       }).then(
         () => true,
         () => false,
       );
       if (already) return { alreadyAttested: true };
+      const key = host.signingKey(input.stream);
       const dir = await mkdtemp(join(tmpdir(), 'kz-attest-'));
       try {
         const file = join(dir, 'predicate.json');
         await writeFile(file, JSON.stringify(input.predicate));
         await cosign({
           bin: cosignBin(),
-          args: attestArgs({ ref: input.ref, keyFile: signing.keyFile, predicateFile: file, insecure }),
+          args: attestArgs({ ref: input.ref, key: key.key, predicateFile: file, insecure, tlog: signing.tlog }),
           password: await host.signingPassword(input.stream),
+          key,
           authFile: host.authFile(),
         });
       } finally {

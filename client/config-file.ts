@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve, dirname, isAbsolute } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { Config } from '../core/config.ts';
+import { ENV_KEY_PREFIX, type Config } from '../core/config.ts';
 import { parseConfig, ConfigError } from '../core/config-parse.ts';
 
 // The loader's API keeps the pure checks with it (tests, scripts and the CLI import them from here).
@@ -72,7 +72,7 @@ function normalise(config: Config, baseDir: string): Config {
         ...s,
         signing: {
           ...s.signing,
-          keyFile: p(s.signing.keyFile)!,
+          keyFile: s.signing.keyFile.startsWith(ENV_KEY_PREFIX) ? s.signing.keyFile : p(s.signing.keyFile)!,
           publicKeyFile: p(s.signing.publicKeyFile)!,
           passwordFile: p(s.signing.passwordFile),
         },

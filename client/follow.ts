@@ -8,6 +8,24 @@ import { Outcome } from '../core/progress.ts';
 import type { PipelineResult, RunProgress, StageRecord } from '../core/pipeline.ts';
 import { progressQuery } from '../workflows/shared.ts';
 import { ExitCode } from './exit-codes.ts';
+import { verifyCommand } from '../activities/cosign.ts';
+import { parseImageRef } from '../core/refs.ts';
+import type { Config } from '../core/config.ts';
+
+/** What the printed `cosign verify` command depends on: the stream's public key and tlog setting, the plain-HTTP registries. */
+export interface VerifySettings {
+  publicKeyFile: string;
+  tlog: boolean;
+  insecureRegistries: readonly string[];
+}
+
+/** The verify settings of `stream` in a config (what `run --wait` prints the command from). */
+export function verifySettingsOf(config: Config, stream: string): VerifySettings | undefined {
+  const s = config.streams[stream];
+  return s
+    ? { publicKeyFile: s.signing.publicKeyFile, tlog: s.signing.tlog, insecureRegistries: config.registries.insecure }
+    : undefined;
+}
 
 /** The one JSON object `run --json` prints. */
 export interface RunSummary {
@@ -88,7 +106,8 @@ export async function followRun(
     quiet: boolean;
     tty: boolean;
     url?: string;
-    verifyKey?: string;
+    /** The stream's signing settings, for the exact `cosign verify` command in the summary. */
+    verify?: VerifySettings;
     /** The run's id when the caller has it already (saves a describe call). */
     runId?: string;
   },
@@ -132,7 +151,7 @@ export async function followRun(
   if (opts.tty && !opts.quiet) process.stderr.write('\r\x1b[K');
   const settled = await resultP;
   const base = { workflowId: handle.workflowId, runId: opts.runId ?? (await handle.describe()).runId, url: opts.url };
-  if (settled.ok) return summarise(settled.result, base, opts.verifyKey);
+  if (settled.ok) return summarise(settled.result, base, opts.verify);
   const err = settled.err;
   const failure = err instanceof WorkflowFailedError ? err.cause : undefined;
   const details =
@@ -154,7 +173,7 @@ export async function followRun(
 export function summarise(
   r: PipelineResult,
   base: { workflowId: string; runId: string; url?: string },
-  verifyKey?: string,
+  verify?: VerifySettings,
 ): RunSummary {
   const stableRef = r.promotion ? `${r.promotion.stableRepo}@${r.promotion.digest}` : undefined;
   return {
@@ -178,7 +197,12 @@ export function summarise(
       ? { ref: `${r.akmods.repo}@${r.akmods.digest}`, built: r.akmods.built, reused: r.akmods.reused }
       : undefined,
     verify: stableRef
-      ? `cosign verify --key ${verifyKey ?? 'cosign.pub'} --insecure-ignore-tlog${/^(localhost|127\.)/.test(stableRef) ? ' --allow-insecure-registry' : ''} ${stableRef}`
+      ? verifyCommand({
+          ref: stableRef,
+          publicKeyFile: verify?.publicKeyFile ?? 'cosign.pub',
+          tlog: verify?.tlog ?? true,
+          insecure: !!verify?.insecureRegistries.includes(parseImageRef(stableRef).registry),
+        })
       : undefined,
     stages: r.stages,
   };

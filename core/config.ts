@@ -46,6 +46,18 @@ const filePath = z
   .min(1)
   .refine((v) => !/[\n\r\0]/.test(v), { message: 'must be a file path on one line' });
 
+/** Prefix of a signing key held in a worker environment variable (cosign's own `--key env://NAME`). */
+export const ENV_KEY_PREFIX = 'env://';
+
+/** A cosign private key reference: a file path or `env://NAME` (the variable's name, never the key). */
+const signingKeyRef = filePath.refine(
+  (v) => !v.startsWith(ENV_KEY_PREFIX) || /^[A-Z_][A-Z0-9_]*$/.test(v.slice(ENV_KEY_PREFIX.length)),
+  {
+    message:
+      'env:// must be followed by the NAME of an environment variable (e.g. env://SIGNING_SECRET), never the key itself',
+  },
+);
+
 /** Connection to the Temporal service; environment variables override every field (see client/config-file.ts). */
 export const TemporalSettings = z
   .strictObject({
@@ -234,10 +246,18 @@ export const WebhookSettings = z
 /** Cosign key references for a stream; read on the worker host only. */
 export const SigningSettings = z
   .strictObject({
-    keyFile: filePath.describe('Path of the cosign private key on worker hosts.'),
+    keyFile: signingKeyRef.describe(
+      "The cosign private key on worker hosts: a file path, or env://NAME for a worker environment variable holding the key's text (the original's SIGNING_SECRET). Only the reference travels; the key is read on the worker.",
+    ),
     publicKeyFile: filePath.describe('Path of the matching public key (cosign.pub), used to verify every signature.'),
     passwordEnv: envName.optional().describe('Name of the environment variable holding the key password.'),
     passwordFile: filePath.optional().describe('File holding the key password (e.g. a systemd credential).'),
+    tlog: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Upload signatures and attestations to the Rekor transparency log and require a log entry when verifying (cosign's default; users then verify with a plain `cosign verify --key cosign.pub`). false signs offline (--tlog-upload=false) and verifies with --insecure-ignore-tlog: for machines that cannot reach Rekor, such as the test world.",
+      ),
   })
   .describe('Signing keys, by reference only.');
 

@@ -705,7 +705,7 @@ export async function runRegistryBench(opts: RegistryBenchOptions = {}): Promise
           const pushed = (await readFile(digestFile, 'utf8')).trim();
           await execa(
             cosignBin,
-            signArgs({ ref: `${repo.candidate}@${pushed}`, keyFile: info.signing.keyFile, insecure: true }),
+            signArgs({ ref: `${repo.candidate}@${pushed}`, key: info.signing.keyFile, insecure: true, tlog: false }),
             {
               env: cosignEnv,
             },
@@ -743,12 +743,12 @@ export async function runRegistryBench(opts: RegistryBenchOptions = {}): Promise
           // S11: sign the promoted stable digest and verify it.
           const stableDigest = (await inspect(`${repo.stable}:latest`)).Digest;
           const signed = `${repo.stable}@${stableDigest}`;
-          await execa(cosignBin, signArgs({ ref: signed, keyFile: info.signing.keyFile, insecure: true }), {
+          await execa(cosignBin, signArgs({ ref: signed, key: info.signing.keyFile, insecure: true, tlog: false }), {
             env: cosignEnv,
           });
           await execa(
             cosignBin,
-            verifyArgs({ ref: signed, publicKeyFile: info.signing.publicKeyFile, insecure: true }),
+            verifyArgs({ ref: signed, publicKeyFile: info.signing.publicKeyFile, insecure: true, tlog: false }),
             {
               env: cosignEnv,
             },

@@ -16,7 +16,7 @@ import { UsageError } from '../cli.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { connectClient, runUrl } from '../temporal.ts';
 import { streamState } from '../stream-client.ts';
-import { exitCodeFor, followRun, formatSummary } from '../follow.ts';
+import { exitCodeFor, followRun, formatSummary, verifySettingsOf } from '../follow.ts';
 import { PACKAGE_ROOT } from '../../activities/package-root.ts';
 
 const repo = PACKAGE_ROOT;
@@ -122,7 +122,7 @@ async function timingStory(dir: string): Promise<number> {
       quiet: false,
       tty: process.stdout.isTTY ?? false,
       url: runUrl(config, runId),
-      verifyKey: config.streams[stream]!.signing.publicKeyFile,
+      verify: verifySettingsOf(config, stream),
     });
     console.log(formatSummary(summary));
     code = exitCodeFor(summary.outcome);

@@ -11,7 +11,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient, runUrl, startPipelineRun } from '../temporal.ts';
 import { triggerStream, waitForRun } from '../stream-client.ts';
-import { followRun, formatSummary, exitCodeFor } from '../follow.ts';
+import { followRun, formatSummary, exitCodeFor, verifySettingsOf } from '../follow.ts';
 import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
 import { readLock } from '../lock-file.ts';
 import { sanitizeBranch } from '../../core/tags.ts';
@@ -153,7 +153,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       quiet: values.json,
       tty: !!process.stderr.isTTY,
       url,
-      verifyKey: config.streams[stream]!.signing.publicKeyFile,
+      verify: verifySettingsOf(config, stream),
       runId,
     })),
     trigger: triggerStatus,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { parseConfig, applyEnv, ConfigError } from '../../client/config-file.ts';
+import { parseConfig, applyEnv, ConfigError, loadConfig } from '../../client/config-file.ts';
 import { configJsonSchema, configMarkdown } from '../../client/config-docs.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -141,6 +141,43 @@ test('config check rejects a secret written inline instead of a variable name', 
         p.startsWith('streams.kinoite-zfs.signing.passwordEnv: must be the NAME of an environment variable'),
       ),
   );
+});
+
+test("signing.tlog defaults to true (cosign's default) and can be turned off per stream", () => {
+  assert.equal(parseConfig(validConfig(), 'x.yaml').streams['kinoite-zfs']!.signing.tlog, true);
+  const c = validConfig();
+  c.streams['kinoite-zfs'].signing.tlog = false;
+  assert.equal(parseConfig(c, 'x.yaml').streams['kinoite-zfs']!.signing.tlog, false);
+  c.streams['kinoite-zfs'].signing.tlog = 'no';
+  assert.throws(
+    () => parseConfig(c, 'x.yaml'),
+    (e: ConfigError) => e.problems.some((p) => p.startsWith('streams.kinoite-zfs.signing.tlog:')),
+  );
+});
+
+test('the private key is a file or env://NAME, kept as a reference (not made a path), never the key itself', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kz-cfg-'));
+  const c = validConfig();
+  c.streams['kinoite-zfs'].signing.keyFile = 'env://SIGNING_SECRET';
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, stringify(c));
+  assert.equal((await loadConfig(file, {})).streams['kinoite-zfs']!.signing.keyFile, 'env://SIGNING_SECRET');
+  c.streams['kinoite-zfs'].signing.keyFile = 'cosign.key';
+  await writeFile(file, stringify(c));
+  assert.equal((await loadConfig(file, {})).streams['kinoite-zfs']!.signing.keyFile, join(dir, 'cosign.key'));
+  for (const bad of ['env://signing_secret', 'env://-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----', 'env://']) {
+    c.streams['kinoite-zfs'].signing.keyFile = bad;
+    assert.throws(
+      () => parseConfig(c, 'x.yaml'),
+      (e: ConfigError) =>
+        e.problems.some((p) =>
+          p.startsWith(
+            'streams.kinoite-zfs.signing.keyFile: env:// must be followed by the NAME of an environment variable',
+          ),
+        ),
+      bad,
+    );
+  }
 });
 
 test('config check reports YAML syntax errors and unreadable files with exit code 2', async () => {

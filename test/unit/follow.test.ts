@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProgressPrinter } from '../../client/follow.ts';
-import type { RunProgress } from '../../core/pipeline.ts';
+import { ProgressPrinter, summarise } from '../../client/follow.ts';
+import type { PipelineResult, RunProgress } from '../../core/pipeline.ts';
 
 test('run --wait prints each new "no build host" waiting time of the running stage once', () => {
   const lines: string[] = [];
@@ -23,4 +23,38 @@ test('run --wait prints each new "no build host" waiting time of the running sta
     '  no build host has taken this for 15 minutes: compose r:t',
     '  no build host has taken this for 30 minutes: compose r:t',
   ]);
+});
+
+test("run --wait's verify command follows the stream's tlog setting and the client's plain-HTTP registries", () => {
+  const digest = `sha256:${'d'.repeat(64)}`;
+  const result = (stableRepo: string) =>
+    ({
+      outcome: 'promoted',
+      message: 'promoted',
+      stages: [],
+      promotion: { stableRepo, digest, stableTags: ['latest'], auditTag: 'stable-1-abcdef0' },
+    }) as unknown as PipelineResult;
+  const base = { workflowId: 'stream/s/run-1', runId: 'r' };
+  const online = summarise(result('ghcr.io/o/kinoite-zfs'), base, {
+    publicKeyFile: 'cosign.pub',
+    tlog: true,
+    insecureRegistries: [],
+  });
+  assert.equal(online.verify, `cosign verify --key cosign.pub ghcr.io/o/kinoite-zfs@${digest}`);
+  const offline = summarise(result('127.0.0.1:5000/o/kinoite-zfs'), base, {
+    publicKeyFile: '/w/cosign.pub',
+    tlog: false,
+    insecureRegistries: ['127.0.0.1:5000'],
+  });
+  assert.equal(
+    offline.verify,
+    `cosign verify --key /w/cosign.pub --insecure-ignore-tlog --allow-insecure-registry 127.0.0.1:5000/o/kinoite-zfs@${digest}`,
+  );
+  // A loopback registry the config does not list as plain HTTP gets no insecure flag (no guessing from the name).
+  const tls = summarise(result('localhost:5443/o/kinoite-zfs'), base, {
+    publicKeyFile: 'cosign.pub',
+    tlog: true,
+    insecureRegistries: [],
+  });
+  assert.equal(tls.verify, `cosign verify --key cosign.pub localhost:5443/o/kinoite-zfs@${digest}`);
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { builderRunArgs, composeBuildArgs, pullArgs, pushArgs } from '../../activities/podman.ts';
-import { attestArgs, signArgs, verifyArgs, verifyAttestationArgs } from '../../activities/cosign.ts';
+import { attestArgs, signArgs, verifyArgs, verifyAttestationArgs, verifyCommand } from '../../activities/cosign.ts';
 import { lsRemoteArgs } from '../../activities/git.ts';
 import { releaseUrl } from '../../activities/release-source.ts';
 import { childEnv, describeCommand, redact } from '../../activities/run-tool.ts';
@@ -79,12 +79,16 @@ test('compose passes build arguments and labels as separate arguments and TLS fl
   ]);
 });
 
-test('cosign arguments name the key file, never a password, and stay offline', () => {
-  const s = signArgs({ ref: 'r/x@sha256:1', keyFile: '/k', insecure: false });
+test('cosign arguments name the key reference, never a password, and stay offline when the stream turns the transparency log off', () => {
+  const s = signArgs({ ref: 'r/x@sha256:1', key: '/k', insecure: false, tlog: false });
   assert.deepEqual(s, ['sign', '--yes', '--key', '/k', '--tlog-upload=false', 'r/x@sha256:1']);
-  assert.ok(verifyArgs({ ref: 'r', publicKeyFile: '/p', insecure: true }).includes('--allow-insecure-registry'));
-  assert.ok(verifyArgs({ ref: 'r', publicKeyFile: '/p', insecure: false }).includes('--insecure-ignore-tlog'));
-  assert.deepEqual(attestArgs({ ref: 'r', keyFile: '/k', predicateFile: '/f', insecure: false }).slice(0, 8), [
+  assert.ok(
+    verifyArgs({ ref: 'r', publicKeyFile: '/p', insecure: true, tlog: false }).includes('--allow-insecure-registry'),
+  );
+  assert.ok(
+    verifyArgs({ ref: 'r', publicKeyFile: '/p', insecure: false, tlog: false }).includes('--insecure-ignore-tlog'),
+  );
+  assert.deepEqual(attestArgs({ ref: 'r', key: '/k', predicateFile: '/f', insecure: false, tlog: false }), [
     'attest',
     '--yes',
     '--key',
@@ -93,8 +97,48 @@ test('cosign arguments name the key file, never a password, and stay offline', (
     'slsaprovenance1',
     '--predicate',
     '/f',
+    '--tlog-upload=false',
+    'r',
   ]);
-  assert.ok(verifyAttestationArgs({ ref: 'r', publicKeyFile: '/p', insecure: false }).includes('slsaprovenance1'));
+  assert.deepEqual(verifyAttestationArgs({ ref: 'r', publicKeyFile: '/p', insecure: false, tlog: false }), [
+    'verify-attestation',
+    '--key',
+    '/p',
+    '--type',
+    'slsaprovenance1',
+    '--insecure-ignore-tlog',
+    'r',
+  ]);
+});
+
+test("with the transparency log on (cosign's default) no cosign command turns it off or ignores it", () => {
+  const all = [
+    signArgs({ ref: 'r/x@sha256:1', key: 'env://SIGNING_SECRET', insecure: false, tlog: true }),
+    verifyArgs({ ref: 'r/x@sha256:1', publicKeyFile: '/p', insecure: false, tlog: true }),
+    attestArgs({ ref: 'r/x@sha256:1', key: '/k', predicateFile: '/f', insecure: true, tlog: true }),
+    verifyAttestationArgs({ ref: 'r/x@sha256:1', publicKeyFile: '/p', insecure: true, tlog: true }),
+  ];
+  for (const args of all) {
+    assert.ok(!args.some((a) => /tlog/.test(a)), `no tlog flag in ${args.join(' ')}`);
+  }
+  assert.deepEqual(all[0], ['sign', '--yes', '--key', 'env://SIGNING_SECRET', 'r/x@sha256:1']);
+  assert.deepEqual(all[1], ['verify', '--key', '/p', '--output', 'json', 'r/x@sha256:1']);
+});
+
+test('the printed verify command has exactly the flags the stream needs, quoted for a shell', () => {
+  const ref = 'ghcr.io/o/kinoite-zfs@sha256:ab';
+  assert.equal(
+    verifyCommand({ ref, publicKeyFile: 'cosign.pub', insecure: false, tlog: true }),
+    `cosign verify --key cosign.pub ${ref}`,
+  );
+  assert.equal(
+    verifyCommand({ ref: '127.0.0.1:5000/k@sha256:ab', publicKeyFile: '/s/cosign.pub', insecure: true, tlog: false }),
+    'cosign verify --key /s/cosign.pub --insecure-ignore-tlog --allow-insecure-registry 127.0.0.1:5000/k@sha256:ab',
+  );
+  assert.equal(
+    verifyCommand({ ref, publicKeyFile: "/my keys/bob's.pub", insecure: false, tlog: true }),
+    `cosign verify --key '/my keys/bob'\\''s.pub' ${ref}`,
+  );
 });
 
 test('git ls-remote separates options from the URL', () => {
