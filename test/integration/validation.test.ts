@@ -6,16 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { refusal } from '../../core/validate.ts';
 import { minimalConfig } from '../support/config-fixture.ts';
-
-const repo = fileURLToPath(new URL('../..', import.meta.url));
+import { cliWithoutSpawning } from '../support/cli-no-spawn.ts';
 
 /** A TCP listener standing where Temporal should be: it counts connections and closes them. */
 async function countingListener(): Promise<{ server: Server; address: string; connections: () => number }> {
@@ -39,15 +36,8 @@ function config(temporalAddress: string, recipe: { git: string; ref?: string }) 
 }
 
 /** `kinoite-zfs ARGS` in a child Node process whose child_process module refuses to spawn. */
-async function cli(dir: string, args: string[]) {
-  const spawnLog = join(dir, 'spawn.log');
-  await writeFile(spawnLog, '');
-  const r = await execa(
-    process.execPath,
-    ['--import', 'tsx', '--import', join(repo, 'test/support/no-spawn.ts'), join(repo, 'bin/kinoite-zfs.js'), ...args],
-    { reject: false, cwd: repo, env: { KZ_SPAWN_LOG: spawnLog, TEMPORAL_ADDRESS: '' } },
-  );
-  return { code: r.exitCode, stderr: r.stderr, stdout: r.stdout, spawned: await readFile(spawnLog, 'utf8') };
+function cli(_dir: string, args: string[]) {
+  return cliWithoutSpawning(args, { env: { TEMPORAL_ADDRESS: '' } });
 }
 
 test('config check and run refuse a recipe location git would read as an option, without contacting Temporal', async () => {

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { parseConfig, applyEnv, ConfigError, loadConfig } from '../../client/config-file.ts';
 import { configJsonSchema, configMarkdown } from '../../client/config-docs.ts';
+import { cliWithoutSpawning } from '../support/cli-no-spawn.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -42,26 +42,9 @@ function validConfig(): Record<string, any> {
 
 /** Runs `kinoite-zfs config check FILE` in a child Node process whose child_process module refuses to spawn. */
 async function configCheck(config: unknown) {
-  const dir = await mkdtemp(join(tmpdir(), 'kz-config-'));
-  const file = join(dir, 'config.yaml');
+  const file = join(await mkdtemp(join(tmpdir(), 'kz-config-')), 'config.yaml');
   await writeFile(file, typeof config === 'string' ? config : stringify(config));
-  const spawnLog = join(dir, 'spawn.log');
-  await writeFile(spawnLog, '');
-  const r = await execa(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--import',
-      join(repo, 'test/support/no-spawn.ts'),
-      join(repo, 'bin/kinoite-zfs.js'),
-      'config',
-      'check',
-      file,
-    ],
-    { reject: false, env: { KZ_SPAWN_LOG: spawnLog }, cwd: repo },
-  );
-  return { code: r.exitCode, out: `${r.stdout}\n${r.stderr}`, spawned: await readFile(spawnLog, 'utf8') };
+  return cliWithoutSpawning(['config', 'check', file]);
 }
 
 test('config check accepts a valid file and fills safe defaults', async () => {

@@ -11,11 +11,11 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig, parseConfig } from '../../client/config-file.ts';
 import { ReleaseSource } from '../../core/config.ts';
 import { parseImageRef } from '../../core/refs.ts';
+import { cliWithoutSpawning } from '../support/cli-no-spawn.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -29,25 +29,8 @@ async function exampleFiles(): Promise<string[]> {
 const cleanEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() };
 
 /** Runs `node bin/kinoite-zfs.js config check --config FILE` from the repository root; spawning is refused inside. */
-async function cliConfigCheck(file: string) {
-  const spawnLog = join(await mkdtemp(join(tmpdir(), 'kz-examples-')), 'spawn.log');
-  await writeFile(spawnLog, '');
-  const r = await execa(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--import',
-      join(repo, 'test/support/no-spawn.ts'),
-      join(repo, 'bin/kinoite-zfs.js'),
-      'config',
-      'check',
-      '--config',
-      file,
-    ],
-    { reject: false, cwd: repo, extendEnv: false, env: { ...cleanEnv, KZ_SPAWN_LOG: spawnLog } },
-  );
-  return { code: r.exitCode, out: `${r.stdout}\n${r.stderr}`, spawned: await readFile(spawnLog, 'utf8') };
+function cliConfigCheck(file: string) {
+  return cliWithoutSpawning(['config', 'check', '--config', file], { extendEnv: false, env: cleanEnv });
 }
 
 /** A commented block the example offers, introduced by `# Uncomment to add …` or `# Uncomment instead of the X section above …`. */
