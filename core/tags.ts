@@ -84,10 +84,23 @@ export function auditTag(input: { run: string | number; sha7: string }): string 
   return checked(`stable-${String(input.run)}-${sha7}`, 'audit');
 }
 
-/** Branch akmods alias tag `<sanitizeBranch(branch)>-<fedora>`. */
+/**
+ * The prefix of a branch's tags and run ids: {@link sanitizeBranch}, unique per branch name. Where
+ * sanitising loses anything (case, characters outside `[a-z0-9._-]`, length), two branches could
+ * meet (`Feature/X` and `feature-x`; every all-non-ASCII name is `br-branch`), so the first 8 hex
+ * digits of the SHA-256 of the real name are appended: `br-feature-x-1a2b3c4d`.
+ */
+export function branchPrefix(branch: string): string {
+  const plain = sanitizeBranch(branch);
+  if (plain === `br-${branch}`) return plain;
+  const hash = sha256Hex(String(branch)).slice(0, 8);
+  return checked(`${plain.slice(0, BRANCH_PREFIX_MAX - 9).replace(/-+$/, '')}-${hash}`, 'branch prefix');
+}
+
+/** Branch tag `<branchPrefix(branch)>-<fedora>`. */
 export function branchTag(input: { branch: string; fedora: string }): string {
   const fedora = requirePart(input.fedora, 'fedora', FEDORA, 'a Fedora version number such as 43');
-  return checked(`${sanitizeBranch(input.branch)}-${fedora}`, 'branch');
+  return checked(`${branchPrefix(input.branch)}-${fedora}`, 'branch');
 }
 
 /** Pull-request tag `pr-<number>-<fedora>`. */

@@ -14,7 +14,7 @@ import { triggerStream, waitForRun } from '../stream-client.ts';
 import { followRun, formatSummary, exitCodeFor, verifySettingsOf } from '../follow.ts';
 import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
 import { readLock } from '../lock-file.ts';
-import { sanitizeBranch } from '../../core/tags.ts';
+import { branchPrefix } from '../../core/tags.ts';
 import { checkValue } from '../../core/validate.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';
@@ -113,7 +113,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const sha7 = (trigger.commit ?? '').slice(0, 12) || `t${Date.now()}`;
     const workflowId =
       mode === 'branch'
-        ? `branch/${stream}/${sanitizeBranch(values.branch!)}/${sha7}`
+        ? `branch/${stream}/${branchPrefix(values.branch!)}/${sha7}`
         : `pr/${stream}/${values.pr}/${sha7}`;
     handle = await startPipelineRun(client, config, {
       stream,

@@ -25,6 +25,7 @@ import {
   type TestWorld,
 } from '../support/harness.ts';
 import { ExitCode } from '../../client/exit-codes.ts';
+import { branchTag } from '../../core/tags.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
 const K2 = '6.18.5-200.fc43.x86_64';
@@ -127,8 +128,8 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
   assert.deepEqual(
     added.sort(),
     [
-      `${world.stream}-bluebuild-akmods-candidate:br-feature-new-kernel-43`,
-      `${world.stream}-candidate:br-feature-new-kernel-43`,
+      `${world.stream}-bluebuild-akmods-candidate:${branchTag({ branch: 'Feature/New Kernel!', fedora: '43' })}`,
+      `${world.stream}-candidate:${branchTag({ branch: 'Feature/New Kernel!', fedora: '43' })}`,
     ].sort(),
   );
   assert.deepEqual(

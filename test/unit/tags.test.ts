@@ -7,6 +7,7 @@ import {
   akmodsKernelTag,
   auditTag,
   branchTag,
+  branchPrefix,
   candidateTag,
   expandTagPattern,
   immutableBaseTagCandidates,
@@ -146,11 +147,28 @@ test('auditTag is stable-<run>-<sha7>', () => {
   invalid(() => auditTag({ run: 'a b', sha7: 'abc1234' }));
 });
 
-test('branchTag is the sanitised branch plus the Fedora version', () => {
-  assert.equal(branchTag({ branch: 'Feature/Test', fedora: '43' }), 'br-feature-test-43');
+test('branchTag is the branch plus the Fedora version; a name sanitising changes gets a hash of the real name', () => {
+  assert.equal(branchTag({ branch: 'feature-test', fedora: '43' }), 'br-feature-test-43');
+  assert.equal(branchTag({ branch: 'release/1.2_x'.replace('/', '-'), fedora: '43' }), 'br-release-1.2_x-43');
+  assert.match(branchTag({ branch: 'Feature/Test', fedora: '43' }), /^br-feature-test-[0-9a-f]{8}-43$/);
   const long = branchTag({ branch: 'a'.repeat(300), fedora: '43' });
-  assert.equal(long.length, 123);
-  assert.ok(isValidTag(long));
+  assert.ok(long.length <= 128 && isValidTag(long), long);
+  assert.match(long, /^br-a+-[0-9a-f]{8}-43$/);
+});
+
+test('branches whose sanitised names meet still get different tags', () => {
+  const pairs: [string, string][] = [
+    ['Feature/X', 'feature-x'],
+    ['Main', 'main'],
+    ['ÄÖÜ', 'éè'],
+    ['a'.repeat(300), 'a'.repeat(301)],
+    ['fix/a b', 'fix/a  b'],
+  ];
+  for (const [a, b] of pairs) {
+    assert.equal(sanitizeBranch(a), sanitizeBranch(b), `${a} and ${b} sanitise alike (the original's rule)`);
+    assert.notEqual(branchTag({ branch: a, fedora: '43' }), branchTag({ branch: b, fedora: '43' }), `${a} / ${b}`);
+  }
+  assert.match(branchPrefix('ÄÖÜ'), /^br-branch-[0-9a-f]{8}$/);
 });
 
 test('prTag is pr-<number>-<fedora> and rejects non-positive numbers', () => {
