@@ -230,6 +230,8 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
             name: `kz-akmods-${process.pid}-${Date.now()}`,
           });
           const run = await podman(args, env, {
+            // configure and make log to files inside the builder: minutes without a line.
+            silentWhileWorking: true,
             onLine: (line) => line.startsWith('build-akmods: ') && noteProgress({ step: `${input.kernel}: ${line}` }),
           }).catch((err: Error) => {
             throw recipeFailure(err, input);

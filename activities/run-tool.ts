@@ -31,7 +31,19 @@ export interface ToolCall {
   input?: string;
   /** Called with each line of standard error/output as it arrives (progress). */
   onLine?: (line: string) => void;
+  /**
+   * The tool may be silent for longer than the stall window while it works (a compiler build whose
+   * output goes to a log file: configure and make of OpenZFS each take minutes): every
+   * {@link ALIVE_EVERY_MS} while its process runs counts as progress, and a hang is bounded by the
+   * activity's start-to-close timeout instead.
+   */
+  silentWhileWorking?: boolean;
+  /** How often a `silentWhileWorking` tool counts as progress (tests use milliseconds). @default ALIVE_EVERY_MS */
+  aliveEveryMs?: number;
 }
+
+/** How often a running `silentWhileWorking` tool counts as progress. */
+export const ALIVE_EVERY_MS = 30_000;
 
 /** What a finished tool run printed. */
 export interface ToolResult {
@@ -92,6 +104,7 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
   const command = describeCommand(call);
   // Every output line is progress: the activity heartbeats while its tool prints (activities/progress.ts).
   const note = progressNoter();
+  const alive = call.silentWhileWorking ? setInterval(() => note({}), call.aliveEveryMs ?? ALIVE_EVERY_MS) : undefined;
   try {
     const child = execa(call.tool, call.args, {
       cwd: call.cwd,
@@ -124,6 +137,8 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
     return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
   } catch (err) {
     throw toolError(call, command, err as ExecaError);
+  } finally {
+    clearInterval(alive);
   }
 }
 

@@ -159,3 +159,15 @@ test('a tool failing in an unrecognised way is retried, but not past the sixth a
   );
   assert.ok(!(network instanceof ApplicationFailure && network.nonRetryable), 'a network fault is retried on');
 });
+
+test('a tool that works silently (a build logging to a file) still counts as progress while it runs; one that is not marked so does not', async () => {
+  const silent = (silentWhileWorking: boolean) => {
+    const tracker = new ProgressTracker(Date.now());
+    return withProgress(tracker, async () => {
+      await runTool({ tool: 'sh', args: ['-c', 'sleep 1'], silentWhileWorking, aliveEveryMs: 100 });
+      return tracker.moving(300);
+    });
+  };
+  assert.equal(await silent(true), true, 'marked: alive until the end');
+  assert.equal(await silent(false), false, 'unmarked: a second of silence is no progress');
+});
