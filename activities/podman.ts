@@ -60,7 +60,13 @@ export function builderRunArgs(input: BuilderRun): string[] {
   ];
 }
 
-/** Arguments of `podman build` for the OS image recipe. */
+/**
+ * Arguments of `podman build` for the OS image recipe. Without a layer cache (`--layers=false`):
+ * compose runs only when its inputs changed (a new base or akmods digest), so a cached step would
+ * almost never be reused, while every cached step stays on the build host as a dangling image once
+ * the candidate is removed after its push; with the cache, each run that brought a new akmods image
+ * left one behind (test/integration/build-host-disk.test.ts).
+ */
 export function composeBuildArgs(input: {
   contextDir: string;
   tag: string;
@@ -72,7 +78,7 @@ export function composeBuildArgs(input: {
     'build',
     '--pull=missing',
     ...input.tls,
-    '--layers=true',
+    '--layers=false',
     '-f',
     'Containerfile',
     ...Object.entries(input.buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),

@@ -345,6 +345,11 @@ export const WorkerSettings = z
       .describe(
         'Least free space, on the containers storage (podman graphroot) and on workDir each, before an akmods build or a compose starts on this host; below it the build fails at once (InsufficientDiskSpace) instead of filling the disk. "0" turns the check off.',
       ),
+    metrics: ruled('listenAddress')
+      .optional()
+      .describe(
+        "host:port where the worker serves Prometheus metrics at /metrics: the Temporal SDK's own (workflow task latency, activity execution latency, …) and, on a control worker, the pipeline's, read from the state of every stream in this config at each scrape (docs/operations.md#metrics). Absent: no metrics endpoint.",
+      ),
     qemuAccel: z
       .enum(['auto', 'kvm', 'tcg'])
       .default('auto')

@@ -111,6 +111,16 @@ export const Rules = {
     problem: registryHostProblem,
     schema: { pattern: '^[A-Za-z0-9.-]+(:\\d+)?$' },
   },
+  listenAddress: {
+    what: 'host:port to listen on',
+    problem: (v) => {
+      const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+      if (!m) return 'is not host:port; give an address such as 127.0.0.1:9464 or 0.0.0.0:9464';
+      const port = Number(m[2]);
+      return port >= 1 && port <= 65535 ? undefined : `has port ${port}; a port is 1 to 65535`;
+    },
+    schema: { pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$' },
+  },
   httpUrl: {
     what: 'http:// or https:// URL',
     problem: (v) => urlProblem(v, 'https://example.com/path'),

@@ -10,7 +10,7 @@ tools_dir=${KINOITE_ZFS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinoite-zfs/t
 temporal_version=v1.5.1
 cosign_version=v2.6.5
 actionlint_version=v1.7.12
-debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq zstd mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium qemu-system-x86)
+debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq zstd mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium qemu-system-x86 prometheus)
 
 say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }

@@ -15,6 +15,12 @@ import { Host, toolPath } from '../activities/host.ts';
 import { RUNS_COMPILED } from '../activities/package-root.ts';
 import { connectionOptions } from '../client/connection.ts';
 import { loadConfig } from '../client/config-file.ts';
+import { connectClient } from '../client/temporal.ts';
+import { freePort } from '../services/daemon.ts';
+import { serveMetrics } from './metrics.ts';
+export { MetricsListenError } from './metrics.ts';
+import type { Client } from '@temporalio/client';
+import type { Server } from 'node:http';
 
 /** Task queues a worker can serve. */
 export type QueueKind = 'control' | 'build';
@@ -60,7 +66,7 @@ export async function checkTools(queues: QueueKind[]): Promise<void> {
   }
 }
 
-/** Builds the activities for this host (the only place their dependencies are made). */
+/** Builds the activities for this host (the only place their dependencies are made), and the host. */
 export function hostActivities(config: Config, configFile?: string) {
   const host = new Host(config, configFile ? { file: configFile, load: (f) => loadConfig(f) } : undefined);
   const timeoutMs = durationMs(config.registries.timeout);
@@ -69,7 +75,7 @@ export function hostActivities(config: Config, configFile?: string) {
     authFile: host.authFile(),
     timeouts: { answerMs: timeoutMs, idleMs: timeoutMs },
   });
-  return createActivities({ host, registry });
+  return { host, activities: createActivities({ host, registry }) };
 }
 
 /** Options of {@link runWorker}. */
@@ -101,31 +107,59 @@ export function workflowCodeSource():
   return { workflowsPath, describe: 'workflow code bundled at start' };
 }
 
-let runtimeInstalled = false;
+/** How this process's Temporal runtime was installed (once per process); the SDK metrics' address if any. */
+let runtimeInstalled: { sdkMetrics?: string } | undefined;
+
+async function installRuntime(logLevel: LogLevel | undefined, metrics: boolean): Promise<string | undefined> {
+  if (runtimeInstalled) {
+    if (metrics && !runtimeInstalled.sdkMetrics)
+      throw new Error(
+        'worker.metrics is set, but this process already runs a worker without metrics: start a new process',
+      );
+    return runtimeInstalled.sdkMetrics;
+  }
+  // The SDK's exporter listens on a private loopback port; worker.metrics serves it with the pipeline's.
+  const sdkMetrics = metrics ? `127.0.0.1:${await freePort()}` : undefined;
+  Runtime.install({
+    logger: new DefaultLogger(logLevel ?? 'INFO', (entry) =>
+      console.log(
+        `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} ${entry.level} ${entry.message}${entry.meta?.workflowId ? ` [${entry.meta.workflowId}]` : ''}`,
+      ),
+    ),
+    ...(sdkMetrics ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetrics } } } } : {}),
+  });
+  runtimeInstalled = { sdkMetrics };
+  return sdkMetrics;
+}
 
 /** Runs the worker(s) until `stop` resolves; in-flight activities are cancelled cleanly. */
 export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const queues = opts.queues ?? ['control', 'build'];
   await checkTools(queues);
-  if (!runtimeInstalled) {
-    Runtime.install({
-      logger: new DefaultLogger(opts.logLevel ?? 'INFO', (entry) =>
-        console.log(
-          `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} ${entry.level} ${entry.message}${entry.meta?.workflowId ? ` [${entry.meta.workflowId}]` : ''}`,
-        ),
-      ),
-    });
-    runtimeInstalled = true;
-  }
   const { config } = opts;
+  const sdkMetrics = await installRuntime(opts.logLevel, !!config.worker.metrics);
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
-  const all = hostActivities(config, opts.configFile);
+  const { host, activities: all } = hostActivities(config, opts.configFile);
   const buildNames = new Set<string>(BUILD_QUEUE_ACTIVITIES);
   const pick = (build: boolean) =>
     Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));
   const workers: Worker[] = [];
   const { describe: workflowCode, ...workflowOptions } = workflowCodeSource();
+  let metricsClient: Promise<Client> | undefined;
+  let metricsServer: Server | undefined;
   try {
+    metricsServer =
+      config.worker.metrics && sdkMetrics
+        ? await serveMetrics(config.worker.metrics, {
+            sdkAddress: sdkMetrics,
+            pipeline: queues.includes('control')
+              ? {
+                  streams: async () => Object.keys((await host.currentConfig()).streams),
+                  client: () => (metricsClient ??= connectClient(config)),
+                }
+              : undefined,
+          })
+        : undefined;
     if (queues.includes('control')) {
       workers.push(
         await Worker.create({
@@ -156,6 +190,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
       });
+    if (config.worker.metrics) console.log(`metrics at http://${config.worker.metrics}/metrics`);
     console.log(
       `worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}${queues.includes('control') ? ` (${workflowCode})` : ''}`,
     );
@@ -166,6 +201,8 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     });
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    metricsServer?.close();
+    await (await metricsClient?.catch(() => undefined))?.connection.close();
     await connection.close();
   }
 }

@@ -78,6 +78,11 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
         kernels,
         blocked,
         ...(warnings.length ? { warnings } : {}),
+        stages: state.stages.flatMap((r) =>
+          r.status === 'done' && r.endedAt
+            ? [{ stage: r.stage, seconds: (Date.parse(r.endedAt) - Date.parse(r.startedAt)) / 1000 }]
+            : [],
+        ),
       });
   };
   const end = async (

@@ -5,7 +5,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { RunProgress, StreamPlan, Trigger } from '../core/pipeline.ts';
 import type { ApprovalRequest, PendingApproval, Release, Veto } from '../core/stream-rules.ts';
-import type { Outcome } from '../core/progress.ts';
+import type { Outcome, Stage } from '../core/progress.ts';
 import type { Lock } from '../core/lock.ts';
 import type { BlockedRun } from '../core/compat-hold.ts';
 
@@ -59,6 +59,8 @@ export interface RunFinished {
   blocked?: BlockedRun;
   /** Warnings of the run (a base label that disagrees with its module folders, an optional boot check that failed). */
   warnings?: string[];
+  /** How long each stage that completed took, in seconds (for the metrics). */
+  stages?: { stage: Stage; seconds: number }[];
 }
 
 /** A request to run the pipeline for a stream. */

@@ -16,6 +16,7 @@ import {
 } from '../core/stream-rules.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { holdAfterRun, recheck, updateLag, type CompatHold, type KernelLag } from '../core/compat-hold.ts';
+import { Outcome, type Stage } from '../core/progress.ts';
 import type { RunFinished, TriggerReply, TriggerRequest } from './shared.ts';
 
 /** How many releases, trigger records and notes the state keeps. */
@@ -55,6 +56,10 @@ export interface StreamStateData {
   kernelLag?: KernelLag[];
   /** The last finished run's warnings. */
   lastWarnings?: { run: string; warnings: string[] };
+  /** How long each stage took the last run that completed it, in seconds (absent in states from before it existed). */
+  stageSeconds?: Partial<Record<Stage, number>>;
+  /** Runs that failed one after the other up to the last one that ended (absent in states from before it existed). */
+  failedInARow?: number;
   /** Webhook deliveries: how many went through or failed for good, and the last failure. */
   notifications?: {
     sent: number;
@@ -167,6 +172,11 @@ export class StreamState {
     if (this.data.parked?.runWorkflowId === r.runWorkflowId) this.data.parked = undefined;
     if (this.data.promoting?.runWorkflowId === r.runWorkflowId) this.data.promoting = undefined;
     this.count(r.outcome);
+    // A run that stopped short of a verdict (superseded, vetoed) neither breaks nor extends a streak.
+    if (r.outcome === Outcome.Failed) this.data.failedInARow = (this.data.failedInARow ?? 0) + 1;
+    else if ([Outcome.Promoted, Outcome.Unchanged, Outcome.CandidateOnly].includes(r.outcome as never))
+      this.data.failedInARow = 0;
+    for (const { stage, seconds } of r.stages ?? []) (this.data.stageSeconds ??= {})[stage] = seconds;
     if (r.release) this.recordRelease(r.release);
     this.note(now, `${r.runWorkflowId}: ${r.outcome}: ${r.message}`);
     this.data.lastWarnings = { run: r.runWorkflowId, warnings: r.warnings ?? [] };

@@ -21,11 +21,11 @@ export async function workerCommand(argv: string[]): Promise<number> {
       throw new UsageError(`unknown queue "${q}": use control, build or control,build`);
   const configFile = values.config ?? defaultConfigPath();
   const config = await loadConfig(configFile);
-  const { runWorker, MissingToolError } = await import('../../worker/main.ts');
+  const { runWorker, MissingToolError, MetricsListenError } = await import('../../worker/main.ts');
   try {
     await runWorker({ config, configFile, queues: queues as ('control' | 'build')[] });
   } catch (err) {
-    if (err instanceof MissingToolError) {
+    if (err instanceof MissingToolError || err instanceof MetricsListenError) {
       console.error(`kinoite-zfs worker: ${err.message}`);
       return ExitCode.ConfigError;
     }

@@ -58,6 +58,7 @@ test('compose passes build arguments and labels as separate arguments and TLS fl
     tls: [],
   });
   assert.ok(!a.includes('--tls-verify=false'));
+  assert.ok(a.includes('--layers=false'), 'no layer cache: its steps would stay behind as dangling images');
   assert.deepEqual(a.slice(a.indexOf('--build-arg'), a.indexOf('--build-arg') + 2), [
     '--build-arg',
     'BASE_IMAGE=b@sha256:1',

@@ -133,6 +133,15 @@ const TABLE: Record<RuleName, { pass: string[]; fail: [string, string][] }> = {
       ['http://h', 'is not a registry host; use host or host:port (port 1-65535), e.g. 127.0.0.1:5000'],
     ],
   },
+  listenAddress: {
+    pass: ['127.0.0.1:9464', '0.0.0.0:9090', 'localhost:1', '[::1]:9464'],
+    fail: [
+      ['9464', 'is not host:port; give an address such as 127.0.0.1:9464 or 0.0.0.0:9464'],
+      ['127.0.0.1:0', 'has port 0; a port is 1 to 65535'],
+      ['127.0.0.1:70000', 'has port 70000; a port is 1 to 65535'],
+      ['http://127.0.0.1:9464', 'is not host:port; give an address such as 127.0.0.1:9464 or 0.0.0.0:9464'],
+    ],
+  },
   httpUrl: {
     pass: ['https://api.github.com/repos/openzfs/zfs/releases', 'http://127.0.0.1:8080/r.json'],
     fail: [
