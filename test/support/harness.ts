@@ -162,17 +162,23 @@ export async function startWorker(
 }
 
 /** Starts `kinoite-zfs worker` as a child process in its own process group (so a test can SIGKILL it). */
-export async function spawnWorker(configFile: string, logFile: string): Promise<ChildProcess> {
+export async function spawnWorker(
+  configFile: string,
+  logFile: string,
+  queues: ('control' | 'build')[] = ['control', 'build'],
+): Promise<ChildProcess> {
   await mkdir(join(logFile, '..'), { recursive: true });
   const { openSync } = await import('node:fs');
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile], {
-    detached: true,
-    stdio: ['ignore', fd, fd],
-  });
+  const start = (await readFile(logFile, 'utf8').catch(() => '')).length;
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile, '--queues', queues.join(',')],
+    { detached: true, stdio: ['ignore', fd, fd] },
+  );
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (/worker serving/.test(await readFile(logFile, 'utf8').catch(() => ''))) return child;
+    if (/worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(start))) return child;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`worker did not start; see ${logFile}`);
