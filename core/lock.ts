@@ -13,6 +13,7 @@ import { refusal } from './validate.ts';
 import { quoteValue } from './errors.ts';
 import { pickZfsRelease, type ReleaseInfo } from './compat.ts';
 import { zfsMinorVersion } from './artifacts.ts';
+import { formatIssues } from './config-parse.ts';
 
 /** The lock file schema. */
 export const Lock = z.strictObject({
@@ -67,6 +68,23 @@ export function lockFormat(raw: unknown): 'original' | 'kinoite-zfs' {
 export function unknownLockFields(keys: readonly string[]): string {
   const known = Object.keys(Lock.shape);
   return `unknown field(s) ${keys.map((k) => `"${k}"`).join(', ')}: an original ci/inputs.lock.json has ${ORIGINAL_LOCK_FIELDS.join(', ')}; a lock exported by kinoite-zfs also ${known.filter((k) => !(ORIGINAL_LOCK_FIELDS as readonly string[]).includes(k)).join(', ')}`;
+}
+
+/**
+ * Parses a lock file's JSON: the lock, or one line per schema problem (an unknown field named with
+ * the fields a lock has; a missing base_image in the original's words).
+ */
+export function parseLock(raw: unknown): { lock: Lock; problems?: undefined } | { problems: string[] } {
+  const parsed = Lock.safeParse(raw);
+  if (parsed.success) return { lock: parsed.data };
+  const lines = formatIssues(parsed.error);
+  return {
+    problems: parsed.error.issues.map((issue, i) =>
+      issue.code === 'unrecognized_keys'
+        ? unknownLockFields(issue.keys)
+        : lines[i]!.replace(/^base_image: required field is missing.*/, 'Lock file missing required field: base_image'),
+    ),
+  };
 }
 
 /** Why a lock cannot be replayed, in the original's words where it had them; empty when fine. */

@@ -78,7 +78,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
   // Replay refuses placeholders, mismatches, other images and digests the registry lost before anything starts.
-  const lock = values.lock ? (await readLock(values.lock, config, stream)).lock : undefined;
+  const read = values.lock ? await readLock(values.lock, config, stream) : undefined;
+  const lock = read?.lock;
   const gh = githubContext(process.env);
   const trigger: Trigger & { requestId: string } = {
     ...(gh ? triggerFromGithub(gh) : { source: values.source ?? (lock ? 'replay' : 'cli'), by: whoami() }),
@@ -87,6 +88,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   const options = { promote: lock ? values.promote : !values['no-promote'], rebuildAkmods: values['rebuild-akmods'] };
   const say = (line: string) => (values.json ? undefined : process.stderr.write(`${line}\n`));
+  if (read)
+    say(
+      `replaying ${values.lock} (${read.format === 'original' ? "the original's ci/inputs.lock.json format" : 'a kinoite-zfs lock'})${values.promote ? '' : '; it will not promote (add --promote)'}`,
+    );
   const client = await connectClient(config);
 
   let handle: WorkflowHandle | undefined;

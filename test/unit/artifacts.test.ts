@@ -16,16 +16,8 @@ import {
   zfsMinorVersion,
 } from '../../core/artifacts.ts';
 import { writeRunArtifacts } from '../../client/artifacts.ts';
-import {
-  Lock,
-  lockFormat,
-  lockProblems,
-  lockZfsProblem,
-  originalLockFromInputs,
-  unknownLockFields,
-} from '../../core/lock.ts';
+import { Lock, lockFormat, lockProblems, lockZfsProblem, originalLockFromInputs, parseLock } from '../../core/lock.ts';
 import { planFromLock, type PipelineResult, type RunInputs, type StreamPlan } from '../../core/pipeline.ts';
-import { formatIssues } from '../../core/config-parse.ts';
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const COMMIT = '9d13b6950811cdaae2e8ab748c85c5da35810ae3';
@@ -296,14 +288,10 @@ test('lock export --format original writes exactly the original fields, which re
   assert.equal(replay.recipe.ref, COMMIT);
 });
 
-/** The problems of a lock: schema issues (with an unknown field named as the CLI does) and then the replay checks. */
+/** The problems of a lock, as `run --lock` reports them: the schema's, then the replay checks. */
 function problemsOf(raw: object): string[] {
-  const r = Lock.safeParse(raw);
-  if (!r.success)
-    return r.error.issues.map((issue, i) =>
-      issue.code === 'unrecognized_keys' ? unknownLockFields(issue.keys) : formatIssues(r.error)[i]!,
-    );
-  return lockProblems(r.data);
+  const r = parseLock(raw);
+  return r.problems ?? lockProblems(r.lock);
 }
 
 test('each bad field of an original lock is refused, naming the field', () => {
