@@ -95,15 +95,22 @@ function sharedInputs(i: RunInputs) {
   };
 }
 
+/** The fields both documents start with. */
+function header(run: ArtifactRun, at: Date) {
+  return {
+    schema_version: 1,
+    generated_at: artifactTime(at),
+    repository: run.repository,
+    workflow: run.workflow,
+    run: run.run,
+  };
+}
+
 /** `build-inputs.json` (§6.1). */
 export function buildInputsDocument(a: { run: ArtifactRun; at: Date; inputs: RunInputs; lock: LockUse }): object {
   const i = a.inputs;
   return {
-    schema_version: 1,
-    generated_at: artifactTime(a.at),
-    repository: a.run.repository,
-    workflow: a.run.workflow,
-    run: a.run.run,
+    ...header(a.run, a.at),
     inputs: {
       use_input_lock: a.lock.useInputLock,
       lock_file_path: a.lock.lockFilePath,
@@ -136,11 +143,7 @@ export function provenanceDocument(a: {
   const result = promotion ? 'success' : outcome === 'candidate-only' ? 'skipped' : outcome;
   if (!result || !['success', 'skipped', 'rejected', 'expired'].includes(result)) return undefined;
   return {
-    schema_version: 1,
-    generated_at: artifactTime(a.at),
-    repository: a.run.repository,
-    workflow: a.run.workflow,
-    run: a.run.run,
+    ...header(a.run, a.at),
     inputs: { fedora_version: i.fedora, kernel_releases: i.kernels, ...sharedInputs(i) },
     candidate: {
       image: imageRecord(candidate.repo, candidate.tag, candidate.digest),

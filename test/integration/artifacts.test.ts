@@ -25,6 +25,17 @@ import {
   type TestWorld,
 } from '../support/harness.ts';
 import { ExitCode } from '../../client/exit-codes.ts';
+import {
+  INPUTS_61,
+  INPUTS_62,
+  IMAGE,
+  LOCK_63,
+  RUN,
+  STABLE_PROMOTED,
+  TOP,
+  keys,
+  sorted,
+} from '../support/original-fields.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
 const K2 = '6.18.5-200.fc43.x86_64';
@@ -32,40 +43,11 @@ const CLI = join(repoRoot, 'bin', 'kinoite-zfs.js');
 // zfs-2.4.4 supports up to 6.17: K2 blocks.
 const ZFS = [{ version: '2.4.4', linuxMax: '6.17' }];
 
-// The field sets of the reference §6.1-6.3, written out here.
-const TOP = ['schema_version', 'generated_at', 'repository', 'workflow', 'run', 'inputs'];
-const RUN = ['id', 'attempt', 'number', 'ref', 'sha', 'actor'];
-const SHARED = [
-  'base_image_ref',
-  'base_image_name',
-  'base_image_tag',
-  'base_image_pinned',
-  'base_image_digest',
-  'build_container_ref',
-  'build_container_pinned',
-  'build_container_digest',
-  'zfs_minor_version',
-  'akmods_upstream_ref',
-];
-const INPUTS_61 = [
-  'use_input_lock',
-  'lock_file_path',
-  'fedora_version',
-  'kernel_release',
-  'kernel_releases',
-  ...SHARED,
-];
-const INPUTS_62 = ['fedora_version', 'kernel_releases', ...SHARED];
-const IMAGE = ['tag', 'tag_ref', 'digest', 'digest_ref'];
-const LOCK_63 = ['version', 'description', 'base_image', 'build_container', 'zfs_minor_version', 'akmods_upstream_ref'];
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 let world: TestWorld;
 let c: Client;
 let worker: { stop: () => Promise<void> };
-
-const sorted = (a: string[]) => [...a].sort();
-const keys = (o: unknown) => sorted(Object.keys(o as object));
 
 /** A simulated GitHub Actions job's environment (push or dispatch of build.yml). */
 const github = (runId: number, event = 'push'): NodeJS.ProcessEnv => ({
@@ -187,7 +169,7 @@ test('a promoted run from a GitHub job writes build-inputs.json and build-proven
   assert.deepEqual(keys(p.inputs), sorted(INPUTS_62));
   assert.deepEqual(p.run, b.run);
   assert.deepEqual(p.inputs.kernel_releases, [K1]);
-  assert.deepEqual(keys(p.stable), ['akmods', 'audit_tag', 'image', 'promoted', 'promotion_result']);
+  assert.deepEqual(keys(p.stable), sorted(STABLE_PROMOTED));
   assert.equal(p.stable.promotion_result, 'success');
   assert.equal(p.stable.promoted, true);
   assert.match(p.stable.audit_tag, /^stable-\d+-[0-9a-f]{7}$/);

@@ -17,28 +17,21 @@ import {
 } from '../../core/artifacts.ts';
 import { writeRunArtifacts } from '../../client/artifacts.ts';
 import { Lock, lockFormat, lockProblems, lockZfsProblem, originalLockFromInputs, parseLock } from '../../core/lock.ts';
-import { planFromLock, type PipelineResult, type RunInputs, type StreamPlan } from '../../core/pipeline.ts';
+import { planFromLock, type PipelineResult, type StreamPlan } from '../../core/pipeline.ts';
+import { D, inputs } from '../support/inputs-fixture.ts';
+import {
+  INPUTS_61,
+  INPUTS_62,
+  IMAGE,
+  LOCK_63,
+  RUN,
+  STABLE_PROMOTED,
+  TOP,
+  keys,
+  sorted,
+} from '../support/original-fields.ts';
 
-const D = (c: string) => `sha256:${c.repeat(64)}`;
-const COMMIT = '9d13b6950811cdaae2e8ab748c85c5da35810ae3';
-const inputs: RunInputs = {
-  base: {
-    ref: 'r.io/u/base:latest',
-    name: 'r.io/u/base',
-    digest: D('a'),
-    pinned: `r.io/u/base@${D('a')}`,
-    tag: 'latest-20261101.0',
-    ostreeLinux: '6.18.5-200.fc43.x86_64',
-    version: '43.20261101.0',
-  },
-  builder: { ref: 'r.io/u/dev:latest', name: 'r.io/u/dev', digest: D('b'), pinned: `r.io/u/dev@${D('b')}` },
-  kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'],
-  kernel: '6.18.5-200.fc43.x86_64',
-  fedora: '43',
-  zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4', linuxMin: '4.18', linuxMax: '7.2' },
-  recipe: { git: 'https://git.example/recipe.git', path: 'recipes', ref: 'main', commit: COMMIT },
-  pipelineVersion: '1',
-};
+const COMMIT = inputs.recipe.commit;
 const AT = new Date('2026-12-02T11:22:33.456Z');
 const GITHUB: NodeJS.ProcessEnv = {
   GITHUB_ACTIONS: 'true',
@@ -53,40 +46,12 @@ const GITHUB: NodeJS.ProcessEnv = {
 };
 const lockUse = { useInputLock: false, lockFilePath: 'ci/inputs.lock.json' };
 
-// The field sets of reference §6.1 and §6.2, written out here (not taken from the code under test).
-const TOP = ['schema_version', 'generated_at', 'repository', 'workflow', 'run', 'inputs'];
-const RUN = ['id', 'attempt', 'number', 'ref', 'sha', 'actor'];
-const SHARED = [
-  'base_image_ref',
-  'base_image_name',
-  'base_image_tag',
-  'base_image_pinned',
-  'base_image_digest',
-  'build_container_ref',
-  'build_container_pinned',
-  'build_container_digest',
-  'zfs_minor_version',
-  'akmods_upstream_ref',
-];
-const INPUTS_61 = [
-  'use_input_lock',
-  'lock_file_path',
-  'fedora_version',
-  'kernel_release',
-  'kernel_releases',
-  ...SHARED,
-];
-const INPUTS_62 = ['fedora_version', 'kernel_releases', ...SHARED];
-const IMAGE = ['tag', 'tag_ref', 'digest', 'digest_ref'];
-
-const keys = (o: unknown) => Object.keys(o as object).sort();
-
 test('build-inputs.json has exactly the fields of §6.1, mapped from the run, with the GitHub job as its run', () => {
   const run = artifactRun(GITHUB, { workflowId: 'stream/s/run-7', inputs, by: 'alice' });
   const doc = buildInputsDocument({ run, at: AT, inputs, lock: lockUse }) as any;
-  assert.deepEqual(keys(doc), [...TOP].sort());
-  assert.deepEqual(keys(doc.run), [...RUN].sort());
-  assert.deepEqual(keys(doc.inputs), [...INPUTS_61].sort());
+  assert.deepEqual(keys(doc), sorted(TOP));
+  assert.deepEqual(keys(doc.run), sorted(RUN));
+  assert.deepEqual(keys(doc.inputs), sorted(INPUTS_61));
   assert.equal(doc.schema_version, 1);
   assert.equal(doc.generated_at, '2026-12-02T11:22:33Z', 'UTC, seconds precision');
   assert.equal(doc.repository, 'Danathar/Kinoite-ZFS', 'original case');
@@ -126,7 +91,7 @@ test('build-inputs.json has exactly the fields of §6.1, mapped from the run, wi
 test('outside GitHub Actions the run fields come from the run: recipe repository, workflow id, run number, recipe ref and commit, trigger', () => {
   const run = artifactRun({}, { workflowId: 'stream/s/run-7', inputs, by: 'alice' });
   assert.deepEqual(run, {
-    repository: 'https://git.example/recipe.git',
+    repository: '/srv/recipe',
     workflow: 'stream/s/run-7',
     run: { id: 7, attempt: 1, number: 7, ref: 'main', sha: COMMIT, actor: 'alice' },
   });
@@ -139,12 +104,12 @@ test('zfs_minor_version is the line of the release used (a lock may pin a releas
   assert.equal(zfsMinorVersion({ line: '2.10', version: '' }), '2.10');
 });
 
-const candidate = { repo: 'r.io/o/c', tag: '9d13b69-43', digest: D('c') };
+const candidate = { repo: 'r.io/o/c', tag: '0123456-43', digest: D('c') };
 const akmods = { repo: 'r.io/o/ac', tag: 'main-43', digest: D('d'), built: [], reused: inputs.kernels };
 const promotion = {
   stableRepo: 'r.io/o/s',
   digest: D('e'),
-  auditTag: 'stable-7-9d13b69',
+  auditTag: 'stable-7-0123456',
   stableTags: ['latest', '43'],
   akmodsStable: { repo: 'r.io/o/as', tag: 'main-43', digest: D('d') },
   previous: {},
@@ -154,21 +119,21 @@ test('build-provenance.json of a promoted run has exactly the fields of §6.2 an
   const run = artifactRun(GITHUB, { workflowId: 'stream/s/run-7', inputs, by: 'a' });
   const result: Partial<PipelineResult> = { outcome: 'promoted', inputs, candidate, akmods, promotion };
   const doc = provenanceDocument({ run, at: AT, result }) as any;
-  assert.deepEqual(keys(doc), [...TOP, 'candidate', 'stable'].sort());
-  assert.deepEqual(keys(doc.inputs), [...INPUTS_62].sort(), 'no kernel_release, use_input_lock or lock_file_path');
+  assert.deepEqual(keys(doc), sorted([...TOP, 'candidate', 'stable']));
+  assert.deepEqual(keys(doc.inputs), sorted(INPUTS_62), 'no kernel_release, use_input_lock or lock_file_path');
   assert.deepEqual(keys(doc.candidate), ['akmods', 'image']);
-  assert.deepEqual(keys(doc.candidate.image), [...IMAGE].sort());
+  assert.deepEqual(keys(doc.candidate.image), sorted(IMAGE));
   assert.deepEqual(doc.candidate.image, {
-    tag: '9d13b69-43',
-    tag_ref: 'r.io/o/c:9d13b69-43',
+    tag: '0123456-43',
+    tag_ref: 'r.io/o/c:0123456-43',
     digest: D('c'),
     digest_ref: `r.io/o/c@${D('c')}`,
   });
   assert.equal(doc.candidate.akmods.tag_ref, 'r.io/o/ac:main-43');
-  assert.deepEqual(keys(doc.stable), ['akmods', 'audit_tag', 'image', 'promoted', 'promotion_result']);
+  assert.deepEqual(keys(doc.stable), sorted(STABLE_PROMOTED));
   assert.equal(doc.stable.promotion_result, 'success');
   assert.equal(doc.stable.promoted, true);
-  assert.equal(doc.stable.audit_tag, 'stable-7-9d13b69');
+  assert.equal(doc.stable.audit_tag, 'stable-7-0123456');
   assert.deepEqual(doc.stable.image, {
     tag: 'latest',
     tag_ref: 'r.io/o/s:latest',
@@ -272,14 +237,7 @@ test("an original ci/inputs.lock.json is recognised and maps onto the stream's p
 
 test('lock export --format original writes exactly the original fields, which replay the same base, builder, line and commit', () => {
   const lock = originalLockFromInputs(inputs, 'inputs of stream/s/run-7 (promoted)');
-  assert.deepEqual(Object.keys(lock), [
-    'version',
-    'description',
-    'base_image',
-    'build_container',
-    'zfs_minor_version',
-    'akmods_upstream_ref',
-  ]);
+  assert.deepEqual(Object.keys(lock), LOCK_63);
   assert.equal(lockFormat(lock), 'original');
   const replay = planFromLock(plan, Lock.parse(JSON.parse(artifactJson(lock))));
   assert.equal(replay.baseImage, inputs.base.pinned);
@@ -319,7 +277,7 @@ test('each bad field of an original lock is refused, naming the field', () => {
     [{ ...ORIGINAL, base_image: '' }, /^base_image: /],
     [
       { ...ORIGINAL, recipe_commit: COMMIT },
-      /^akmods_upstream_ref: "906e565f\S+" differs from recipe_commit "9d13b69\S+"; /,
+      /^akmods_upstream_ref: "906e565f\S+" differs from recipe_commit "0123456\S+"; /,
     ],
     [{ ...ORIGINAL, zfs_release: '2.3.1' }, /^zfs_release: "2\.3\.1" is not in zfs_minor_version "2\.4"; /],
   ];
