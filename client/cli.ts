@@ -31,7 +31,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   run: {
     summary:
-      'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA] [--mode main|branch|pr --branch B --pr N] [--lock FILE [--promote]]   trigger a run and follow it',
+      'run [--config F] [--stream S] [--wait] [--json] [--no-promote] [--rebuild-akmods] [--commit SHA] [--mode main|branch|pr --branch B --pr N] [--lock FILE [--promote]] [--artifacts DIR]   trigger a run and follow it',
     load: async () => (await import('./commands/run.ts')).runCommand,
   },
   status: {
@@ -60,7 +60,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/schedule.ts')).scheduleCommand,
   },
   lock: {
-    summary: 'lock export --run WORKFLOW_ID [--out FILE]   the pinned inputs of a finished run, for run --lock',
+    summary:
+      'lock export --run WORKFLOW_ID [--out FILE] [--format kinoite-zfs|original]   the pinned inputs of a finished run, for run --lock',
     load: async () => (await import('./commands/lock.ts')).lockCommand,
   },
   demo: {

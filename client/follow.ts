@@ -154,8 +154,7 @@ export async function followRun(
   if (settled.ok) return summarise(settled.result, base, opts.verify);
   const err = settled.err;
   const failure = err instanceof WorkflowFailedError ? err.cause : undefined;
-  const details =
-    failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<PipelineResult> | undefined) : undefined;
+  const details = failureDetails(err);
   return {
     ...base,
     outcome: details?.outcome ?? Outcome.Failed,
@@ -167,6 +166,23 @@ export async function followRun(
       : undefined,
     stages: details?.stages ?? progress?.stages ?? [],
   };
+}
+
+/** What a failed run recorded in its failure (stages, inputs when resolved, candidate), if anything. */
+export function failureDetails(err: unknown): Partial<PipelineResult> | undefined {
+  const failure = err instanceof WorkflowFailedError ? err.cause : undefined;
+  return failure instanceof ApplicationFailure
+    ? (failure.details?.[0] as Partial<PipelineResult> | undefined)
+    : undefined;
+}
+
+/** The result of a finished run, or what its failure recorded (empty when nothing). */
+export async function finishedResult(handle: WorkflowHandle): Promise<Partial<PipelineResult>> {
+  try {
+    return (await handle.result()) as PipelineResult;
+  } catch (err) {
+    return failureDetails(err) ?? {};
+  }
 }
 
 /** Builds the summary of a finished run. */

@@ -10,7 +10,7 @@ import { akmodsCacheTag, akmodsKernelTag, auditTag, candidateTag, expandTagPatte
 import type { Outcome, Stage } from './progress.ts';
 import { checkValue, type RuleName } from './validate.ts';
 import { parseImageRef } from './refs.ts';
-import { invalidInput } from './errors.ts';
+import { invalidInput, quoteValue } from './errors.ts';
 import type { StreamContext, Release } from './stream-rules.ts';
 import type { Lock } from './lock.ts';
 import type { BootPolicy, KernelBoot } from './boot.ts';
@@ -202,7 +202,7 @@ export function lockScopeProblem(plan: Pick<StreamPlan, 'baseImage' | 'builderIm
     if (!locked || locked.includes('REPLACE_ME')) continue;
     const [a, b] = [parseImageRef(locked, `lock ${field}`).name, parseImageRef(configured).name];
     if (a !== b)
-      return `Lock file ${field} ${locked} is not in the stream's repository ${b}: a lock pins digests of the configured images and cannot choose other ones (change the image in the workers' config instead).`;
+      return `${field}: ${quoteValue(locked)} is not in the stream's repository ${b}; a lock pins digests of the configured images and cannot choose other ones (change the image in the workers' config instead)`;
   }
   return undefined;
 }

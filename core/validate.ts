@@ -166,6 +166,23 @@ export const Rules = {
           : undefined,
     schema: { pattern: '^[A-Za-z0-9._/-]*$' },
   },
+  pinnedImageRef: {
+    what: 'image reference pinned by digest registry/repository@sha256:digest',
+    problem: (v) =>
+      imageRefProblem(v) ??
+      (parseImageRef(v).digest === undefined
+        ? 'is not pinned by digest; give repository@sha256:<64 hex digits>, e.g. the base_image_pinned of a build-inputs.json'
+        : undefined),
+    schema: { pattern: '@sha256:[0-9a-f]{64}$' },
+  },
+  gitCommit: {
+    what: 'full git commit id (40 hex digits)',
+    problem: (v) =>
+      /^[0-9a-f]{40}$/.test(v)
+        ? undefined
+        : 'is not a full commit id; give the 40 lowercase hex digits of the commit (git rev-parse <ref>)',
+    schema: { pattern: '^[0-9a-f]{40}$' },
+  },
   zfsLine: {
     what: 'OpenZFS release line major.minor',
     problem: (v) => (/^\d+\.\d+$/.test(v) ? undefined : 'is not a release line; give major.minor such as 2.4'),

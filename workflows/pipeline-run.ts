@@ -96,6 +96,8 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     return { stream: input.stream, outcome, message, stages: state.stages, ...extra };
   };
 
+  // The resolved inputs, for the failure details too (a failed run's build-inputs.json, docs/artifacts.md).
+  let resolved: Pick<PipelineResult, 'inputs' | 'inputsHash'> = {};
   try {
     // 1. Resolve inputs
     const mode = input.mode ?? 'main';
@@ -118,6 +120,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
         ].join('; '),
     );
     state.know({ kernels: inputs.kernels, zfsVersion: inputs.zfs.version, inputsHash: hash });
+    resolved = { inputs, inputsHash: hash };
     warnings.push(...notes);
     const tags = tagPlan({ plan, inputs, runNumber: input.runNumber });
     const buildInputs = buildInputsRecord(ctx, inputs, hash);
@@ -312,6 +315,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
           outcome: Outcome.Failed,
           message,
           stages: state.stages,
+          ...resolved,
           candidate: state.progress.candidateDigest
             ? { repo: plan.images.candidate, tag: '', digest: state.progress.candidateDigest }
             : undefined,

@@ -1,8 +1,10 @@
 /**
  * `kinoite-zfs run`: main runs trigger the stream workflow (starting it on first use); branch and
  * PR builds run on their own, never touching stable; `--lock` replays pinned inputs. With --wait
- * it follows the run and exits 0 only when the run succeeded. In GitHub Actions it records the
- * repository, commit, ref, actor and run on the run and writes the step summary and outputs.
+ * it follows the run and exits 0 only when the run succeeded; `--artifacts DIR` then writes the
+ * original's build-inputs.json and build-provenance.json there (docs/artifacts.md). In GitHub
+ * Actions it records the repository, commit, ref, actor and run on the run and writes the step
+ * summary and outputs.
  */
 import { parseArgs } from 'node:util';
 import { userInfo } from 'node:os';
@@ -11,7 +13,9 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient, runUrl, startPipelineRun } from '../temporal.ts';
 import { triggerStream, waitForRun } from '../stream-client.ts';
-import { followRun, formatSummary, exitCodeFor, verifySettingsOf } from '../follow.ts';
+import { followRun, formatSummary, exitCodeFor, verifySettingsOf, finishedResult } from '../follow.ts';
+import { writeRunArtifacts } from '../artifacts.ts';
+import { DEFAULT_LOCK_FILE } from '../../core/artifacts.ts';
 import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
 import { readLock } from '../lock-file.ts';
 import { branchPrefix } from '../../core/tags.ts';
@@ -57,6 +61,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       branch: { type: 'string' },
       pr: { type: 'string' },
       lock: { type: 'string' },
+      artifacts: { type: 'string' },
     },
   });
   const mode = values.mode as 'main' | 'branch' | 'pr';
@@ -67,10 +72,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (values.lock && mode !== 'main')
     throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
   if (values.commit) checkValue('gitRef', values.commit, '--commit');
+  if (values.artifacts !== undefined && (!values.wait || !values.artifacts))
+    throw new UsageError('--artifacts DIR needs --wait and a folder: the files describe the finished run');
+  if (values.promote && values['no-promote']) throw new UsageError('--promote and --no-promote contradict each other');
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
-  // Replay refuses placeholders, mismatches and digests the registry lost before anything starts.
-  const lock = values.lock ? await readLock(values.lock, config) : undefined;
+  // Replay refuses placeholders, mismatches, other images and digests the registry lost before anything starts.
+  const read = values.lock ? await readLock(values.lock, config, stream) : undefined;
+  const lock = read?.lock;
   const gh = githubContext(process.env);
   const trigger: Trigger & { requestId: string } = {
     ...(gh ? triggerFromGithub(gh) : { source: values.source ?? (lock ? 'replay' : 'cli'), by: whoami() }),
@@ -79,6 +88,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   const options = { promote: lock ? values.promote : !values['no-promote'], rebuildAkmods: values['rebuild-akmods'] };
   const say = (line: string) => (values.json ? undefined : process.stderr.write(`${line}\n`));
+  if (read)
+    say(
+      `replaying ${values.lock} (${read.format === 'original' ? "the original's ci/inputs.lock.json format" : 'a kinoite-zfs lock'})${values.promote ? '' : '; it will not promote (add --promote)'}`,
+    );
   const client = await connectClient(config);
 
   let handle: WorkflowHandle | undefined;
@@ -160,5 +173,22 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   console.log(values.json ? JSON.stringify(summary) : formatSummary(summary));
   if (gh) await writeGithubFiles(summary, process.env);
+  if (values.artifacts) {
+    const written = await writeRunArtifacts(
+      values.artifacts,
+      {
+        workflowId: handle.workflowId,
+        result: await finishedResult(handle),
+        by: trigger.by ?? whoami(),
+        lock: { useInputLock: !!lock, lockFilePath: values.lock ?? DEFAULT_LOCK_FILE },
+      },
+      process.env,
+    );
+    say(
+      written.length
+        ? `wrote ${written.join(', ')}`
+        : `wrote no artifacts: the run ended before its inputs were resolved`,
+    );
+  }
   return exitCodeFor(summary.outcome);
 }

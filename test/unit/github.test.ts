@@ -365,6 +365,7 @@ test('the composite action is well formed: documented inputs and outputs, output
     'lock',
     'rebuild-akmods',
     'promote',
+    'artifacts',
     'wait',
     'working-directory',
   ])
@@ -430,6 +431,7 @@ test('the run script builds the right CLI arguments for each mode and refuses a 
       KZ_LOCK: '',
       KZ_REBUILD_AKMODS: 'false',
       KZ_PROMOTE: 'true',
+      KZ_ARTIFACTS: '',
       KZ_WAIT: 'true',
       KZ_ADDRESS: '',
       KZ_NAMESPACE: '',
@@ -479,6 +481,23 @@ test('the run script builds the right CLI arguments for each mode and refuses a 
         '--no-promote',
         '--wait',
       ],
+    );
+    assert.deepEqual(
+      (await parsed({ KZ_LOCK: 'ci/inputs.lock.json', KZ_ARTIFACTS: 'artifacts' })).args,
+      [
+        'run',
+        '--config',
+        'kinoite-zfs.yaml',
+        '--mode',
+        'main',
+        '--lock',
+        'ci/inputs.lock.json',
+        '--promote',
+        '--wait',
+        '--artifacts',
+        'artifacts',
+      ],
+      'a replay dispatched with promote_to_stable=true asks to promote (a replay does not by default)',
     );
     const hostile = '$(touch pwned)`id`; echo x';
     assert.deepEqual(

@@ -15,30 +15,11 @@ import {
   slsaPredicate,
   tagPlan,
   validatePlan,
-  type RunInputs,
   type StreamPlan,
 } from '../../core/pipeline.ts';
 import { PermanentError } from '../../core/errors.ts';
+import { D, inputs } from '../support/inputs-fixture.ts';
 
-const D = (c: string) => `sha256:${c.repeat(64)}`;
-const inputs: RunInputs = {
-  base: {
-    ref: 'r.io/u/base:latest',
-    name: 'r.io/u/base',
-    digest: D('a'),
-    pinned: `r.io/u/base@${D('a')}`,
-    tag: 'latest-20261101.0',
-    ostreeLinux: 'k2',
-    version: '43.20261101.0',
-  },
-  builder: { ref: 'r.io/u/dev:latest', name: 'r.io/u/dev', digest: D('b'), pinned: `r.io/u/dev@${D('b')}` },
-  kernels: ['6.17.7-300.fc43.x86_64', '6.18.5-200.fc43.x86_64'],
-  kernel: '6.18.5-200.fc43.x86_64',
-  fedora: '43',
-  zfs: { line: '2.4', tag: 'zfs-2.4.4', version: '2.4.4', linuxMin: '4.18', linuxMax: '7.2' },
-  recipe: { git: '/srv/recipe', path: 'recipes', ref: 'main', commit: '0123456789abcdef0123456789abcdef01234567' },
-  pipelineVersion: '1',
-};
 const plan = {
   baseImage: 'r.io/u/base:latest',
   builderImage: 'r.io/u/dev:latest',
@@ -192,7 +173,7 @@ test("a lock pins digests of the stream's own base and builder repositories; one
   assert.equal(lockScopeProblem(plan, { version: 1, base_image: `r.io/u/base@${D('e')}` }), undefined);
   assert.match(
     lockScopeProblem(plan, { version: 1, base_image: `evil.io/u/base@${D('e')}` })!,
-    /^Lock file base_image evil\.io\/u\/base@sha256:e+ is not in the stream's repository r\.io\/u\/base: /,
+    /^base_image: "evil\.io\/u\/base@sha256:e+" is not in the stream's repository r\.io\/u\/base; /,
   );
   assert.match(
     lockScopeProblem(plan, {
@@ -200,7 +181,7 @@ test("a lock pins digests of the stream's own base and builder repositories; one
       base_image: `r.io/u/base@${D('e')}`,
       build_container: `r.io/x/dev@${D('f')}`,
     })!,
-    /^Lock file build_container r\.io\/x\/dev@\S+ is not in the stream's repository r\.io\/u\/dev: /,
+    /^build_container: "r\.io\/x\/dev@\S+" is not in the stream's repository r\.io\/u\/dev; /,
   );
   assert.throws(
     () => planFromLock(plan, { version: 1, base_image: `evil.io/u/base@${D('e')}` }),

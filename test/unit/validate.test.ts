@@ -11,6 +11,7 @@ import { Lock } from '../../core/lock.ts';
 import { validatePlan, type StreamPlan } from '../../core/pipeline.ts';
 import { resolveCommit } from '../../activities/git.ts';
 import { isPermanentError } from '../../core/errors.ts';
+import { imageRefProblem } from '../../core/refs.ts';
 import { minimalConfig } from '../support/config-fixture.ts';
 
 const OPTION = 'starts with "-" and would be read as a command-line option; remove the leading "-"';
@@ -177,6 +178,27 @@ const TABLE: Record<RuleName, { pass: string[]; fail: [string, string][] }> = {
       ['../etc', 'leaves the repository; give a folder inside it (no .. and no leading /)'],
       ['/etc', 'leaves the repository; give a folder inside it (no .. and no leading /)'],
       ['a b', 'is not a folder path; use letters, digits and . _ - / relative to the repository root, e.g. recipes'],
+    ],
+  },
+  pinnedImageRef: {
+    pass: [`ghcr.io/ublue-os/kinoite-main@sha256:${'5c'.repeat(32)}`, `127.0.0.1:5000/b@sha256:${'a'.repeat(64)}`],
+    fail: [
+      [
+        'ghcr.io/ublue-os/kinoite-main:latest',
+        'is not pinned by digest; give repository@sha256:<64 hex digits>, e.g. the base_image_pinned of a build-inputs.json',
+      ],
+      [`x@sha256:${'a'.repeat(63)}`, imageRefProblem(`x@sha256:${'a'.repeat(63)}`)!],
+    ],
+  },
+  gitCommit: {
+    pass: ['9d13b6950811cdaae2e8ab748c85c5da35810ae3'],
+    fail: [
+      ['9d13b69', 'is not a full commit id; give the 40 lowercase hex digits of the commit (git rev-parse <ref>)'],
+      ['main', 'is not a full commit id; give the 40 lowercase hex digits of the commit (git rev-parse <ref>)'],
+      [
+        '9D13B6950811CDAAE2E8AB748C85C5DA35810AE3',
+        'is not a full commit id; give the 40 lowercase hex digits of the commit (git rev-parse <ref>)',
+      ],
     ],
   },
   zfsLine: {
