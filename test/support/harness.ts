@@ -176,7 +176,7 @@ export async function spawnWorker(
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile, '--queues', queues.join(',')],
     { detached: true, stdio: ['ignore', fd, fd] },
   );
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
     if (/worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(start))) return child;
     await new Promise((r) => setTimeout(r, 200));
