@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Lock, lockProblems } from '../core/lock.ts';
 import { formatIssues, ConfigError } from '../core/config-parse.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
+import { resolveAuthFile } from '../activities/registry-credentials.ts';
 import type { Config } from '../core/config.ts';
 
 /** Reads and checks a lock; throws ConfigError (exit code 2) listing every problem. */
@@ -35,7 +36,7 @@ export async function readLock(file: string, config: Config, opts: { builderOver
   if (problems.length) throw new ConfigError(file, problems);
   const registry = new RegistryClient({
     insecureHosts: config.registries.insecure,
-    authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE,
+    authFile: resolveAuthFile(config.registries.authFile),
   });
   for (const [field, ref] of [
     ['base_image', parsed.data.base_image],
