@@ -3,7 +3,7 @@
  * configuration, registry credentials and signing secrets. Built once by the worker's
  * composition root from the host's config file.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import { ENV_KEY_PREFIX, type Config } from '../core/config.ts';
 import { streamPlanOf, streamRepositories, type StreamPlan } from '../core/pipeline.ts';
 import { parseImageRef } from '../core/refs.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
+import { readAuthFileSync, resolveAuthFile, withStoreAsHelpers } from './registry-credentials.ts';
 
 /** Pinned tool versions the set-up builds into the tools cache; bump here and in scripts/setup.sh together. */
 export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5', actionlint: 'v1.7.12' } as const;
@@ -111,13 +112,46 @@ export class Host {
     const env: Record<string, string> = {};
     if (this.config.worker.containersConf) env.CONTAINERS_CONF = this.config.worker.containersConf;
     const auth = this.authFile();
-    if (auth) env.REGISTRY_AUTH_FILE = auth;
+    if (auth) env.REGISTRY_AUTH_FILE = this.#containersAuthFile(auth);
     return env;
   }
 
-  /** The registry credentials file on this host, if one is configured. */
+  /**
+   * The registry credentials file on this host: registries.authFile, else $REGISTRY_AUTH_FILE, else
+   * the first that exists of podman's own places (${XDG_RUNTIME_DIR}/containers/auth.json,
+   * ~/.config/containers/auth.json, ~/.docker/config.json). Every client of the worker (its HTTP
+   * client, podman, buildah, skopeo, cosign) reads this one file.
+   */
   authFile(): string | undefined {
-    return this.config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE;
+    return resolveAuthFile(this.config.registries.authFile);
+  }
+
+  /**
+   * The auth file as podman, buildah and skopeo should see it: the file itself, or, when it names a
+   * `credsStore` (which they ignore), a copy in the work folder (0600) where that store is the
+   * `credHelpers` entry of every registry this worker's config uses.
+   */
+  #containersAuthFile(file: string): string {
+    let derived;
+    try {
+      const hosts = Object.values(this.config.streams).flatMap((s) =>
+        [s.baseImage, s.builderImage, ...streamRepositories(s)].map((r) => parseImageRef(r).registry),
+      );
+      derived = withStoreAsHelpers(readAuthFileSync(file), [...new Set(hosts)]);
+    } catch {
+      return file; // unreadable or not JSON: the tools say so themselves, naming the file
+    }
+    if (!derived) return file;
+    const dir = join(this.workDir, 'registry-auth');
+    const out = join(dir, 'auth.json');
+    const text = `${JSON.stringify(derived, null, 2)}\n`;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!existsSync(out) || readFileSync(out, 'utf8') !== text) {
+      const tmp = `${out}.${process.pid}.${Date.now()}`;
+      writeFileSync(tmp, text, { mode: 0o600 });
+      renameSync(tmp, out);
+    }
+    return out;
   }
 
   /** True when the registry of `ref` is explicitly allowed over plain HTTP. */

@@ -7,20 +7,21 @@
  * downloading a single layer.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { FailureType, PermanentError } from '../core/errors.ts';
 import { parseImageRef } from '../core/refs.ts';
 import type { ImageRef } from '../core/refs.ts';
 import { fetchWithTimeouts, HttpTimeoutError, type HttpTimeouts } from './http.ts';
+import { readCredential, type RegistryCredential } from './registry-credentials.ts';
 
 /** How this worker host may reach registries. */
 export interface RegistryAccess {
   /** Registry hosts (`host[:port]`) allowed over plain http; every other host uses https. */
   insecureHosts: string[];
   /**
-   * Path of a containers-auth.json / docker config.json (`{"auths": {"host": {"auth": base64(user:pass)}}}`)
-   * on this host. Credentials read from it never appear in errors, logs or return values.
+   * Path of a containers-auth.json / docker config.json on this host (`auths`, `credHelpers`,
+   * `credsStore`: activities/registry-credentials.ts). Credentials read from it never appear in
+   * errors, logs or return values.
    */
   authFile?: string;
   /** How long a registry may take to answer, and pause while sending a body (activities/http.ts). @default 60 s each */
@@ -204,7 +205,8 @@ export class RegistryClient {
   };
 
   readonly #access: RegistryAccess;
-  #auths?: Promise<Map<string, string>>;
+  /** Credentials per host, read on the first challenge from that host. */
+  readonly #credentials = new Map<string, Promise<RegistryCredential | undefined>>();
   /** Bearer tokens per `host|scope`. */
   readonly #tokens = new Map<string, CachedToken>();
   /** Which token scope answered for `host|repo|action`, so later requests send it up front. */
@@ -212,7 +214,7 @@ export class RegistryClient {
   /** Hosts that asked for Basic auth. */
   readonly #basicHosts = new Set<string>();
 
-  /** Creates a client; the auth file is read lazily, on the first auth challenge. */
+  /** Creates a client; the auth file is read (and its helper run) lazily, on a host's first auth challenge. */
   constructor(access: RegistryAccess) {
     this.#access = { insecureHosts: [...access.insecureHosts], authFile: access.authFile, timeouts: access.timeouts };
   }
@@ -665,7 +667,7 @@ export class RegistryClient {
     }
     const handled = opts.okStatuses ?? [];
     if (res.ok || handled.includes(res.status)) return res;
-    throw await statusError(res, method, url, opts.what, host);
+    throw await statusError(res, method, url, opts.what, host, this.#fixCredentials(host));
   }
 
   async #send(url: string, method: string, opts: RequestOptions, authorization: string | undefined): Promise<Response> {
@@ -705,7 +707,7 @@ export class RegistryClient {
     }
     if (this.#basicHosts.has(host)) {
       const cred = await this.#credential(host);
-      if (cred) return `Basic ${cred}`;
+      if (cred) return `Basic ${cred.basic}`;
     }
     return undefined;
   }
@@ -722,7 +724,7 @@ export class RegistryClient {
     if (challenge.scheme === 'basic') {
       if (!cred) return undefined;
       this.#basicHosts.add(host);
-      return `Basic ${cred}`;
+      return `Basic ${cred.basic}`;
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined;
     const scopes = challenge.params.scope
@@ -741,7 +743,7 @@ export class RegistryClient {
     if (challenge.params.service) tokenUrl.searchParams.set('service', challenge.params.service);
     for (const s of scopes) tokenUrl.searchParams.append('scope', s);
     const headers: Record<string, string> = {};
-    if (cred) headers.Authorization = `Basic ${cred}`;
+    if (cred) headers.Authorization = `Basic ${cred.basic}`;
     this.stats.requests += 1;
     let res: Response;
     try {
@@ -761,7 +763,7 @@ export class RegistryClient {
       await res.arrayBuffer().catch(() => undefined);
       throw new PermanentError(
         FailureType.AuthDenied,
-        `Token service ${tokenUrl.origin}${tokenUrl.pathname} refused ${cred ? 'the configured credentials' : 'anonymous access'} for ${host} (scope ${scope}); check the auth file entry for ${host}`,
+        `Registry ${host} refused ${cred ? `the credentials for it in ${describeSource(cred)}` : 'anonymous access'}: its token service ${tokenUrl.origin}${tokenUrl.pathname} answered ${res.status} (scope ${scope}). ${this.#fixCredentials(host)}`,
       );
     }
     if (!res.ok) {
@@ -780,49 +782,43 @@ export class RegistryClient {
     return `Bearer ${token}`;
   }
 
-  /** base64(user:pass) for a host from the auth file, or undefined (anonymous). */
-  async #credential(host: string): Promise<string | undefined> {
-    if (!this.#access.authFile) return undefined;
-    this.#auths ??= loadAuthFile(this.#access.authFile);
-    const auths = await this.#auths;
-    return auths.get(host) ?? (host === 'docker.io' ? auths.get('index.docker.io') : undefined);
+  /** Credentials for a host from the auth file (or its helper), or undefined (anonymous). */
+  async #credential(host: string): Promise<RegistryCredential | undefined> {
+    const file = this.#access.authFile;
+    if (!file) return undefined;
+    let pending = this.#credentials.get(host);
+    if (!pending) {
+      pending = readCredential(file, host);
+      this.#credentials.set(host, pending);
+      // A failed read (missing helper, unreadable file) is tried again by the next request.
+      pending.catch(() => this.#credentials.delete(host));
+    }
+    return pending;
   }
+
+  /** What to do when `host` refuses: names the auth file (or says there is none). */
+  #fixCredentials(host: string): string {
+    const file = this.#access.authFile;
+    return file
+      ? `Fix the entry for ${host} in the registry auth file ${file} (e.g. podman login --authfile ${file} ${host}).`
+      : `No registry auth file is configured: log in (podman login ${host}) or set registries.authFile.`;
+  }
+}
+
+function describeSource(cred: RegistryCredential): string {
+  return cred.helper ? `${cred.file} (answered by ${cred.helper})` : cred.file;
 }
 
 // ------------------------------------------------------------------ helpers
 
-async function loadAuthFile(path: string): Promise<Map<string, string>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new PermanentError(
-      FailureType.InvalidInput,
-      `Cannot read registry auth file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the authFile setting`,
-    );
-  }
-  let parsed: { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> };
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // Never echo the content: it holds secrets.
-    throw new PermanentError(FailureType.InvalidInput, `Registry auth file ${path} is not valid JSON; fix it`);
-  }
-  const map = new Map<string, string>();
-  for (const [key, entry] of Object.entries(parsed?.auths ?? {})) {
-    // Keys may be `host`, `https://host`, `https://host/v1/` or `host/namespace`; the host part is what matters.
-    const hostKey = key.replace(/^https?:\/\//, '').split('/')[0]!;
-    let auth: string | undefined = typeof entry?.auth === 'string' && entry.auth !== '' ? entry.auth : undefined;
-    if (!auth && typeof entry?.username === 'string' && typeof entry?.password === 'string') {
-      auth = Buffer.from(`${entry.username}:${entry.password}`).toString('base64');
-    }
-    // An exact host key beats a namespaced one.
-    if (auth && (!map.has(hostKey) || key === hostKey)) map.set(hostKey, auth);
-  }
-  return map;
-}
-
-async function statusError(res: Response, method: string, url: string, what: string, host: string): Promise<Error> {
+async function statusError(
+  res: Response,
+  method: string,
+  url: string,
+  what: string,
+  host: string,
+  fixCredentials: string,
+): Promise<Error> {
   let codes = '';
   try {
     const text = await res.text();
@@ -838,7 +834,7 @@ async function statusError(res: Response, method: string, url: string, what: str
   if (res.status === 401 || res.status === 403) {
     return new PermanentError(
       FailureType.AuthDenied,
-      `Could not ${what}: ${detail}; check the credentials for ${host} in the registry auth file`,
+      `Could not ${what}: ${detail}; registry ${host} denied access. ${fixCredentials}`,
     );
   }
   if (res.status === 429 || res.status >= 500) {

@@ -168,3 +168,35 @@ function toolError(call: ToolCall, command: string, err: ExecaError): Error {
     ? new UnrecognisedToolFailure(`${message}\n(${verdict.reason}; will be retried)`)
     : new Error(`${message}\n(${verdict.reason}; will be retried)`);
 }
+
+/** What a credential helper answered. */
+export interface CredentialHelperAnswer {
+  /** True when the helper is not installed. */
+  missing: boolean;
+  exitCode?: number;
+  /** Holds the secret on success: the caller parses it and never logs it. */
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `docker-credential-<name> get` with `host` on standard input. Unlike {@link runTool}, its
+ * output is never progress, never logged and never put in an error (on success it is the secret);
+ * the helper gets the worker's whole environment, as it would from podman or docker.
+ */
+export async function runCredentialHelper(program: string, host: string): Promise<CredentialHelperAnswer> {
+  const r = await execa(program, ['get'], {
+    input: host,
+    reject: false,
+    timeout: 60_000,
+    cancelSignal: activityContext()?.cancellationSignal,
+    stripFinalNewline: true,
+  });
+  const code = (r.cause as NodeJS.ErrnoException | undefined)?.code ?? (r as unknown as NodeJS.ErrnoException).code;
+  return {
+    missing: code === 'ENOENT' && r.exitCode === undefined,
+    exitCode: r.exitCode,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+  };
+}

@@ -11,6 +11,7 @@ import { ConfigError } from '../core/config-parse.ts';
 import { lockScopeProblem } from '../core/pipeline.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
 import { fetchReleases } from '../activities/release-source.ts';
+import { resolveAuthFile } from '../activities/registry-credentials.ts';
 import type { Config } from '../core/config.ts';
 
 /**
@@ -68,7 +69,7 @@ export async function readLock(
   }
   const registry = new RegistryClient({
     insecureHosts: config.registries.insecure,
-    authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE,
+    authFile: resolveAuthFile(config.registries.authFile),
   });
   for (const [field, ref] of [
     ['base_image', lock.base_image],

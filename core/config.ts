@@ -113,7 +113,7 @@ export const RegistrySettings = z
     authFile: filePath
       .optional()
       .describe(
-        'containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE.',
+        'containers-auth.json / docker config.json with registry credentials, read on the worker host only. Default: $REGISTRY_AUTH_FILE, else the first of ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json that exists (as podman looks). `credHelpers` and `credsStore` helpers (docker-credential-NAME on PATH) are run on the worker.',
       ),
     timeout: duration
       .default('60s')

@@ -19,6 +19,11 @@ import { ensureDebianKernel, modulesDirOf } from './debian-kernels.ts';
 import { splitVersion } from './spec.ts';
 import type { BaseCompression, BaseFiller, BaseVersion, KernelSpec } from './spec.ts';
 
+/** buildah's environment in the world: its containers.conf, and the world's auth file when the registry needs one. */
+function worldEnv(input: { containersConf: string; authFile?: string }): NodeJS.ProcessEnv {
+  return { CONTAINERS_CONF: input.containersConf, ...(input.authFile ? { REGISTRY_AUTH_FILE: input.authFile } : {}) };
+}
+
 /** One base image version as pushed. */
 export interface PushedBaseVersion {
   /** `org.opencontainers.image.version`. */
@@ -205,9 +210,11 @@ export async function buildAndPushBase(input: {
   compression: BaseCompression;
   rootfsImage: string;
   containersConf: string;
+  /** Credentials for a registry with token auth (the world's auth file). */
+  authFile?: string;
   log: (line: string) => void;
 }): Promise<PushedBaseVersion[]> {
-  const env = { CONTAINERS_CONF: input.containersConf };
+  const env = worldEnv(input);
   const out: PushedBaseVersion[] = [];
   let from = input.rootfsImage;
   let prevKernels: string[] = [];
@@ -333,7 +340,10 @@ export async function pushImage(input: {
     );
     const digest = (await readFile(digestFile, 'utf8')).trim();
     // Extra tags point at the same manifest bytes, so every tag has exactly this digest.
-    const registry = new RegistryClient({ insecureHosts: [input.registry] });
+    const registry = new RegistryClient({
+      insecureHosts: [input.registry],
+      authFile: input.env.REGISTRY_AUTH_FILE,
+    });
     const name = `${input.registry}/${input.repository}`;
     const manifest = await registry.getManifest(`${name}@${digest}`);
     if (input.compression) checkCompression(manifest.manifest.layers ?? [], input.compression, `${name}@${digest}`);
@@ -374,9 +384,11 @@ export async function buildAndPushBuilder(input: {
   toolchain: boolean;
   debianKernels: string[];
   containersConf: string;
+  /** Credentials for a registry with token auth (the world's auth file). */
+  authFile?: string;
   log: (line: string) => void;
 }): Promise<{ digest: string; localImage: string }> {
-  const env = { CONTAINERS_CONF: input.containersConf };
+  const env = worldEnv(input);
   const started = Date.now();
   const recipe = input.toolchain ? BUILDER_ROOTFS_RECIPE : ROOTFS_RECIPE;
   const kernels = sortKernels(input.debianKernels);

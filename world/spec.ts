@@ -212,6 +212,17 @@ export const WorldSpec = z
         .default('gzip'),
     }),
     builder: z.strictObject({ repository: repositoryPath }),
+    /**
+     * How the registry admits clients. `none`: anyone may pull and push. `token`: as ghcr.io does it,
+     * every request needs a Bearer token from the world's token issuer (Docker token auth); the base
+     * and builder repositories are public (anonymous pull), the stream's repositories need the
+     * world's user, whose credentials the world writes to `secrets/auth.json` (the config's `registries.authFile`).
+     */
+    registry: z
+      .strictObject({
+        auth: z.enum(['none', 'token'], { message: 'must be none or token' }).default('none'),
+      })
+      .prefault({}),
     zfs: z.strictObject({
       releases: z.array(ZfsRelease).min(1, { message: 'list at least one release' }),
       openzfsDir: z.string().min(1).optional(),

@@ -16,7 +16,16 @@ import type { PushedBaseVersion } from './images.ts';
 import { RegistryClient } from '../activities/registry-http.ts';
 import { treeHash } from '../activities/tree-hash.ts';
 import { BUILDER_ROOTFS_RECIPE, ensureRootfsImage, rootfsHash } from './rootfs.ts';
-import { ensureHttpServer, ensureRegistry, stopHttpServer, stopRegistry } from './services.ts';
+import {
+  ensureHttpServer,
+  ensureRegistry,
+  ensureTokenIssuer,
+  stopHttpServer,
+  stopRegistry,
+  stopTokenIssuer,
+  type RegistryTokenAuth,
+} from './services.ts';
+import { passwordHash } from './token-issuer.ts';
 import { ensureTemporal, stopTemporal } from '../services/temporal-dev-server.ts';
 import { stopWorldWorker } from './worker-process.ts';
 import { loadWorldSpec } from './spec.ts';
@@ -39,7 +48,15 @@ export interface WorldInfo {
   /** CONTAINERS_CONF file for podman/buildah in this world. */
   containersConf: string;
   /** The world's OCI registry. */
-  registry: { host: string; logFile: string };
+  registry: {
+    host: string;
+    logFile: string;
+    /**
+     * With `registry.auth: token` in the spec: the user whose credentials `authFile` holds (the config's
+     * `registries.authFile`), and the token issuer's request log.
+     */
+    auth?: { user: string; authFile: string; passwordFile: string; tokenLogFile: string };
+  };
   /** The OpenZFS release source over HTTP. */
   releaseSource: {
     url: string;
@@ -148,7 +165,14 @@ async function worldUpLocked(input: {
     return value;
   };
 
-  const registry = await step('registry…', () => ensureRegistry({ dir }));
+  const auth =
+    spec.registry.auth === 'token'
+      ? await step('registry token issuer…', () => ensureRegistryAuth(dir, spec, reused))
+      : undefined;
+  if (!auth) await stopTokenIssuer({ dir });
+  const registry = await step('registry…', () => ensureRegistry({ dir, token: auth?.token }));
+  // The registry's port is known only now; the auth file names it.
+  if (auth) await writeAuthFile(auth.authFile, registry.host, auth.user, auth.passwordFile);
   if (registry.reused) reused.push(`registry ${registry.host}`);
   const releaseRoot = join(dir, 'release-source');
   const http = await step('release source…', () => ensureHttpServer({ dir, root: releaseRoot }));
@@ -206,7 +230,7 @@ async function worldUpLocked(input: {
   );
   let base: PushedBaseVersion[];
   let builderDigest: string;
-  if (prev && prev.imagesKey === imagesKey && (await imagesStillThere(registry.host, spec, prev))) {
+  if (prev && prev.imagesKey === imagesKey && (await imagesStillThere(registry.host, spec, prev, auth?.authFile))) {
     base = prev.base.versions;
     builderDigest = prev.builder.digest;
     reused.push(`images (${base.length} base version${base.length === 1 ? '' : 's'}, builder)`);
@@ -221,6 +245,7 @@ async function worldUpLocked(input: {
       compression: spec.base.compression,
       rootfsImage,
       containersConf,
+      authFile: auth?.authFile,
       log,
     });
     builderDigest = (
@@ -230,6 +255,7 @@ async function worldUpLocked(input: {
         toolchain,
         debianKernels,
         containersConf,
+        authFile: auth?.authFile,
         log,
       })
     ).digest;
@@ -258,7 +284,7 @@ async function worldUpLocked(input: {
       ...(temporal.uiUrl ? { webUrl: temporal.uiUrl } : {}),
       taskQueues: { control: `kinoite-zfs-${spec.name}-control`, build: `kinoite-zfs-${spec.name}-build` },
     },
-    registries: { insecure: [reg, http.host] },
+    registries: { insecure: [reg, http.host], ...(auth ? { authFile: auth.authFile } : {}) },
     // Builds and the compiler cache are per machine (the tools cache's folder), shared by every world.
     worker: {
       workDir: join(dir, 'work'),
@@ -315,7 +341,20 @@ async function worldUpLocked(input: {
     specHash: sha(text),
     configFile,
     containersConf,
-    registry: { host: reg, logFile: registry.logFile },
+    registry: {
+      host: reg,
+      logFile: registry.logFile,
+      ...(auth
+        ? {
+            auth: {
+              user: auth.user,
+              authFile: auth.authFile,
+              passwordFile: auth.passwordFile,
+              tokenLogFile: auth.tokenLogFile,
+            },
+          }
+        : {}),
+    },
     releaseSource: { url: http.url, host: http.host, root: releaseRoot, ...source, releases },
     temporal,
     base: { repository: spec.base.repository, reference: `${reg}/${spec.base.repository}:latest`, versions: base },
@@ -337,8 +376,13 @@ async function worldUpLocked(input: {
 }
 
 /** Whether every tag the spec implies still points at the digest recorded in world.json. */
-async function imagesStillThere(host: string, spec: WorldSpec, prev: WorldInfo): Promise<boolean> {
-  const registry = new RegistryClient({ insecureHosts: [host] });
+async function imagesStillThere(
+  host: string,
+  spec: WorldSpec,
+  prev: WorldInfo,
+  authFile: string | undefined,
+): Promise<boolean> {
+  const registry = new RegistryClient({ insecureHosts: [host], authFile });
   const manifestDigest = (h: string, repository: string, reference: string) =>
     registry.resolveDigest(`${h}/${repository}:${reference}`);
   try {
@@ -357,6 +401,47 @@ async function imagesStillThere(host: string, spec: WorldSpec, prev: WorldInfo):
   } catch {
     return false;
   }
+}
+
+/**
+ * For `registry.auth: token`: the registry user (named after the stream's owner, as a ghcr.io user
+ * owns a namespace) with a random password kept in a 0600 file, the auth file holding its
+ * credentials (what `podman login` writes), and the token issuer that admits it; the base and
+ * builder repositories are public.
+ */
+async function ensureRegistryAuth(
+  dir: string,
+  spec: WorldSpec,
+  reused: string[],
+): Promise<{
+  token: RegistryTokenAuth;
+  user: string;
+  authFile: string;
+  passwordFile: string;
+  tokenLogFile: string;
+}> {
+  const secretsDir = join(dir, 'secrets');
+  await mkdir(secretsDir, { recursive: true, mode: 0o700 });
+  await chmod(secretsDir, 0o700);
+  const user = spec.stream.owner;
+  const passwordFile = join(secretsDir, 'registry.password');
+  if (!existsSync(passwordFile)) await writeFile(passwordFile, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  const password = await readFile(passwordFile, 'utf8');
+  const authFile = join(secretsDir, 'auth.json');
+  const issuer = await ensureTokenIssuer({
+    dir,
+    users: { [user]: passwordHash(password) },
+    publicRepositories: [spec.base.repository, spec.builder.repository],
+  });
+  if (issuer.reused) reused.push('registry token issuer');
+  return { token: issuer.auth, user, authFile, passwordFile, tokenLogFile: issuer.logFile };
+}
+
+/** Writes the world's auth file for `host` (0600), as `podman login` would. */
+async function writeAuthFile(file: string, host: string, user: string, passwordFile: string): Promise<void> {
+  const password = await readFile(passwordFile, 'utf8');
+  const auth = Buffer.from(`${user}:${password}`).toString('base64');
+  await writeAtomic(file, `${JSON.stringify({ auths: { [host]: { auth } } }, null, 2)}\n`, 0o600);
 }
 
 /** Makes (once) the world's cosign key pair in `secretsDir` (0700) with a random password kept in a 0600 file. */
@@ -575,6 +660,7 @@ export async function worldDown(input: {
 }): Promise<{ registry: boolean; releaseSource: boolean; worker: boolean }> {
   const dir = resolve(input.dir);
   const worker = await stopWorldWorker(dir);
+  await stopTokenIssuer({ dir });
   return { registry: await stopRegistry({ dir }), releaseSource: await stopHttpServer({ dir }), worker };
 }
 

@@ -8,6 +8,7 @@ import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient, runUrl } from '../temporal.ts';
 import { streamState } from '../stream-client.ts';
 import { RegistryClient } from '../../activities/registry-http.ts';
+import { resolveAuthFile } from '../../activities/registry-credentials.ts';
 import { progressQuery } from '../../workflows/shared.ts';
 import type { StreamStateData } from '../../workflows/stream-state.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -45,7 +46,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const client = await connectClient(config);
   const registry = new RegistryClient({
     insecureHosts: config.registries.insecure,
-    authFile: config.registries.authFile ?? process.env.REGISTRY_AUTH_FILE,
+    authFile: resolveAuthFile(config.registries.authFile),
   });
   const out: StreamStatus[] = [];
   for (const stream of values.stream ? [values.stream] : Object.keys(config.streams)) {

@@ -19,6 +19,7 @@ import {
   closeAll,
   cosignVerifies,
   digestOf,
+  historyText,
   repoRoot,
   type TestWorld,
 } from '../support/harness.ts';
@@ -113,16 +114,6 @@ test('an unset env:// key variable fails the signing permanently, naming the var
   assert.equal(await cosignVerifies(ref, world.info.signing.publicKeyFile), false, 'nothing was signed');
 });
 
-/** Every string in a JSON document, with base64 payload data decoded as well. */
-function strings(value: unknown, out: string[] = []): string[] {
-  if (typeof value === 'string') {
-    out.push(value);
-    if (/^[A-Za-z0-9+/]+={0,2}$/.test(value) && value.length >= 8) out.push(Buffer.from(value, 'base64').toString());
-  } else if (Array.isArray(value)) for (const v of value) strings(v, out);
-  else if (value && typeof value === 'object') for (const v of Object.values(value)) strings(v, out);
-  return out;
-}
-
 test('a promoted run signed with the env:// key: its printed verify command succeeds as printed, and no history holds the key', async () => {
   worker = await startWorker(world);
   const cosignDir = dirname(toolPath('cosign'));
@@ -150,21 +141,7 @@ test('a promoted run signed with the env:// key: its printed verify command succ
   const runId = /run:\s+(\S+)/.exec(r.all)?.[1];
   assert.ok(runId, 'the summary names the run');
   const texts: [string, string][] = [];
-  for (const id of [runId!, `stream/${world.stream}`]) {
-    const show = await execa(toolPath('temporal'), [
-      'workflow',
-      'show',
-      '--output',
-      'json',
-      '--address',
-      world.config.temporal.address,
-      '--namespace',
-      world.config.temporal.namespace,
-      '--workflow-id',
-      id,
-    ]);
-    texts.push([id, strings(JSON.parse(show.stdout)).join('\n')]);
-  }
+  for (const id of [runId!, `stream/${world.stream}`]) texts.push([id, await historyText(world, id)]);
   const digest = /@(sha256:[0-9a-f]{64})$/.exec(verify!)![1]!;
   assert.ok(
     texts[0]![1].includes(digest),

@@ -3,7 +3,8 @@
  * (in-process or as a killable child process), start runs, and read the registry independently
  * of the project's code (skopeo, cosign, the registry's own log).
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -203,27 +204,40 @@ export async function startRun(world: TestWorld, c: Client, options?: PipelineIn
   return startPipelineRun(c, world.config, { stream: world.stream, trigger: { source: 'test' }, options });
 }
 
+/** skopeo's credentials flag for a world whose registry needs them (world.info.registry.auth). */
+const authArgs = (authFile?: string) => (authFile ? ['--authfile', authFile] : []);
+
 /** `skopeo inspect` of a reference in the world registry, or undefined when it does not exist. */
 export async function inspect(
   ref: string,
+  authFile?: string,
 ): Promise<{ Digest: string; Labels: Record<string, string>; Layers: string[] } | undefined> {
-  const r = await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`], { reject: false });
+  const r = await execa('skopeo', ['inspect', '--tls-verify=false', ...authArgs(authFile), `docker://${ref}`], {
+    reject: false,
+  });
   return r.exitCode === 0 ? JSON.parse(r.stdout) : undefined;
 }
 
 /** Digest of a reference per skopeo, or undefined. */
-export async function digestOf(ref: string): Promise<string | undefined> {
-  return (await inspect(ref))?.Digest;
+export async function digestOf(ref: string, authFile?: string): Promise<string | undefined> {
+  return (await inspect(ref, authFile))?.Digest;
 }
 
 /** All tags of a repository per skopeo. */
-export async function tagsOf(repo: string): Promise<string[]> {
-  const r = await execa('skopeo', ['list-tags', '--tls-verify=false', `docker://${repo}`], { reject: false });
+export async function tagsOf(repo: string, authFile?: string): Promise<string[]> {
+  const r = await execa('skopeo', ['list-tags', '--tls-verify=false', ...authArgs(authFile), `docker://${repo}`], {
+    reject: false,
+  });
   return r.exitCode === 0 ? JSON.parse(r.stdout).Tags : [];
 }
 
-/** True when cosign verifies `ref` (name@digest) with the public key. */
-export async function cosignVerifies(ref: string, publicKey: string, attestation = false): Promise<boolean> {
+/** True when cosign verifies `ref` (name@digest) with the public key (with `authFile`'s credentials, when given). */
+export async function cosignVerifies(
+  ref: string,
+  publicKey: string,
+  attestation = false,
+  authFile?: string,
+): Promise<boolean> {
   const args = attestation
     ? [
         'verify-attestation',
@@ -236,14 +250,26 @@ export async function cosignVerifies(ref: string, publicKey: string, attestation
         ref,
       ]
     : ['verify', '--key', publicKey, '--insecure-ignore-tlog', '--allow-insecure-registry', ref];
-  const r = await execa(toolPath('cosign'), args, { reject: false });
-  return r.exitCode === 0;
+  // cosign reads credentials from $DOCKER_CONFIG/config.json, which has the auth file's format.
+  const dockerConfig = authFile ? await mkdtemp(join(tmpdir(), 'kz-cosign-auth-')) : undefined;
+  try {
+    if (dockerConfig) await symlink(authFile!, join(dockerConfig, 'config.json'));
+    const r = await execa(toolPath('cosign'), args, {
+      reject: false,
+      ...(dockerConfig ? { env: { DOCKER_CONFIG: dockerConfig } } : {}),
+    });
+    return r.exitCode === 0;
+  } finally {
+    if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
+  }
 }
 
 /** One request from the registry's own log. */
 export interface RegistryRequest {
   method: string;
   uri: string;
+  /** HTTP status the registry answered. */
+  status: number;
 }
 
 /** Reads the registry's log from byte `since`: every request with its method and URI. */
@@ -254,7 +280,8 @@ export async function registryRequests(world: TestWorld, since = 0): Promise<Reg
     const method = /http\.request\.method=(\w+)/.exec(line)?.[1];
     const m = /http\.request\.uri=(?:"([^"]+)"|(\S+))/.exec(line);
     const uri = m?.[1] ?? m?.[2];
-    if (method && uri && /msg="response completed/.test(line)) out.push({ method, uri });
+    const status = Number(/http\.response\.status=(\d+)/.exec(line)?.[1]);
+    if (method && uri && /msg="response completed/.test(line)) out.push({ method, uri, status });
   }
   return out;
 }
@@ -267,4 +294,34 @@ export async function registryLogMark(world: TestWorld): Promise<number> {
 /** Requests that change the registry (PUT, POST, PATCH, DELETE). */
 export function writes(requests: RegistryRequest[]): RegistryRequest[] {
   return requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
+}
+
+/** Every string in a JSON document, with base64 payload data decoded as well. */
+function strings(value: unknown, out: string[] = []): string[] {
+  if (typeof value === 'string') {
+    out.push(value);
+    if (/^[A-Za-z0-9+/]+={0,2}$/.test(value) && value.length >= 8) out.push(Buffer.from(value, 'base64').toString());
+  } else if (Array.isArray(value)) for (const v of value) strings(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) strings(v, out);
+  return out;
+}
+
+/**
+ * The history of a workflow as `temporal workflow show --output json` prints it, as one text of
+ * every string in it with payloads decoded: what a secret scan searches.
+ */
+export async function historyText(world: TestWorld, workflowId: string): Promise<string> {
+  const show = await execa(toolPath('temporal'), [
+    'workflow',
+    'show',
+    '--output',
+    'json',
+    '--address',
+    world.config.temporal.address,
+    '--namespace',
+    world.config.temporal.namespace,
+    '--workflow-id',
+    workflowId,
+  ]);
+  return strings(JSON.parse(show.stdout)).join('\n');
 }

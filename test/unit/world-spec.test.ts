@@ -143,3 +143,10 @@ test('base.compression is gzip unless the spec names zstd or zstd:chunked; other
     /base\.compression.*must be one of gzip, zstd, zstd:chunked \(buildah push --compression-format\)/,
   );
 });
+
+test('registry.auth is none unless the spec asks for token auth; other modes are refused by name', () => {
+  const k = ['6.17.7-300.fc43.x86_64'];
+  assert.equal(parseWorldSpec(base(k), 'spec.yaml').registry.auth, 'none');
+  assert.equal(parseWorldSpec({ ...base(k), registry: { auth: 'token' } }, 'spec.yaml').registry.auth, 'token');
+  assert.match(problems({ ...base(k), registry: { auth: 'htpasswd' } }), /registry\.auth: must be none or token/);
+});
