@@ -42,7 +42,16 @@ export async function temporalCommand(argv: string[]): Promise<number> {
   }
   const [sub, action] = positionals;
   if (sub === 'setup') return setup(values);
-  if (sub === 'cluster') return cluster(action, values.dir, values.delete);
+  if (sub === 'cluster') {
+    try {
+      return await cluster(action, values.dir, values.delete);
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      // A missing binary, a port clash, a server that would not start: its message says which (and its log).
+      console.error(`kinoite-zfs temporal cluster ${action}: ${(err as Error).message}`);
+      return 1;
+    }
+  }
   throw new UsageError(`temporal needs setup or cluster\n${USAGE}`);
 }
 
