@@ -14,7 +14,15 @@ import { PermanentError, FailureType } from '../core/errors.ts';
 import { readAuthFileSync, resolveAuthFile, withStoreAsHelpers } from './registry-credentials.ts';
 
 /** Pinned tool versions the set-up builds into the tools cache; bump here and in scripts/setup.sh together. */
-export const TOOL_VERSIONS = { temporal: 'v1.5.1', cosign: 'v2.6.5', actionlint: 'v1.7.12' } as const;
+export const TOOL_VERSIONS = {
+  temporal: 'v1.5.1',
+  cosign: 'v2.6.5',
+  actionlint: 'v1.7.12',
+  // The self-hosted cluster (deploy/temporal/): the server the CLI v1.5.1 embeds (its schema tool,
+  // temporal-sql-tool, is built beside it) and the Web UI server the CLI embeds.
+  'temporal-server': 'v1.29.1',
+  'temporal-ui-server': 'v2.42.1',
+} as const;
 
 /** The per-user tools cache: $KINOITE_ZFS_TOOLS_DIR, else ${XDG_CACHE_HOME:-~/.cache}/kinoite-zfs/tools (scripts/setup.sh agrees). */
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -23,9 +31,9 @@ export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
     : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kinoite-zfs', 'tools');
 }
 
-/** Path of a pinned Go tool: env override, then the tools cache, then PATH. */
+/** Path of a pinned Go tool: env override (KINOITE_ZFS_<NAME>, dashes as _), then the tools cache, then PATH. */
 export function toolPath(name: keyof typeof TOOL_VERSIONS, env: NodeJS.ProcessEnv = process.env): string {
-  const override = env[`KINOITE_ZFS_${name.toUpperCase()}`];
+  const override = env[`KINOITE_ZFS_${name.toUpperCase().replaceAll('-', '_')}`];
   if (override) return override;
   const cached = join(toolsDir(env), `${name}-${TOOL_VERSIONS[name]}`, name);
   return existsSync(cached) ? cached : name;

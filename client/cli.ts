@@ -25,6 +25,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "services up|down|status [--dir DIR]   the local Temporal dev server (and a world's registry)",
     load: async () => (await import('./commands/services.ts')).servicesCommand,
   },
+  temporal: {
+    summary:
+      'temporal setup [--config F] [--namespace N] [--retention 30d] | temporal cluster up|down|status --dir DIR   the namespace on any Temporal; a self-hosted loopback cluster',
+    load: async () => (await import('./commands/temporal.ts')).temporalCommand,
+  },
   worker: {
     summary: 'worker [--config FILE] [--queues control,build]   run a worker',
     load: async () => (await import('./commands/worker.ts')).workerCommand,
@@ -126,11 +131,20 @@ export function reportError(err: unknown): number {
     );
     return ExitCode.ConfigError;
   }
+  if ((err as Error)?.name === 'NamespaceNotReadyError') {
+    console.error(`kinoite-zfs: ${(err as Error).message}`);
+    return ExitCode.ConfigError;
+  }
   if (isConnectionError(err)) {
     console.error(
       `kinoite-zfs: cannot reach Temporal: ${(err as Error).message}\nStart it with "kinoite-zfs services up" or check temporal.address / TEMPORAL_ADDRESS.`,
     );
     return ExitCode.ConnectionError;
+  }
+  const grpc = temporalError(err);
+  if (grpc) {
+    console.error(`kinoite-zfs: ${grpc.line}`);
+    return grpc.exitCode;
   }
   console.error(`kinoite-zfs: ${(err as Error)?.stack ?? err}`);
   return ExitCode.InternalError;
@@ -139,6 +153,62 @@ export function reportError(err: unknown): number {
 /** Wrong or missing command-line options. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** gRPC status names by code (https://grpc.io/docs/guides/status-codes/). */
+const GRPC_STATUS = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
+/**
+ * An error Temporal answered with (a gRPC status, bare or as the cause of the SDK's ServiceError,
+ * or the SDK's NamespaceNotFoundError) as one line and an exit code; undefined for other errors.
+ */
+export function temporalError(err: unknown): { line: string; exitCode: number } | undefined {
+  const e = err as { name?: string; message?: string; code?: unknown; details?: unknown; cause?: unknown };
+  if (e?.name === 'NamespaceNotFoundError')
+    return {
+      line: `${e.message}: run "kinoite-zfs temporal setup" (with --namespace when it is not "default") or check temporal.namespace / TEMPORAL_NAMESPACE`,
+      exitCode: ExitCode.ConfigError,
+    };
+  const status = [e, e?.cause as typeof e | undefined].find((x) => typeof x?.code === 'number' && x.code > 0);
+  if (!status && e?.name !== 'ServiceError') return undefined;
+  const code = status ? (GRPC_STATUS[status.code as number] ?? `status ${String(status.code)}`) : 'an error';
+  // grpc-js messages repeat the status: "3 INVALID_ARGUMENT: <details>".
+  const detail = firstLine(
+    String((status?.details as string | undefined) || status?.message || e.message || '').replace(/^\d+ [A-Z_]+: /, ''),
+  );
+  const what = e.message && e.message !== status?.message ? `${firstLine(e.message)}: ` : '';
+  const line = `Temporal answered ${code}: ${what}${detail}`;
+  if (/search attribute/i.test(detail))
+    return { line: `${line} (run "kinoite-zfs temporal setup" for this namespace)`, exitCode: ExitCode.ConfigError };
+  if (code === 'UNAUTHENTICATED' || code === 'PERMISSION_DENIED')
+    return {
+      line: `${line} (check the API key variable temporal.apiKeyEnv / TEMPORAL_API_KEY, or the mTLS files temporal.tls)`,
+      exitCode: ExitCode.ConnectionError,
+    };
+  if (code === 'UNAVAILABLE' || code === 'DEADLINE_EXCEEDED') return { line, exitCode: ExitCode.ConnectionError };
+  return { line, exitCode: ExitCode.InternalError };
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]!.trim();
 }
 
 function isConnectionError(err: unknown): boolean {

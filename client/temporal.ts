@@ -7,10 +7,21 @@ import { streamPlanOf, type PipelineInput, type StreamPlan } from '../core/pipel
 import { SearchAttr } from '../workflows/shared.ts';
 import type { pipelineRunWorkflow } from '../workflows/pipeline-run.ts';
 import { connectionOptions } from './connection.ts';
+import { checkNamespace } from './namespace.ts';
 
-/** Connects to Temporal with the config's settings (a connection error maps to exit code 3). */
+/**
+ * Connects to Temporal with the config's settings (a connection error maps to exit code 3) and
+ * checks that the namespace is set up for the project (client/namespace.ts), so a missing search
+ * attribute fails here with the command to run instead of inside a run.
+ */
 export async function connectClient(config: Config): Promise<Client> {
   const connection = await Connection.connect({ ...connectionOptions(config.temporal), connectTimeout: '10s' });
+  try {
+    await checkNamespace(connection, config.temporal.namespace, config.temporal.address);
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 

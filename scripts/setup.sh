@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One idempotent set-up step for the demo, the tests and CI: Debian packages, the Temporal CLI and
-# cosign built from the Go module proxy into a per-user tools cache outside the clone, npm ci, and the
-# compiled CLI and worker (dist/).
+# One idempotent set-up step for the demo, the tests and CI: Debian packages; the Temporal CLI,
+# cosign, actionlint and the self-hosted Temporal server, schema tool and Web UI server
+# (deploy/temporal/) built from the Go module proxy into a per-user tools cache outside the clone;
+# npm ci; and the compiled CLI and worker (dist/).
 # Each part is skipped when already done; each part says how long it took.
 set -euo pipefail
 
@@ -10,7 +11,11 @@ tools_dir=${KINOITE_ZFS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinoite-zfs/t
 temporal_version=v1.5.1
 cosign_version=v2.6.5
 actionlint_version=v1.7.12
-debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq zstd mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium qemu-system-x86 prometheus)
+# The self-hosted Temporal cluster (deploy/temporal/): the server the CLI embeds, its schema tool, the UI server.
+temporal_server_version=v1.29.1
+temporal_ui_server_version=v2.42.1
+# postgresql: the self-hosted Temporal cluster's test; prometheus: the metrics test.
+debian_packages=(podman buildah skopeo runc docker-registry busybox-static rpm jq zstd mmdebstrap kmod cpio git curl ca-certificates uidmap apache2-utils chromium qemu-system-x86 postgresql prometheus)
 
 say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -44,29 +49,40 @@ fi
 # 2. Go tools, pinned, into the tools cache (outside the clone, so fresh clones reuse them). The
 # builds run at the same time (and beside npm ci below): much of a cold build is module downloads,
 # which overlap with the other builds' compiling. Each build's output goes to a log, quoted on failure.
-go_tool() { # name version module binary-name [ldflags]
-  local name=$1 version=$2 module=$3 bin=$4 ldflags=${5:-}
-  local dir=$tools_dir/$name-$version t0
-  if [ -x "$dir/$bin" ]; then
-    say "$name $version: cached at $dir/$bin"
+go_tool() { # name version "module[ module…]" [ldflags] [renames: built=wanted …]
+  local name=$1 version=$2 modules=$3 ldflags=${4:-} renames=${5:-}
+  local dir=$tools_dir/$name-$version t0 m pkgs=() r
+  if [ -x "$dir/$name" ]; then
+    say "$name $version: cached at $dir/$name"
     return
   fi
-  command -v go >/dev/null || fail "$name $version is not in $dir and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or set KINOITE_ZFS_TOOLS_DIR to a folder holding $name-$version/$bin"
+  command -v go >/dev/null || fail "$name $version is not in $dir and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or set KINOITE_ZFS_TOOLS_DIR to a folder holding $name-$version/$name"
+  for m in $modules; do pkgs+=("$m@$version"); done
   say "building $name $version from the Go module proxy (several minutes on a fresh machine; log $dir.log)"
   t0=$(date +%s)
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-  if ! CGO_ENABLED=0 GOBIN="$dir.tmp" go install ${ldflags:+-ldflags "$ldflags"} "$module@$version" >"$dir.log" 2>&1; then
+  # Several packages of one module at one version build in one go install, sharing their compiling.
+  if ! CGO_ENABLED=0 GOBIN="$dir.tmp" go install ${ldflags:+-ldflags "$ldflags"} "${pkgs[@]}" >"$dir.log" 2>&1; then
     tail -n 20 "$dir.log" >&2
-    fail "go install $module@$version failed (log $dir.log): check GOPROXY access and disk space (the Go caches need ~6 GB)"
+    fail "go install ${pkgs[*]} failed (log $dir.log): check GOPROXY access and disk space (the Go caches need ~6 GB)"
   fi
+  # go install names a binary after its package folder (two of these are called "server").
+  for r in $renames; do mv "$dir.tmp/${r%%=*}" "$dir.tmp/${r#*=}"; done
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   say "$name $version: built in $(( $(date +%s) - t0 ))s"
 }
 mkdir -p "$tools_dir"
 go_pids=()
-go_tool temporal "$temporal_version" github.com/temporalio/cli/cmd/temporal temporal "-X github.com/temporalio/cli/temporalcli.Version=${temporal_version#v}" & go_pids+=($!)
-go_tool cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign cosign & go_pids+=($!)
-go_tool actionlint "$actionlint_version" github.com/rhysd/actionlint/cmd/actionlint actionlint & go_pids+=($!)
+# Three chains at once: the Temporal server after the CLI (the CLI embeds the same server packages,
+# so the second build reuses most of the first's compiling instead of racing it on the same cores),
+# cosign, and the UI server after actionlint.
+( go_tool temporal "$temporal_version" github.com/temporalio/cli/cmd/temporal "-X github.com/temporalio/cli/temporalcli.Version=${temporal_version#v}"
+  go_tool temporal-server "$temporal_server_version" "go.temporal.io/server/cmd/server go.temporal.io/server/cmd/tools/sql" "" \
+    "server=temporal-server sql=temporal-sql-tool" ) & go_pids+=($!)
+go_tool cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign & go_pids+=($!)
+( go_tool actionlint "$actionlint_version" github.com/rhysd/actionlint/cmd/actionlint
+  go_tool temporal-ui-server "$temporal_ui_server_version" github.com/temporalio/ui-server/v2/cmd/server "" \
+    "server=temporal-ui-server" ) & go_pids+=($!)
 
 # 3. Node dependencies
 command -v node >/dev/null || fail "Node.js is not installed: install Node.js 20 (https://nodejs.org)"

@@ -9,7 +9,9 @@ import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { SearchAttr } from '../workflows/shared.ts';
+import { Connection } from '@temporalio/client';
+import { DEFAULT_RETENTION, setupNamespace } from '../client/namespace.ts';
+import { durationMs } from '../core/validate.ts';
 import {
   freePort,
   isAlive,
@@ -26,15 +28,10 @@ import {
 } from './daemon.ts';
 import { stateDir as defaultStateDir, temporalBin } from './tools.ts';
 
-/** The project's search attributes (name and Temporal type), registered on every Temporal server it uses. */
-export const SEARCH_ATTRIBUTES = Object.values(SearchAttr).map((key) => ({
-  name: key.name,
-  // The Temporal CLI spells the types Keyword and KeywordList.
-  type: key.type === 'KEYWORD_LIST' ? 'KeywordList' : 'Keyword',
-}));
+export { SEARCH_ATTRIBUTES } from '../client/namespace.ts';
 
 /** How long closed runs stay visible in the dev server's `default` namespace (30 days). */
-export const NAMESPACE_RETENTION = '720h';
+export const NAMESPACE_RETENTION = DEFAULT_RETENTION;
 
 /** A running Temporal dev server. */
 export interface TemporalService {
@@ -131,62 +128,19 @@ export async function ensureTemporal(input: { stateDir?: string } = {}): Promise
 }
 
 /**
- * Registers SEARCH_ATTRIBUTES (idempotent: attributes that exist are left alone) and sets the
- * `default` namespace retention to NAMESPACE_RETENTION. `--search-attribute` at server start only
- * applies to a new database, so this goes through the operator service every time.
+ * Sets the namespace up for the project as `kinoite-zfs temporal setup` does on any Temporal (search
+ * attributes, NAMESPACE_RETENTION). `--search-attribute` at server start only applies to a new
+ * database, so this goes through the operator service every time (idempotent).
  */
 export async function configureTemporal(address: string, namespace = 'default'): Promise<void> {
-  const bin = temporalBin();
-  const listed = await execa(
-    bin,
-    ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '--output', 'json'],
-    { reject: false },
-  );
-  const existing = String(listed.stdout);
-  for (const attr of SEARCH_ATTRIBUTES) {
-    if (listed.exitCode === 0 && existing.includes(`"${attr.name}"`)) continue;
-    const r = await execa(
-      bin,
-      [
-        'operator',
-        'search-attribute',
-        'create',
-        '--address',
-        address,
-        '--namespace',
-        namespace,
-        '--name',
-        attr.name,
-        '--type',
-        attr.type,
-      ],
-      { reject: false },
-    );
-    if (r.exitCode !== 0 && !/already exists/i.test(`${r.stderr}${r.stdout}`)) {
-      throw new Error(
-        `could not register search attribute ${attr.name} (${attr.type}) on ${address}: ${String(r.stderr || r.stdout).trim()}`,
-      );
-    }
+  const connection = await Connection.connect({ address, connectTimeout: '10s' });
+  try {
+    await setupNamespace(connection, { namespace, retentionSeconds: durationMs(NAMESPACE_RETENTION) / 1000 });
+  } catch (err) {
+    throw new Error(`could not set up namespace ${namespace} on ${address}: ${(err as Error).message}`);
+  } finally {
+    await connection.close();
   }
-  const r = await execa(
-    bin,
-    [
-      'operator',
-      'namespace',
-      'update',
-      '--address',
-      address,
-      '--namespace',
-      namespace,
-      '--retention',
-      NAMESPACE_RETENTION,
-    ],
-    { reject: false },
-  );
-  if (r.exitCode !== 0)
-    throw new Error(
-      `could not set retention of namespace ${namespace} on ${address}: ${String(r.stderr || r.stdout).trim()}`,
-    );
 }
 
 /** Stops the Temporal dev server of `stateDir` (its data stays in the SQLite file). */

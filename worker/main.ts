@@ -14,6 +14,7 @@ import { durationMs } from '../core/stream-rules.ts';
 import { Host, toolPath } from '../activities/host.ts';
 import { RUNS_COMPILED } from '../activities/package-root.ts';
 import { connectionOptions } from '../client/connection.ts';
+import { checkNamespace } from '../client/namespace.ts';
 import { loadConfig } from '../client/config-file.ts';
 import { connectClient } from '../client/temporal.ts';
 import { freePort } from '../services/daemon.ts';
@@ -139,6 +140,12 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const { config } = opts;
   const sdkMetrics = await installRuntime(opts.logLevel, !!config.worker.metrics);
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
+  try {
+    await checkNamespace(connection, config.temporal.namespace, config.temporal.address);
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
   const { host, activities: all } = hostActivities(config, opts.configFile);
   const buildNames = new Set<string>(BUILD_QUEUE_ACTIVITIES);
   const pick = (build: boolean) =>

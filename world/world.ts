@@ -124,12 +124,16 @@ const GIT_ENV = {
 /**
  * Brings the world described by `specFile` up in `dir` (or reuses what is already there) and
  * writes `dir/config.yaml` and `dir/world.json`. Temporal is the project's dev server unless
- * `temporalAddress` is given.
+ * `temporalAddress` (and its namespace and Web UI) is given.
  */
 export async function worldUp(input: {
   specFile: string;
   dir: string;
   temporalAddress?: string;
+  /** Namespace on `temporalAddress`. @default 'default' */
+  temporalNamespace?: string;
+  /** Web UI of `temporalAddress`, for links to runs. */
+  temporalWebUrl?: string;
   stateDir?: string;
   log?: (line: string) => void;
 }): Promise<WorldUpResult> {
@@ -144,6 +148,10 @@ async function worldUpLocked(input: {
   specFile: string;
   dir: string;
   temporalAddress?: string;
+  /** Namespace on `temporalAddress`. @default 'default' */
+  temporalNamespace?: string;
+  /** Web UI of `temporalAddress`, for links to runs. */
+  temporalWebUrl?: string;
   stateDir?: string;
   log?: (line: string) => void;
 }): Promise<WorldUpResult> {
@@ -179,7 +187,11 @@ async function worldUpLocked(input: {
   if (http.reused) reused.push(`release source ${http.url}`);
   let temporal: WorldInfo['temporal'];
   if (input.temporalAddress) {
-    temporal = { address: input.temporalAddress, namespace: 'default' };
+    temporal = {
+      address: input.temporalAddress,
+      namespace: input.temporalNamespace ?? 'default',
+      ...(input.temporalWebUrl ? { uiUrl: input.temporalWebUrl } : {}),
+    };
   } else {
     const t = await step('Temporal dev server…', () => ensureTemporal({ stateDir: state }));
     if (t.reused) reused.push(`Temporal ${t.address}`);

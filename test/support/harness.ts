@@ -38,22 +38,40 @@ export interface TestWorld {
  * world's previous state (registry data, recipe repository, keys) is removed first, so a test file
  * never depends on an earlier run; later calls in the same file change the world incrementally.
  */
-export async function bringUpWorld(name: string, spec: object, opts: { fresh?: boolean } = {}): Promise<TestWorld> {
-  await ensureTemporal();
+export async function bringUpWorld(
+  name: string,
+  spec: object,
+  opts: {
+    fresh?: boolean;
+    /** Another Temporal than the project's dev server (a new one: nothing of earlier runs is terminated there). */
+    temporal?: { address: string; namespace: string; webUrl?: string };
+  } = {},
+): Promise<TestWorld> {
+  if (!opts.temporal) await ensureTemporal();
   const dir = join(repoRoot, '.state', 'test-worlds', name);
   if (opts.fresh) {
     await worldDown({ dir }).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     // The stream workflow of an earlier run of this world lives in Temporal, not in the folder.
-    const temporal = await ensureTemporal();
-    await terminateStream(temporal.address, name);
+    if (!opts.temporal) await terminateStream((await ensureTemporal()).address, name);
   }
   await mkdir(dir, { recursive: true });
   const specFile = join(dir, 'spec.yaml');
   // The stream is named after the world: stream workflows (stream/<name>) of different test worlds never meet.
   const s = spec as { stream?: Record<string, unknown> };
   await writeFile(specFile, stringify({ name, ...spec, stream: { ...s.stream, name } }));
-  const { info } = await worldUp({ specFile, dir, log: () => undefined });
+  const { info } = await worldUp({
+    specFile,
+    dir,
+    log: () => undefined,
+    ...(opts.temporal
+      ? {
+          temporalAddress: opts.temporal.address,
+          temporalNamespace: opts.temporal.namespace,
+          temporalWebUrl: opts.temporal.webUrl,
+        }
+      : {}),
+  });
   const config = await loadConfig(info.configFile);
   return { dir, info, config, configFile: info.configFile, stream: Object.keys(config.streams)[0]! };
 }
