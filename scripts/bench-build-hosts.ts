@@ -40,8 +40,11 @@ export async function runBuildHostsBench(opts: { kernels?: number; rounds?: numb
   try {
     // One warm-up run pulls the base and builder images, so neither side pays for them.
     const build0 = await spawnWorker(world.configFile, log('build-0'), ['build']);
-    await (await startRun(world, c)).result();
-    killWorker(build0);
+    try {
+      await (await startRun(world, c)).result();
+    } finally {
+      killWorker(build0);
+    }
     for (let r = 0; r < rounds; r++) {
       for (const hosts of (r % 2 === 0 ? [1, 2] : [2, 1]) as (1 | 2)[]) {
         const builders: ChildProcess[] = [];

@@ -198,8 +198,11 @@ export async function spawnWorker(
   const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
     if (/worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(start))) return child;
+    if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}) before serving; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+  // Left running, it would serve the world's queues later with whatever config it started with.
+  killWorker(child);
   throw new Error(`worker did not start; see ${logFile}`);
 }
 
