@@ -114,7 +114,11 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       throw ApplicationFailure.create({ type: 'UnknownStream', message, nonRetryable: true });
     }
   };
-  const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
+  // Since patch rerun-failed a trigger whose run failed starts a new run (re-running a failed
+  // commit from GitHub); before it, it was answered with the failed run.
+  const rerunFailed = patched('rerun-failed');
+  const onTrigger = (req: TriggerRequest) =>
+    state.trigger(req, now(), req.trigger.requestId ?? uuid4(), { rerunFailed });
   const queueProblem = (req: TriggerRequest) => taskQueueProblem(input.stream, input.taskQueues, req.taskQueues);
   setHandler(triggerSignal, (req) => {
     const problem = queueProblem(req);

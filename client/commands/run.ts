@@ -12,7 +12,13 @@ import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectClient, runUrl, startPipelineRun } from '../temporal.ts';
 import { triggerStream, waitForRun } from '../stream-client.ts';
 import { followRun, formatSummary, exitCodeFor, verifySettingsOf } from '../follow.ts';
-import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
+import {
+  githubContext,
+  githubPromotionBlock,
+  readGithubEvent,
+  triggerFromGithub,
+  writeGithubFiles,
+} from '../github.ts';
 import { readLock } from '../lock-file.ts';
 import { branchPrefix } from '../../core/tags.ts';
 import { checkValue } from '../../core/validate.ts';
@@ -71,14 +77,19 @@ export async function runCommand(argv: string[]): Promise<number> {
   const stream = pickStream(config, values.stream);
   // Replay refuses placeholders, mismatches and digests the registry lost before anything starts.
   const lock = values.lock ? await readLock(values.lock, config) : undefined;
-  const gh = githubContext(process.env);
+  const gh = githubContext(process.env, readGithubEvent(process.env));
   const trigger: Trigger & { requestId: string } = {
     ...(gh ? triggerFromGithub(gh) : { source: values.source ?? (lock ? 'replay' : 'cli'), by: whoami() }),
     ...(values.commit ? { commit: values.commit } : {}),
     requestId: randomUUID(),
   };
-  const options = { promote: lock ? values.promote : !values['no-promote'], rebuildAkmods: values['rebuild-akmods'] };
   const say = (line: string) => (values.json ? undefined : process.stderr.write(`${line}\n`));
+  const blocked = gh && mode === 'main' ? githubPromotionBlock(gh) : undefined;
+  if (blocked) say(blocked);
+  const options = {
+    promote: !blocked && (lock ? values.promote : !values['no-promote']),
+    rebuildAkmods: values['rebuild-akmods'],
+  };
   const client = await connectClient(config);
 
   let handle: WorkflowHandle | undefined;

@@ -77,9 +77,14 @@ test('signImage and attestProvenance sign with an env:// key that exists only in
   await a.copyImageByDigest({ from: digestRef(world.info.base.reference.replace(/:[^:/]+$/, ''), base!), to: ref });
   assert.equal(await cosignVerifies(ref, world.info.signing.publicKeyFile), false, 'not signed before');
 
-  assert.deepEqual(await a.signImage({ stream: world.stream, ref }), { alreadySigned: false });
+  const signed = await a.signImage({ stream: world.stream, ref });
+  assert.equal(signed.alreadySigned, false);
   assert.ok(await cosignVerifies(ref, world.info.signing.publicKeyFile), 'cosign verifies the signature');
-  assert.deepEqual(await a.signImage({ stream: world.stream, ref }), { alreadySigned: true });
+  const again = await a.signImage({ stream: world.stream, ref });
+  assert.equal(again.alreadySigned, true);
+  // The command a user runs, from this worker's config: it verifies as given.
+  assert.equal(again.verify, signed.verify);
+  assert.equal((await execa('sh', ['-c', signed.verify], { reject: false })).exitCode, 0, signed.verify);
 
   await a.attestProvenance({
     stream: world.stream,

@@ -3,7 +3,8 @@
  * (in-process or as a killable child process), start runs, and read the registry independently
  * of the project's code (skopeo, cosign, the registry's own log).
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -261,4 +262,28 @@ export async function registryLogMark(world: TestWorld): Promise<number> {
 /** Requests that change the registry (PUT, POST, PATCH, DELETE). */
 export function writes(requests: RegistryRequest[]): RegistryRequest[] {
   return requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
+}
+
+/**
+ * A new commit on a new branch of the world's recipe repository, made in a clone under `dir`: a
+ * line appended to the OS Containerfile, or no change (a commit id unique to this test run: branch
+ * and PR runs are identified by commit, and Temporal remembers closed runs). With `push: false` the
+ * commit stays in the clone (`git -C clone push origin HEAD` publishes it later).
+ */
+export async function recipeSideCommit(
+  world: TestWorld,
+  dir: string,
+  opts: { containerfile?: string; push?: boolean } = {},
+): Promise<{ sha: string; clone: string }> {
+  const clone = await mkdtemp(join(dir, 'recipe-clone-'));
+  const git = async (args: string[]) =>
+    (await execa('git', ['-C', clone, '-c', 'user.name=test', '-c', 'user.email=test@kinoite-zfs.invalid', ...args]))
+      .stdout;
+  await execa('git', ['clone', '--quiet', world.info.recipe.git, clone]);
+  const branch = `side-${randomBytes(6).toString('hex')}`;
+  await git(['checkout', '--quiet', '-b', branch]);
+  if (opts.containerfile) await appendFile(join(clone, 'recipes', 'os', 'Containerfile'), `${opts.containerfile}\n`);
+  await git(['commit', '--quiet', '--no-verify', '--allow-empty', '-am', `test change on ${branch}`]);
+  if (opts.push !== false) await git(['push', '--quiet', 'origin', branch]);
+  return { sha: (await git(['rev-parse', 'HEAD'])).trim(), clone };
 }
