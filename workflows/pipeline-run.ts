@@ -119,7 +119,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
       },
       (r) =>
         [
-          `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`,
+          `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}, recipe ${r.inputs.recipe.commit.slice(0, 12)}${input.lock ? ' (replayed from a lock)' : ''}`,
           ...r.notes,
         ].join('; '),
     );

@@ -1,7 +1,7 @@
 /**
  * Branch, PR and replay modes through the CLI, checked in the registry's own log and tags:
  * a branch build fails closed on a stale cache and writes nothing; with a covering cache it
- * publishes only branch tags; a PR build writes nothing user-facing; an exported lock replays to
+ * publishes only branch tags (and the branch image's signature); a PR build writes nothing user-facing; an exported lock replays to
  * the same inputs hash; a bad lock is refused before anything starts.
  */
 import { test, before, after } from 'node:test';
@@ -130,6 +130,8 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
     [
       `${world.stream}-bluebuild-akmods-candidate:${branchTag({ branch: 'Feature/New Kernel!', fedora: '43' })}`,
       `${world.stream}-candidate:${branchTag({ branch: 'Feature/New Kernel!', fedora: '43' })}`,
+      // The branch image's cosign signature.
+      `${world.stream}-candidate:${s.candidate.digest.replace(':', '-')}.sig`,
     ].sort(),
   );
   assert.deepEqual(
