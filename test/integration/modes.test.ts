@@ -20,7 +20,7 @@ import {
   registryLogMark,
   recipeSideCommit,
   writes,
-  tearDownWorld,
+  closeAll,
   repoRoot,
   type TestWorld,
 } from '../support/harness.ts';
@@ -68,13 +68,7 @@ before(async () => {
 });
 
 after(async () => {
-  await c?.workflow
-    .getHandle(`stream/${world.stream}`)
-    .terminate('test file done')
-    .catch(() => undefined);
-  await worker?.stop();
-  await c?.connection.close();
-  await tearDownWorld(world);
+  await closeAll({ worker, client: c, world, endStream: true });
 });
 
 test('a branch build whose shared akmods cache misses a kernel fails closed with guidance and writes nothing to the registry', async () => {

@@ -83,11 +83,7 @@ before(async () => {
 });
 
 after(async () => {
-  await c?.workflow
-    .getHandle(`stream/${world.stream}`)
-    .terminate('test file done')
-    .catch(() => undefined);
-  await closeAll({ worker, client: c, world });
+  await closeAll({ worker, client: c, world, endStream: true });
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 

@@ -112,12 +112,21 @@ export async function tearDownWorld(world: TestWorld | undefined): Promise<void>
   if (world) await worldDown({ dir: world.dir }).catch(() => undefined);
 }
 
-/** Ends what a test file started: its in-process worker, its Temporal client and its world. */
+/**
+ * Ends what a test file started: its in-process worker, its Temporal client and its world; with
+ * `endStream`, the world's stream workflow too (it would otherwise wait for triggers forever).
+ */
 export async function closeAll(parts: {
   worker?: { stop: () => Promise<void> };
   client?: Client;
   world?: TestWorld;
+  endStream?: boolean;
 }): Promise<void> {
+  if (parts.endStream && parts.world)
+    await parts.client?.workflow
+      .getHandle(`stream/${parts.world.stream}`)
+      .terminate('test file done')
+      .catch(() => undefined);
   await parts.worker?.stop();
   await parts.client?.connection.close();
   await tearDownWorld(parts.world);
