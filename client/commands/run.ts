@@ -73,6 +73,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (values.lock && mode !== 'main')
     throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
   if (values.commit) checkValue('gitRef', values.commit, '--commit');
+  if (mode !== 'main' && values.commit && !/^[0-9a-f]{40}$/.test(values.commit))
+    throw new UsageError(
+      `--commit ${values.commit}: a ${mode} build builds this commit, so give its full 40-character id (git rev-parse HEAD)`,
+    );
   const config = await loadConfig(values.config ?? defaultConfigPath());
   const stream = pickStream(config, values.stream);
   // Replay refuses placeholders, mismatches and digests the registry lost before anything starts.
