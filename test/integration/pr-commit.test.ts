@@ -30,6 +30,7 @@ import {
   recipeSideCommit,
   writes,
   repoRoot,
+  runAsPrinted,
   type TestWorld,
 } from '../support/harness.ts';
 import { containerEnv } from '../../world/tools.ts';
@@ -94,7 +95,8 @@ test('a main run signs its candidate: the printed verify command and cosign both
   assert.ok(verify, `the summary prints the candidate's verify command:\n${r.all}`);
   const ref = verify!.split(' ').at(-1)!;
   assert.match(ref, new RegExp(`^${world.info.stream.candidate}@sha256:[0-9a-f]{64}$`));
-  assert.equal((await execa('sh', ['-c', verify!], { reject: false })).exitCode, 0, 'as printed');
+  const v = await runAsPrinted(verify!);
+  assert.equal(v.exitCode, 0, `as printed:\n${v.all}`);
   assert.ok(await cosignVerifies(ref, world.info.signing.publicKeyFile));
 });
 
@@ -187,7 +189,7 @@ test("a branch run at its commit publishes a signed branch image; the printed ve
   assert.equal(await digestOf(`${world.info.stream.candidate}:${tag}`), out.candidate.digest);
   assert.ok(out.candidate.verify.includes(world.info.signing.publicKeyFile), out.candidate.verify);
   assert.match(out.candidate.verify, / --insecure-ignore-tlog /);
-  const v = await execa('sh', ['-c', out.candidate.verify], { reject: false, all: true });
+  const v = await runAsPrinted(out.candidate.verify);
   assert.equal(v.exitCode, 0, `the printed command verifies the branch image:\n${v.all}`);
   assert.ok(await cosignVerifies(out.candidate.ref, world.info.signing.publicKeyFile));
 });

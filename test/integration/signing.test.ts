@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
@@ -20,6 +20,7 @@ import {
   cosignVerifies,
   digestOf,
   repoRoot,
+  runAsPrinted,
   type TestWorld,
 } from '../support/harness.ts';
 import { loadConfig } from '../../client/config-file.ts';
@@ -84,7 +85,7 @@ test('signImage and attestProvenance sign with an env:// key that exists only in
   assert.equal(again.alreadySigned, true);
   // The command a user runs, from this worker's config: it verifies as given.
   assert.equal(again.verify, signed.verify);
-  assert.equal((await execa('sh', ['-c', signed.verify], { reject: false })).exitCode, 0, signed.verify);
+  assert.equal((await runAsPrinted(signed.verify)).exitCode, 0, signed.verify);
 
   await a.attestProvenance({
     stream: world.stream,
@@ -130,7 +131,6 @@ function strings(value: unknown, out: string[] = []): string[] {
 
 test('a promoted run signed with the env:// key: its printed verify command succeeds as printed, and no history holds the key', async () => {
   worker = await startWorker(world);
-  const cosignDir = dirname(toolPath('cosign'));
   const r = await execa(
     process.execPath,
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', world.configFile, '--wait'],
@@ -144,11 +144,7 @@ test('a promoted run signed with the env:// key: its printed verify command succ
   assert.match(verify!, / --insecure-ignore-tlog /);
   assert.match(verify!, / --allow-insecure-registry /);
   assert.match(verify!, new RegExp(`${world.info.stream.stable}@sha256:[0-9a-f]{64}$`));
-  const v = await execa('sh', ['-c', verify!], {
-    reject: false,
-    all: true,
-    env: { PATH: `${cosignDir}:${process.env.PATH}` },
-  });
+  const v = await runAsPrinted(verify!);
   assert.equal(v.exitCode, 0, `the printed command failed: ${v.all}`);
 
   // The histories of the run and of its stream, as `temporal workflow show --output json` prints them.

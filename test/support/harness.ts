@@ -5,7 +5,7 @@
  */
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
@@ -242,6 +242,15 @@ export async function cosignVerifies(ref: string, publicKey: string, attestation
     : ['verify', '--key', publicKey, '--insecure-ignore-tlog', '--allow-insecure-registry', ref];
   const r = await execa(toolPath('cosign'), args, { reject: false });
   return r.exitCode === 0;
+}
+
+/** Runs a command line as a user would paste it (`sh -c`), with the pinned cosign first on PATH. */
+export function runAsPrinted(command: string) {
+  return execa('sh', ['-c', command], {
+    reject: false,
+    all: true,
+    env: { PATH: `${dirname(toolPath('cosign'))}:${process.env.PATH}` },
+  });
 }
 
 /** One request from the registry's own log. */

@@ -488,7 +488,9 @@ test(
       });
     m.world.fault = (c) => (c.name === 'composeCandidate' ? 'before' : undefined);
     const first = await again(1);
-    await assert.rejects(s.result(first.runWorkflowId!), /compose failed/);
+    await assert.rejects(s.result(first.runWorkflowId!), (e: Error & { cause?: Error }) =>
+      /compose failed/.test(e.cause?.message ?? ''),
+    );
     await s.until('the stream to hear of the failure', (st) => !st.current);
     m.world.fault = undefined;
     const pause = m.world.pause((c) => c.name === 'composeCandidate');
