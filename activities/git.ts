@@ -55,6 +55,17 @@ export async function checkoutCommit(input: { url: string; commit: string; cache
   await mkdir(input.cacheDir, { recursive: true });
   try {
     await runTool({ tool: 'git', args: ['clone', '--quiet', '--no-checkout', '--', input.url, tmp], env: GIT_ENV });
+    // A commit no branch or tag holds (a pull request's refs/pull/N/merge) is not cloned: fetch it by id.
+    const present = await runTool({
+      tool: 'git',
+      args: ['-C', tmp, 'cat-file', '-e', `${input.commit}^{commit}`],
+      env: GIT_ENV,
+    }).then(
+      () => true,
+      () => false,
+    );
+    if (!present)
+      await runTool({ tool: 'git', args: ['-C', tmp, 'fetch', '--quiet', '--', 'origin', input.commit], env: GIT_ENV });
     await runTool({
       tool: 'git',
       args: ['-C', tmp, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', input.commit],
@@ -80,8 +91,16 @@ export async function checkoutCommit(input: { url: string; commit: string; cache
     await rm(tmp, { recursive: true, force: true });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
-    if (err instanceof Error && /did not match any|reference is not a tree|unknown revision/.test(err.message)) {
-      throw new PermanentError(FailureType.InvalidInput, `Recipe commit ${input.commit} is not in ${input.url}.`);
+    if (
+      err instanceof Error &&
+      /did not match any|reference is not a tree|unknown revision|not our ref|couldn't find remote ref|no such remote ref/i.test(
+        err.message,
+      )
+    ) {
+      throw new PermanentError(
+        FailureType.InvalidInput,
+        `Recipe commit ${input.commit} does not exist in ${input.url}, the configured recipe repository (recipe.git): a run builds only commits of that repository. Push the commit there, or check the run's --commit (or the lock's recipe_commit).`,
+      );
     }
     throw err;
   }

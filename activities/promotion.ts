@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseImageRef, digestRef } from '../core/refs.ts';
 import { PermanentError, FailureType } from '../core/errors.ts';
-import { attestArgs, cosign, signArgs, verifyArgs, verifyAttestationArgs } from './cosign.ts';
+import { attestArgs, cosign, signArgs, verifyArgs, verifyAttestationArgs, verifyCommand } from './cosign.ts';
 import { toolPath } from './host.ts';
 import type { ActivityDeps } from './deps.ts';
 
@@ -98,16 +98,26 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
       return { digest };
     },
 
-    /** Signs name@digest with the stream's key unless it already carries a valid signature, then verifies it. */
-    async signImage(input: { stream: string; ref: string }): Promise<{ alreadySigned: boolean }> {
+    /**
+     * Signs name@digest with the stream's key unless it already carries a valid signature, then
+     * verifies it. Returns the `cosign verify` command a user runs for it, built from this worker's
+     * config (its public key, tlog setting and plain-HTTP registries: the client's may differ).
+     */
+    async signImage(input: { stream: string; ref: string }): Promise<{ alreadySigned: boolean; verify: string }> {
       if (!parseImageRef(input.ref, 'image to sign').digest)
         throw new PermanentError(
           FailureType.PolicyViolation,
           `Refusing to sign ${input.ref}: only exact digests are signed.`,
         );
       await host.assertWritable(input.ref, 'image to sign', input.stream);
-      if (await verify(input.stream, input.ref)) return { alreadySigned: true };
       const signing = host.signing(input.stream);
+      const command = verifyCommand({
+        ref: input.ref,
+        publicKeyFile: signing.publicKeyFile,
+        insecure: host.isInsecure(input.ref),
+        tlog: signing.tlog,
+      });
+      if (await verify(input.stream, input.ref)) return { alreadySigned: true, verify: command };
       const key = host.signingKey(input.stream);
       const password = await host.signingPassword(input.stream);
       await cosign({
@@ -122,7 +132,7 @@ export function promotionActivities({ registry, host }: ActivityDeps) {
           FailureType.SignatureInvalid,
           `The signature just made for ${input.ref} does not verify with ${signing.publicKeyFile}: the key pair does not match. Fix signing.keyFile/publicKeyFile.`,
         );
-      return { alreadySigned: false };
+      return { alreadySigned: false, verify: command };
     },
 
     /** Verifies the signature of name@digest with the stream's public key; throws SignatureInvalid when it does not verify. */

@@ -17,7 +17,7 @@ import type { PinnedImage } from '../core/pipeline.ts';
 import type { StreamPlan } from '../core/pipeline.ts';
 import { scanLayers } from './layer-reader.ts';
 import { fetchReleases, fetchText, releaseUrl } from './release-source.ts';
-import { resolveCommit } from './git.ts';
+import { checkoutCommit, resolveCommit } from './git.ts';
 import type { ActivityDeps } from './deps.ts';
 import { noteProgress } from './progress.ts';
 
@@ -158,9 +158,15 @@ export function resolveActivities({ registry, host }: ActivityDeps) {
       };
     },
 
-    /** Pins the recipe ref to a commit. */
+    /**
+     * Pins the recipe ref to a commit. A full commit id (a branch or PR run's, a lock's) is fetched
+     * from the repository, so one it does not have is refused here, before anything is built.
+     */
     async resolveRecipeCommit(input: { git: string; ref: string }): Promise<{ commit: string }> {
-      return { commit: await resolveCommit(input.git, input.ref) };
+      const commit = await resolveCommit(input.git, input.ref);
+      if (commit === input.ref)
+        await checkoutCommit({ url: input.git, commit, cacheDir: join(host.workDir, 'recipes') });
+      return { commit };
     },
   };
 }

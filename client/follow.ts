@@ -36,9 +36,13 @@ export interface RunSummary {
   kernels: string[];
   zfsRelease?: string;
   inputsHash?: string;
-  candidate?: { repo: string; tag: string; digest: string; ref: string };
+  /** The recipe the run built: the configured ref (or the trigger's commit, for branch and PR runs) and its commit. */
+  recipe?: { ref: string; commit: string };
+  /** The candidate; `verify` is its `cosign verify` command when the run signed it. */
+  candidate?: { repo: string; tag: string; digest: string; ref: string; verify?: string };
   stable?: { repo: string; digest: string; ref: string; tags: string[]; auditTag: string };
   akmods?: { ref: string; built: string[]; reused: string[] };
+  /** The stable image's `cosign verify` command. */
   verify?: string;
   url?: string;
   stages: StageRecord[];
@@ -199,6 +203,7 @@ export function summarise(
     kernels: r.inputs?.kernels ?? [],
     zfsRelease: r.inputs?.zfs.version,
     inputsHash: r.inputsHash,
+    recipe: r.inputs ? { ref: r.inputs.recipe.ref, commit: r.inputs.recipe.commit } : undefined,
     candidate: r.candidate ? { ...r.candidate, ref: `${r.candidate.repo}@${r.candidate.digest}` } : undefined,
     stable: r.promotion
       ? {
@@ -212,14 +217,18 @@ export function summarise(
     akmods: r.akmods
       ? { ref: `${r.akmods.repo}@${r.akmods.digest}`, built: r.akmods.built, reused: r.akmods.reused }
       : undefined,
-    verify: stableRef
-      ? verifyCommand({
-          ref: stableRef,
-          publicKeyFile: verify?.publicKeyFile ?? 'cosign.pub',
-          tlog: verify?.tlog ?? true,
-          insecure: !!verify?.insecureRegistries.includes(parseImageRef(stableRef).registry),
-        })
-      : undefined,
+    // The worker's own command (its key, tlog setting and registries); runs from before it had
+    // none, and get one from this client's config.
+    verify:
+      r.promotion?.verify ??
+      (stableRef
+        ? verifyCommand({
+            ref: stableRef,
+            publicKeyFile: verify?.publicKeyFile ?? 'cosign.pub',
+            tlog: verify?.tlog ?? true,
+            insecure: !!verify?.insecureRegistries.includes(parseImageRef(stableRef).registry),
+          })
+        : undefined),
     stages: r.stages,
   };
 }
@@ -232,7 +241,9 @@ export function formatSummary(s: RunSummary): string {
     `  run:        ${s.workflowId}`,
     s.kernels.length ? `  kernels:    ${s.kernels.join(', ')}` : '',
     s.zfsRelease ? `  ZFS:        ${s.zfsRelease}` : '',
-    s.candidate ? `  candidate:  ${s.candidate.ref}` : '',
+    s.recipe ? `  recipe:     ${s.recipe.ref} @ ${s.recipe.commit}` : '',
+    s.candidate ? `  candidate:  ${s.candidate.ref}${s.candidate.tag ? ` (${s.candidate.tag})` : ''}` : '',
+    s.candidate?.verify ? `  verify candidate: ${s.candidate.verify}` : '',
     s.akmods ? `  akmods:     ${s.akmods.ref} (built: ${s.akmods.built.join(', ') || 'none'})` : '',
     s.stable ? `  stable:     ${s.stable.ref} (${s.stable.tags.join(', ')}, audit ${s.stable.auditTag})` : '',
     s.verify ? `  verify:     ${s.verify}` : '',

@@ -4,6 +4,7 @@
  * step outputs. Everything but {@link writeGithubFiles} is pure. Only non-secret variables are
  * read here: never GITHUB_TOKEN or any credential.
  */
+import { readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { SUCCESS_OUTCOMES, type RunSummary } from './follow.ts';
 
@@ -33,6 +34,8 @@ export interface GithubContext {
   runUrl: string;
   /** Pull request number when GITHUB_REF is refs/pull/<n>/merge (or /head). */
   prNumber?: number;
+  /** The repository's default branch, from the event payload (repository.default_branch); absent when unknown. */
+  defaultBranch?: string;
 }
 
 /** A git object name: SHA-1 (40 hex) or SHA-256 (64 hex). */
@@ -43,8 +46,11 @@ const positiveInt = (v: string | undefined): number => {
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
 };
 
-/** Reads the GitHub Actions context from the environment; undefined unless GITHUB_ACTIONS is "true". */
-export function githubContext(env: NodeJS.ProcessEnv): GithubContext | undefined {
+/**
+ * Reads the GitHub Actions context from the environment (and `event`, the parsed event payload, for
+ * the default branch: {@link readGithubEvent}); undefined unless GITHUB_ACTIONS is "true".
+ */
+export function githubContext(env: NodeJS.ProcessEnv, event?: unknown): GithubContext | undefined {
   if (env.GITHUB_ACTIONS !== 'true') return undefined;
   const repository = env.GITHUB_REPOSITORY ?? '';
   const runId = /^\d+$/.test(env.GITHUB_RUN_ID ?? '') ? env.GITHUB_RUN_ID! : '';
@@ -52,6 +58,8 @@ export function githubContext(env: NodeJS.ProcessEnv): GithubContext | undefined
   const ref = env.GITHUB_REF ?? '';
   const sha = (env.GITHUB_SHA ?? '').toLowerCase();
   const pr = /^refs\/pull\/(\d+)\/(?:merge|head)$/.exec(ref)?.[1];
+  const defaultBranch = (event as { repository?: { default_branch?: unknown } } | undefined)?.repository
+    ?.default_branch;
   return {
     repository,
     sha: SHA.test(sha) ? sha : '',
@@ -65,7 +73,29 @@ export function githubContext(env: NodeJS.ProcessEnv): GithubContext | undefined
     serverUrl,
     runUrl: repository && runId ? `${serverUrl}/${repository}/actions/runs/${runId}` : '',
     ...(pr ? { prNumber: Number(pr) } : {}),
+    ...(typeof defaultBranch === 'string' && defaultBranch ? { defaultBranch } : {}),
   };
+}
+
+/** The event payload GITHUB_EVENT_PATH names, parsed; undefined when it is unset or unreadable. */
+export function readGithubEvent(env: NodeJS.ProcessEnv): unknown {
+  if (!env.GITHUB_EVENT_PATH) return undefined;
+  try {
+    return JSON.parse(readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a run started by this GitHub event may not promote, or undefined when it may. A manual
+ * `workflow_dispatch` runs the workflow file (and lock file) of whatever branch it was started on,
+ * so only one on the default branch may promote; when the default branch is unknown, none does.
+ */
+export function githubPromotionBlock(ctx: GithubContext): string | undefined {
+  if (ctx.eventName !== 'workflow_dispatch') return undefined;
+  if (ctx.defaultBranch && ctx.ref === `refs/heads/${ctx.defaultBranch}`) return undefined;
+  return `a workflow_dispatch on ${ctx.ref || 'an unknown ref'} does not promote: only one on the default branch (${ctx.defaultBranch ?? 'unknown: the event payload does not name it'}) may; this run builds and tests a candidate only`;
 }
 
 /** The trigger a GitHub Actions job records on its run (memo and search attributes). */
@@ -176,6 +206,8 @@ export function stepSummaryMarkdown(summary: RunSummary & { trigger?: string }, 
     out.push('| | |', '|---|---|', ...shown.map(([k, v]) => `| ${k} | ${tableCell(v!)} |`), '');
   }
   if (summary.verify) out.push('Verify the signature of the stable image:', '', codeBlock(summary.verify, 'sh'), '');
+  if (summary.candidate?.verify)
+    out.push('Verify the signature of the candidate image:', '', codeBlock(summary.candidate.verify, 'sh'), '');
   return `${out.join('\n')}\n`;
 }
 

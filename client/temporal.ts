@@ -46,8 +46,9 @@ export function runStamp(now = new Date()): string {
 
 /**
  * Starts one pipeline run outside the stream (branch and PR builds, tests); returns its handle.
- * With a `workflowId` (e.g. one derived from the commit), starting the same run twice attaches to
- * the first instead of starting a second.
+ * With a `workflowId` (e.g. one derived from the commit), starting the same run again attaches to
+ * the first while it runs or after it succeeded; after it failed (or was terminated, cancelled,
+ * timed out) a new run starts under the same id: re-running a failed commit builds it again.
  */
 export async function startPipelineRun(
   client: Client,
@@ -80,7 +81,7 @@ function startRun(
   return client.workflow.start<typeof pipelineRunWorkflow>('pipelineRunWorkflow', {
     workflowId,
     taskQueue: config.temporal.taskQueues.control,
-    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     args: [
       {
         stream: input.stream,

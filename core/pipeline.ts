@@ -190,6 +190,34 @@ export function planFromLock(plan: StreamPlan, lock: Lock | undefined): StreamPl
 }
 
 /**
+ * The plan a run resolves, with the recipe ref it builds: a replay builds the lock's commit
+ * ({@link planFromLock}); a branch or PR run builds its trigger's commit (a commit of the configured
+ * recipe repository: the location stays the workers', and the resolve stage fetches the commit from
+ * there, refusing one it does not have); a main run builds `recipe.ref`, whatever commit its
+ * trigger names, so only the configured branch ever reaches stable (a lock is how a main run
+ * builds an exact commit).
+ */
+export function planForRun(plan: StreamPlan, run: { mode: RunMode; commit?: string; lock?: Lock }): StreamPlan {
+  const p = planFromLock(plan, run.lock);
+  if (run.mode === 'main' || !run.commit) return p;
+  return { ...p, recipe: { ...p.recipe, ref: run.commit } };
+}
+
+/**
+ * What a run says about the recipe commit it built when that is not the commit its trigger named:
+ * a main run builds `recipe.ref`; a branch or PR run without a commit builds it too.
+ */
+export function recipeCommitNote(run: { mode: RunMode; commit?: string }, recipe: RunInputs['recipe']): string[] {
+  if (run.mode !== 'main' && !run.commit)
+    return [`No commit given: this ${run.mode} run built recipe.ref ${recipe.ref} at ${recipe.commit.slice(0, 12)}`];
+  if (run.mode === 'main' && run.commit && !recipe.commit.startsWith(run.commit))
+    return [
+      `The trigger names commit ${run.commit.slice(0, 12)}; a main run builds recipe.ref ${recipe.ref} (at ${recipe.commit.slice(0, 12)})`,
+    ];
+  return [];
+}
+
+/**
  * Why a lock may not be replayed on this stream, or undefined: a lock pins digests of the stream's
  * own base and builder repositories; it cannot point a run at other images.
  */
@@ -288,6 +316,8 @@ export interface PromotionRecord {
   stableTags: string[];
   akmodsStable: { repo: string; tag: string; digest: string };
   previous: Record<string, string | null>;
+  /** The `cosign verify` command for the stable image, built on the worker from its own config (absent in runs from before it). */
+  verify?: string;
 }
 
 /** What a finished run returns (and keeps in history). */
@@ -297,7 +327,8 @@ export interface PipelineResult {
   message: string;
   inputsHash?: string;
   inputs?: RunInputs;
-  candidate?: { repo: string; tag: string; digest: string };
+  /** The candidate; `verify` (the `cosign verify` command, built on the worker) when the run signed it. */
+  candidate?: { repo: string; tag: string; digest: string; verify?: string };
   akmods?: { repo: string; tag: string; digest: string; built: string[]; reused: string[] };
   promotion?: PromotionRecord;
   /** The booted check of the candidate (absent when the run ended before it). */

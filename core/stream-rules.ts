@@ -286,7 +286,7 @@ export function promotionGate(input: {
   if (input.mode === 'branch')
     return {
       promote: false,
-      why: `branch build: published only ${input.candidate} and the akmods alias ${input.akmodsTag}; nothing signed, stable untouched`,
+      why: `branch build: published only ${input.candidate} and the akmods alias ${input.akmodsTag}; stable untouched`,
     };
   if (input.mode === 'pr')
     return {

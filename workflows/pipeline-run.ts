@@ -19,6 +19,7 @@ import { digestRef } from '../core/refs.ts';
 import {
   buildInputsRecord,
   imageLabels,
+  recipeCommitNote,
   provenanceRecord,
   slsaPredicate,
   tagPlan,
@@ -101,6 +102,12 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   try {
     // 1. Resolve inputs
     const mode = input.mode ?? 'main';
+    // Since patch build-trigger-commit a branch or PR run builds its trigger's commit (before it,
+    // recipe.ref whatever the trigger named); since sign-candidates main and branch candidates are
+    // signed as soon as they are pushed (the image's own trust policy wants signatures in the
+    // candidate repository too). PR candidates are never signed: a PR is not reviewed code.
+    const buildTriggerCommit = mode !== 'main' && patched('build-trigger-commit');
+    const signCandidate = mode !== 'pr' && patched('sign-candidates');
     const { inputs, hash, notes } = await state.stage(
       Stage.Resolve,
       async () => {
@@ -111,11 +118,15 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
           );
           acts = activitiesFor(input.taskQueues, plan.retry);
         }
-        return resolveInputs(acts, plan, input.lock);
+        const run = { mode, commit: input.trigger.commit };
+        const r = await resolveInputs(acts, plan, input.lock, buildTriggerCommit ? run : undefined);
+        return buildTriggerCommit || mode === 'main'
+          ? { ...r, notes: [...r.notes, ...recipeCommitNote(run, r.inputs.recipe)] }
+          : r;
       },
       (r) =>
         [
-          `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}${input.lock ? ' (replayed from a lock)' : ''}`,
+          `${r.inputs.kernels.length} kernel(s), ZFS ${r.inputs.zfs.version}, recipe ${r.inputs.recipe.commit.slice(0, 12)}${input.lock ? ' (replayed from a lock)' : ''}`,
           ...r.notes,
         ].join('; '),
     );
@@ -176,9 +187,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     );
     const candidateTag = branchOrPrTag ?? tags.candidate;
 
-    // 4. Compose the candidate FROM the base by digest
-    const { digest } = await state.stage(Stage.Compose, () =>
-      onBuildHost(acts, state, `compose ${plan.images.candidate}:${candidateTag}`, (o) =>
+    // 4. Compose the candidate FROM the base by digest; sign it (main and branch runs)
+    const { digest, verify } = await state.stage(Stage.Compose, async () => {
+      const composed = await onBuildHost(acts, state, `compose ${plan.images.candidate}:${candidateTag}`, (o) =>
         acts.build.composeCandidate.executeWithOptions(o, [
           {
             stream: input.stream,
@@ -191,9 +202,15 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
             labels: imageLabels(inputs, hash),
           },
         ]),
-      ),
-    );
-    const candidate = { repo: plan.images.candidate, tag: candidateTag, digest };
+      );
+      if (!signCandidate) return { digest: composed.digest, verify: undefined };
+      const ref = digestRef(plan.images.candidate, composed.digest);
+      const signed = await acts.control.signImage.executeWithOptions({ summary: `sign ${ref}` }, [
+        { stream: input.stream, ref },
+      ]);
+      return { digest: composed.digest, verify: signed.verify };
+    });
+    const candidate = { repo: plan.images.candidate, tag: candidateTag, digest, ...(verify ? { verify } : {}) };
     state.know({ candidateDigest: digest });
 
     // 5. Smoke-test the pushed candidate by digest

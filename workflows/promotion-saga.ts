@@ -40,7 +40,9 @@ export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<P
       { summary: `copy ${plan.candidate.digest.slice(0, 19)} into ${plan.stableRepo}` },
       [{ from: source, to: target }],
     );
-    await control.signImage.executeWithOptions({ summary: `sign ${target}` }, [{ stream: plan.stream, ref: target }]);
+    const signed = await control.signImage.executeWithOptions({ summary: `sign ${target}` }, [
+      { stream: plan.stream, ref: target },
+    ]);
     await control.attestProvenance.executeWithOptions({ summary: `attest provenance of ${target}` }, [
       { stream: plan.stream, ref: target, predicate: plan.predicate },
     ]);
@@ -68,6 +70,7 @@ export function promotionSaga({ control }: Acts, plan: PromotionPlan): Promise<P
       stableTags: plan.stableTags,
       akmodsStable: { repo: plan.akmods.stableRepo, tag: plan.akmods.tag, digest: plan.akmods.digest },
       previous,
+      ...(signed.verify ? { verify: signed.verify } : {}),
     };
   });
 }

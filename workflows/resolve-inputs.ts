@@ -2,8 +2,8 @@
  * Resolve stage: every input pinned (base and builder by digest, kernels from the base's layers,
  * the ZFS release and its META, the recipe commit), then the inputs hash.
  */
-import { assembleInputs, hashInputs, planFromLock, validatePlan } from '../core/pipeline.ts';
-import type { RunInputs, StreamPlan } from '../core/pipeline.ts';
+import { assembleInputs, hashInputs, planForRun, validatePlan } from '../core/pipeline.ts';
+import type { RunInputs, RunMode, StreamPlan } from '../core/pipeline.ts';
 import type { Acts } from './activities.ts';
 import type { Lock } from '../core/lock.ts';
 
@@ -14,9 +14,17 @@ export interface Resolved {
   notes: string[];
 }
 
-/** Resolves the inputs of a run from the stream plan, or replays the pinned inputs of a lock. */
-export async function resolveInputs({ control }: Acts, streamPlan: StreamPlan, lock?: Lock): Promise<Resolved> {
-  const plan = planFromLock(streamPlan, lock);
+/**
+ * Resolves the inputs of a run from the stream plan, or replays the pinned inputs of a lock; a
+ * branch or PR run given its trigger's commit builds that commit ({@link planForRun}).
+ */
+export async function resolveInputs(
+  { control }: Acts,
+  streamPlan: StreamPlan,
+  lock?: Lock,
+  run: { mode: RunMode; commit?: string } = { mode: 'main' },
+): Promise<Resolved> {
+  const plan = planForRun(streamPlan, { ...run, lock });
   validatePlan(plan);
   const [base, builder, zfs, recipe] = await Promise.all([
     control.inspectBaseImage.executeWithOptions({ summary: `pin base ${plan.baseImage}` }, [{ ref: plan.baseImage }]),

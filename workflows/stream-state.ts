@@ -31,6 +31,8 @@ export interface TriggerRecord {
   at: string;
   status: 'started' | 'queued' | 'coalesced' | 'duplicate';
   runWorkflowId?: string;
+  /** How the run ended, once it has (absent in states from before it existed). */
+  outcome?: string;
 }
 
 /** The serialisable state of a stream (survives continue-as-new). */
@@ -77,13 +79,19 @@ export class StreamState {
     return new StreamState({ stream, runCounter, releases: [], vetoes: [], triggers: [], notes: [], counters: {} });
   }
 
-  /** Records a trigger: starts now, coalesces into the follow-up run, or answers a duplicate. */
-  trigger(req: TriggerRequest, now: string, requestId: string): TriggerReply {
+  /**
+   * Records a trigger: starts now, coalesces into the follow-up run, or answers a duplicate (the
+   * same trigger again joins its run). With `rerunFailed`, a trigger whose earlier run failed is
+   * no duplicate: re-running a failed commit starts a new run.
+   */
+  trigger(req: TriggerRequest, now: string, requestId: string, opts: { rerunFailed?: boolean } = {}): TriggerReply {
     const key = triggerKey(req.trigger, {
       options: req.options,
       lockHash: req.lock ? lockTriggerKey(req.lock) : undefined,
     });
-    const dup = key ? this.data.triggers.find((t) => t.key === key && t.status !== 'duplicate') : undefined;
+    const joinable = (t: TriggerRecord) =>
+      t.key === key && t.status !== 'duplicate' && !(opts.rerunFailed && t.outcome === Outcome.Failed);
+    const dup = key ? [...this.data.triggers].reverse().find(joinable) : undefined;
     if (dup) {
       this.data.triggers = bounded(
         this.data.triggers,
@@ -171,6 +179,7 @@ export class StreamState {
     if (this.data.current?.runWorkflowId === r.runWorkflowId) this.data.current = undefined;
     if (this.data.parked?.runWorkflowId === r.runWorkflowId) this.data.parked = undefined;
     if (this.data.promoting?.runWorkflowId === r.runWorkflowId) this.data.promoting = undefined;
+    for (const t of this.data.triggers) if (t.runWorkflowId === r.runWorkflowId) t.outcome = r.outcome;
     this.count(r.outcome);
     // A run that stopped short of a verdict (superseded, vetoed) neither breaks nor extends a streak.
     if (r.outcome === Outcome.Failed) this.data.failedInARow = (this.data.failedInARow ?? 0) + 1;

@@ -114,7 +114,11 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
       throw ApplicationFailure.create({ type: 'UnknownStream', message, nonRetryable: true });
     }
   };
-  const onTrigger = (req: TriggerRequest) => state.trigger(req, now(), req.trigger.requestId ?? uuid4());
+  // Since patch rerun-failed a trigger whose run failed starts a new run (re-running a failed
+  // commit from GitHub); before it, it was answered with the failed run. Asked at a trigger, not
+  // at the start: a marker in every execution would bring continue-as-new that much sooner.
+  const onTrigger = (req: TriggerRequest) =>
+    state.trigger(req, now(), req.trigger.requestId ?? uuid4(), { rerunFailed: patched('rerun-failed') });
   const queueProblem = (req: TriggerRequest) => taskQueueProblem(input.stream, input.taskQueues, req.taskQueues);
   setHandler(triggerSignal, (req) => {
     const problem = queueProblem(req);

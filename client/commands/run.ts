@@ -16,7 +16,13 @@ import { triggerStream, waitForRun } from '../stream-client.ts';
 import { followRun, formatSummary, exitCodeFor, verifySettingsOf, finishedResult } from '../follow.ts';
 import { writeRunArtifacts } from '../artifacts.ts';
 import { DEFAULT_LOCK_FILE } from '../../core/artifacts.ts';
-import { githubContext, triggerFromGithub, writeGithubFiles } from '../github.ts';
+import {
+  githubContext,
+  githubPromotionBlock,
+  readGithubEvent,
+  triggerFromGithub,
+  writeGithubFiles,
+} from '../github.ts';
 import { readLock } from '../lock-file.ts';
 import { branchPrefix } from '../../core/tags.ts';
 import { checkValue } from '../../core/validate.ts';
@@ -72,6 +78,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (values.lock && mode !== 'main')
     throw new UsageError('--lock replays a main run; it cannot be combined with --mode branch or pr');
   if (values.commit) checkValue('gitRef', values.commit, '--commit');
+  if (mode !== 'main' && values.commit && !/^[0-9a-f]{40}$/.test(values.commit))
+    throw new UsageError(
+      `--commit ${values.commit}: a ${mode} build builds this commit, so give its full 40-character id (git rev-parse HEAD)`,
+    );
   if (values.artifacts !== undefined && (!values.wait || !values.artifacts))
     throw new UsageError('--artifacts DIR needs --wait and a folder: the files describe the finished run');
   if (values.promote && values['no-promote']) throw new UsageError('--promote and --no-promote contradict each other');
@@ -80,18 +90,23 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Replay refuses placeholders, mismatches, other images and digests the registry lost before anything starts.
   const read = values.lock ? await readLock(values.lock, config, stream) : undefined;
   const lock = read?.lock;
-  const gh = githubContext(process.env);
+  const gh = githubContext(process.env, readGithubEvent(process.env));
   const trigger: Trigger & { requestId: string } = {
     ...(gh ? triggerFromGithub(gh) : { source: values.source ?? (lock ? 'replay' : 'cli'), by: whoami() }),
     ...(values.commit ? { commit: values.commit } : {}),
     requestId: randomUUID(),
   };
-  const options = { promote: lock ? values.promote : !values['no-promote'], rebuildAkmods: values['rebuild-akmods'] };
   const say = (line: string) => (values.json ? undefined : process.stderr.write(`${line}\n`));
   if (read)
     say(
       `replaying ${values.lock} (${read.format === 'original' ? "the original's ci/inputs.lock.json format" : 'a kinoite-zfs lock'})${values.promote ? '' : '; it will not promote (add --promote)'}`,
     );
+  const blocked = gh && mode === 'main' ? githubPromotionBlock(gh) : undefined;
+  if (blocked) say(blocked);
+  const options = {
+    promote: !blocked && (lock ? values.promote : !values['no-promote']),
+    rebuildAkmods: values['rebuild-akmods'],
+  };
   const client = await connectClient(config);
 
   let handle: WorkflowHandle | undefined;

@@ -116,3 +116,37 @@ test('a git host that does not answer in time, or a port nobody listens on, stay
     host.close();
   }
 });
+
+test("a commit only a pull request's ref holds is fetched by id; a commit the repository lacks is refused naming it and the location", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kz-git-'));
+  const git = (args: string[]) =>
+    execa('git', ['-C', join(dir, 'src'), '-c', 'user.name=t', '-c', 'user.email=t@t.invalid', ...args]);
+  try {
+    await execa('git', ['init', '--quiet', '-b', 'main', join(dir, 'src')]);
+    await git(['commit', '--quiet', '--allow-empty', '-m', 'main']);
+    await git(['checkout', '--quiet', '-b', 'pr']);
+    await git(['commit', '--quiet', '--allow-empty', '-m', 'pull request change']);
+    const pr = (await git(['rev-parse', 'HEAD'])).stdout.trim();
+    // Like GitHub's refs/pull/N/merge: no branch or tag holds the commit, so a clone does not bring it.
+    await git(['update-ref', 'refs/pull/1/merge', pr]);
+    await git(['checkout', '--quiet', 'main']);
+    await git(['branch', '--quiet', '-D', 'pr']);
+    const url = `file://${join(dir, 'src')}`;
+    const checkout = await checkoutCommit({ url, commit: pr, cacheDir: join(dir, 'cache') });
+    const head = await execa('git', ['-C', checkout, 'rev-parse', 'HEAD']);
+    assert.equal(head.stdout.trim(), pr);
+    const missing = 'b'.repeat(40);
+    await assert.rejects(
+      checkoutCommit({ url, commit: missing, cacheDir: join(dir, 'cache') }),
+      permanent(
+        FailureType.InvalidInput,
+        new RegExp(
+          `^Recipe commit ${missing} does not exist in ${url}, the configured recipe repository \\(recipe\\.git\\)`,
+        ),
+      ),
+    );
+    assert.equal(existsSync(join(dir, 'cache', missing)), false, 'nothing was left in the cache');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

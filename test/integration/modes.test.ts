@@ -1,13 +1,12 @@
 /**
  * Branch, PR and replay modes through the CLI, checked in the registry's own log and tags:
  * a branch build fails closed on a stale cache and writes nothing; with a covering cache it
- * publishes only branch tags; a PR build writes nothing user-facing; an exported lock replays to
+ * publishes only branch tags (and the branch image's signature); a PR build writes nothing user-facing; an exported lock replays to
  * the same inputs hash; a bad lock is refused before anything starts.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Client } from '@temporalio/client';
@@ -19,8 +18,9 @@ import {
   tagsOf,
   registryRequests,
   registryLogMark,
+  recipeSideCommit,
   writes,
-  tearDownWorld,
+  closeAll,
   repoRoot,
   type TestWorld,
 } from '../support/harness.ts';
@@ -30,8 +30,8 @@ import { branchTag } from '../../core/tags.ts';
 const K1 = '6.17.7-300.fc43.x86_64';
 const K2 = '6.18.5-200.fc43.x86_64';
 const CLI = join(repoRoot, 'bin', 'kinoite-zfs.js');
-/** A commit id unique to this test run: branch and PR runs are identified by commit, and Temporal remembers closed runs. */
-const sha = () => randomBytes(20).toString('hex');
+/** A commit of the world's recipe repository unique to this test run (branch and PR runs build their commit). */
+const sha = async () => (await recipeSideCommit(world, world.dir)).sha;
 
 let world: TestWorld;
 let c: Client;
@@ -68,13 +68,7 @@ before(async () => {
 });
 
 after(async () => {
-  await c?.workflow
-    .getHandle(`stream/${world.stream}`)
-    .terminate('test file done')
-    .catch(() => undefined);
-  await worker?.stop();
-  await c?.connection.close();
-  await tearDownWorld(world);
+  await closeAll({ worker, client: c, world, endStream: true });
 });
 
 test('a branch build whose shared akmods cache misses a kernel fails closed with guidance and writes nothing to the registry', async () => {
@@ -87,7 +81,7 @@ test('a branch build whose shared akmods cache misses a kernel fails closed with
     '--branch',
     'Feature/New Kernel!',
     '--commit',
-    sha(),
+    await sha(),
     '--wait',
     '--json',
   ]);
@@ -113,7 +107,7 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
     '--branch',
     'Feature/New Kernel!',
     '--commit',
-    sha(),
+    await sha(),
     '--wait',
     '--json',
   ]);
@@ -130,6 +124,8 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
     [
       `${world.stream}-bluebuild-akmods-candidate:${branchTag({ branch: 'Feature/New Kernel!', fedora: '43' })}`,
       `${world.stream}-candidate:${branchTag({ branch: 'Feature/New Kernel!', fedora: '43' })}`,
+      // The branch image's cosign signature.
+      `${world.stream}-candidate:${s.candidate.digest.replace(':', '-')}.sig`,
     ].sort(),
   );
   assert.deepEqual(
@@ -140,7 +136,7 @@ test('a branch build with a covering cache publishes only its branch tags', asyn
 });
 
 test('the same branch build started twice attaches to one run', async () => {
-  const commit = sha();
+  const commit = await sha();
   const a = JSON.parse(
     (await cli(['run', '--mode', 'branch', '--branch', 'feature/x', '--commit', commit, '--wait', '--json'])).stdout,
   );
@@ -154,7 +150,7 @@ test('the same branch build started twice attaches to one run', async () => {
 test('a PR build is smoke-tested but writes nothing to user-facing repositories and signs nothing', async () => {
   const s = world.info.stream;
   const mark = await registryLogMark(world);
-  const r = await cli(['run', '--mode', 'pr', '--pr', '42', '--commit', sha(), '--wait', '--json']);
+  const r = await cli(['run', '--mode', 'pr', '--pr', '42', '--commit', await sha(), '--wait', '--json']);
   assert.equal(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.match(out.message, /PR validation: .*not published to any user-facing repository, not signed/);

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
@@ -21,10 +21,11 @@ import {
   digestOf,
   historyText,
   repoRoot,
+  runAsPrinted,
   type TestWorld,
 } from '../support/harness.ts';
 import { loadConfig } from '../../client/config-file.ts';
-import { Host, toolPath } from '../../activities/host.ts';
+import { Host } from '../../activities/host.ts';
 import { RegistryClient } from '../../activities/registry-http.ts';
 import { promotionActivities } from '../../activities/promotion.ts';
 import { digestRef } from '../../core/refs.ts';
@@ -78,9 +79,14 @@ test('signImage and attestProvenance sign with an env:// key that exists only in
   await a.copyImageByDigest({ from: digestRef(world.info.base.reference.replace(/:[^:/]+$/, ''), base!), to: ref });
   assert.equal(await cosignVerifies(ref, world.info.signing.publicKeyFile), false, 'not signed before');
 
-  assert.deepEqual(await a.signImage({ stream: world.stream, ref }), { alreadySigned: false });
+  const signed = await a.signImage({ stream: world.stream, ref });
+  assert.equal(signed.alreadySigned, false);
   assert.ok(await cosignVerifies(ref, world.info.signing.publicKeyFile), 'cosign verifies the signature');
-  assert.deepEqual(await a.signImage({ stream: world.stream, ref }), { alreadySigned: true });
+  const again = await a.signImage({ stream: world.stream, ref });
+  assert.equal(again.alreadySigned, true);
+  // The command a user runs, from this worker's config: it verifies as given.
+  assert.equal(again.verify, signed.verify);
+  assert.equal((await runAsPrinted(signed.verify)).exitCode, 0, signed.verify);
 
   await a.attestProvenance({
     stream: world.stream,
@@ -116,7 +122,6 @@ test('an unset env:// key variable fails the signing permanently, naming the var
 
 test('a promoted run signed with the env:// key: its printed verify command succeeds as printed, and no history holds the key', async () => {
   worker = await startWorker(world);
-  const cosignDir = dirname(toolPath('cosign'));
   const r = await execa(
     process.execPath,
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', world.configFile, '--wait'],
@@ -130,11 +135,7 @@ test('a promoted run signed with the env:// key: its printed verify command succ
   assert.match(verify!, / --insecure-ignore-tlog /);
   assert.match(verify!, / --allow-insecure-registry /);
   assert.match(verify!, new RegExp(`${world.info.stream.stable}@sha256:[0-9a-f]{64}$`));
-  const v = await execa('sh', ['-c', verify!], {
-    reject: false,
-    all: true,
-    env: { PATH: `${cosignDir}:${process.env.PATH}` },
-  });
+  const v = await runAsPrinted(verify!);
   assert.equal(v.exitCode, 0, `the printed command failed: ${v.all}`);
 
   // The histories of the run and of its stream, as `temporal workflow show --output json` prints them.

@@ -70,6 +70,10 @@ test('config check and run refuse a recipe location git would read as an option,
     const commit = await cli(dir, ['run', '--config', file, '--stream', 's', '--commit=--upload-pack=x']);
     assert.equal(commit.code, 2, commit.stderr);
     assert.ok(commit.stderr.includes(`--commit: ${refusal('gitRef', '--upload-pack=x')}`), commit.stderr);
+    // A PR run builds its commit: an abbreviated one is refused before anything is asked.
+    const short = await cli(dir, ['run', '--config', file, '--mode', 'pr', '--pr', '3', '--commit', 'abc1234']);
+    assert.equal(short.code, 2, short.stderr);
+    assert.match(short.stderr, /--commit abc1234: a pr build builds this commit, so give its full 40-character id/);
     assert.equal(temporal.connections(), 0, 'nothing contacted Temporal');
 
     // The listener does see a run whose config passes: the check above can fail.

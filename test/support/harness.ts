@@ -3,9 +3,10 @@
  * (in-process or as a killable child process), start runs, and read the registry independently
  * of the project's code (skopeo, cosign, the registry's own log).
  */
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
@@ -130,12 +131,21 @@ export async function tearDownWorld(world: TestWorld | undefined): Promise<void>
   if (world) await worldDown({ dir: world.dir }).catch(() => undefined);
 }
 
-/** Ends what a test file started: its in-process worker, its Temporal client and its world. */
+/**
+ * Ends what a test file started: its in-process worker, its Temporal client and its world; with
+ * `endStream`, the world's stream workflow too (it would otherwise wait for triggers forever).
+ */
 export async function closeAll(parts: {
   worker?: { stop: () => Promise<void> };
   client?: Client;
   world?: TestWorld;
+  endStream?: boolean;
 }): Promise<void> {
+  if (parts.endStream && parts.world)
+    await parts.client?.workflow
+      .getHandle(`stream/${parts.world.stream}`)
+      .terminate('test file done')
+      .catch(() => undefined);
   await parts.worker?.stop();
   await parts.client?.connection.close();
   await tearDownWorld(parts.world);
@@ -285,6 +295,15 @@ export async function cosignVerifies(
   }
 }
 
+/** Runs a command line as a user would paste it (`sh -c`), with the pinned cosign first on PATH. */
+export function runAsPrinted(command: string) {
+  return execa('sh', ['-c', command], {
+    reject: false,
+    all: true,
+    env: { PATH: `${dirname(toolPath('cosign'))}:${process.env.PATH}` },
+  });
+}
+
 /** One request from the registry's own log. */
 export interface RegistryRequest {
   method: string;
@@ -345,4 +364,28 @@ export async function historyText(world: TestWorld, workflowId: string): Promise
     workflowId,
   ]);
   return strings(JSON.parse(show.stdout)).join('\n');
+}
+
+/**
+ * A new commit on a new branch of the world's recipe repository, made in a clone under `dir`: a
+ * line appended to the OS Containerfile, or no change (a commit id unique to this test run: branch
+ * and PR runs are identified by commit, and Temporal remembers closed runs). With `push: false` the
+ * commit stays in the clone (`git -C clone push origin HEAD` publishes it later).
+ */
+export async function recipeSideCommit(
+  world: TestWorld,
+  dir: string,
+  opts: { containerfile?: string; push?: boolean } = {},
+): Promise<{ sha: string; clone: string }> {
+  const clone = await mkdtemp(join(dir, 'recipe-clone-'));
+  const git = async (args: string[]) =>
+    (await execa('git', ['-C', clone, '-c', 'user.name=test', '-c', 'user.email=test@kinoite-zfs.invalid', ...args]))
+      .stdout;
+  await execa('git', ['clone', '--quiet', world.info.recipe.git, clone]);
+  const branch = `side-${randomBytes(6).toString('hex')}`;
+  await git(['checkout', '--quiet', '-b', branch]);
+  if (opts.containerfile) await appendFile(join(clone, 'recipes', 'os', 'Containerfile'), `${opts.containerfile}\n`);
+  await git(['commit', '--quiet', '--no-verify', '--allow-empty', '-am', `test change on ${branch}`]);
+  if (opts.push !== false) await git(['push', '--quiet', 'origin', branch]);
+  return { sha: (await git(['rev-parse', 'HEAD'])).trim(), clone };
 }

@@ -221,7 +221,8 @@ export function mockActivities(world: MockWorld): Activities {
         if (!input.to.includes('@')) world.tags.set(input.to, digest);
         return { digest };
       }),
-    signImage: (input) => world.run('signImage', input, () => ({ alreadySigned: false })),
+    signImage: (input) =>
+      world.run('signImage', input, () => ({ alreadySigned: false, verify: `cosign verify ${input.ref}` })),
     verifyImageSignature: (input) => world.run('verifyImageSignature', input, () => ({ verified: true as const })),
     attestProvenance: (input) => world.run('attestProvenance', input, () => ({ alreadyAttested: false })),
   };

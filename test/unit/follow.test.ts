@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProgressPrinter, summarise } from '../../client/follow.ts';
+import { ProgressPrinter, formatSummary, summarise } from '../../client/follow.ts';
 import type { PipelineResult, RunProgress } from '../../core/pipeline.ts';
 
 test('run --wait prints each new "no build host" waiting time of the running stage once', () => {
@@ -25,7 +25,32 @@ test('run --wait prints each new "no build host" waiting time of the running sta
   ]);
 });
 
-test("run --wait's verify command follows the stream's tlog setting and the client's plain-HTTP registries", () => {
+test("run --wait prints the verify commands the worker built, for the candidate and stable, and the recipe commit; the client's settings do not change them", () => {
+  const digest = `sha256:${'d'.repeat(64)}`;
+  const worker = (repo: string) => `cosign verify --key /w/cosign.pub --insecure-ignore-tlog ${repo}@${digest}`;
+  const r = {
+    outcome: 'promoted',
+    message: 'promoted',
+    stages: [],
+    inputs: { kernels: [], zfs: { version: '2.4.4' }, recipe: { ref: 'c'.repeat(40), commit: 'c'.repeat(40) } },
+    candidate: { repo: 'r/cand', tag: 'br-x-43', digest, verify: worker('r/cand') },
+    promotion: { stableRepo: 'r/stable', digest, stableTags: ['latest'], auditTag: 'a', verify: worker('r/stable') },
+  } as unknown as PipelineResult;
+  const s = summarise(
+    r,
+    { workflowId: 'w', runId: 'r' },
+    { publicKeyFile: 'client.pub', tlog: true, insecureRegistries: [] },
+  );
+  assert.equal(s.verify, worker('r/stable'));
+  assert.equal(s.candidate?.verify, worker('r/cand'));
+  assert.deepEqual(s.recipe, { ref: 'c'.repeat(40), commit: 'c'.repeat(40) });
+  const text = formatSummary(s);
+  assert.ok(text.includes(`  verify candidate: ${worker('r/cand')}\n`), text);
+  assert.ok(text.includes(`  verify:     ${worker('r/stable')}`), text);
+  assert.ok(text.includes(`  recipe:     ${'c'.repeat(40)} @ ${'c'.repeat(40)}`), text);
+});
+
+test("for a run recorded before the worker built it, run --wait's verify command follows the stream's tlog setting and the client's plain-HTTP registries", () => {
   const digest = `sha256:${'d'.repeat(64)}`;
   const result = (stableRepo: string) =>
     ({

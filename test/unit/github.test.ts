@@ -15,6 +15,8 @@ import {
   githubOutputs,
   formatGithubOutput,
   triggerFromGithub,
+  githubPromotionBlock,
+  readGithubEvent,
   writeGithubFiles,
   redactSecrets,
   tableCell,
@@ -179,6 +181,45 @@ test('triggerFromGithub records source github, the actor, the commit and the Git
     false,
     'no commit when GITHUB_SHA is missing',
   );
+});
+
+test('a pull request maps to its merge commit and number: the commit a PR run builds', () => {
+  const ctx = githubContext(
+    pushEnv({ GITHUB_EVENT_NAME: 'pull_request', GITHUB_REF: 'refs/pull/12/merge', GITHUB_REF_NAME: '12/merge' }),
+  )!;
+  assert.equal(ctx.prNumber, 12);
+  assert.equal(triggerFromGithub(ctx).commit, SHA);
+});
+
+test('githubContext takes the default branch from the event payload that GITHUB_EVENT_PATH names', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kz-gh-event-'));
+  try {
+    const file = join(dir, 'event.json');
+    await writeFile(file, JSON.stringify({ repository: { default_branch: 'trunk' }, inputs: {} }));
+    const env = pushEnv({ GITHUB_EVENT_PATH: file });
+    assert.equal(githubContext(env, readGithubEvent(env))!.defaultBranch, 'trunk');
+    assert.equal(readGithubEvent(pushEnv({ GITHUB_EVENT_PATH: join(dir, 'missing.json') })), undefined);
+    assert.equal(githubContext(env)!.defaultBranch, undefined, 'no payload, no default branch');
+    assert.equal(githubContext(env, { repository: { default_branch: 7 } })!.defaultBranch, undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a workflow_dispatch promotes only on the default branch; one elsewhere, or where the default branch is unknown, never does', () => {
+  const event = { repository: { default_branch: 'main' } };
+  const dispatch = (ref: string, ev: unknown = event) =>
+    githubContext(pushEnv({ GITHUB_EVENT_NAME: 'workflow_dispatch', GITHUB_REF: ref }), ev)!;
+  assert.equal(githubPromotionBlock(dispatch('refs/heads/main')), undefined);
+  assert.match(
+    githubPromotionBlock(dispatch('refs/heads/feature/x'))!,
+    /^a workflow_dispatch on refs\/heads\/feature\/x does not promote: only one on the default branch \(main\) may/,
+  );
+  assert.match(githubPromotionBlock(dispatch('refs/tags/main'))!, /does not promote/, 'a tag named like the branch');
+  assert.match(githubPromotionBlock(dispatch('refs/heads/main', null))!, /default branch \(unknown/);
+  // Pushes and pull requests choose no branch by hand: their workflow files decide the mode.
+  assert.equal(githubPromotionBlock(githubContext(pushEnv(), event)!), undefined);
+  assert.equal(githubPromotionBlock(githubContext(pushEnv({ GITHUB_REF: 'refs/heads/dev' }))!), undefined);
 });
 
 test('stepSummaryMarkdown has one table row per stage with status and duration', () => {

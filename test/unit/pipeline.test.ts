@@ -9,6 +9,8 @@ import {
   buildInputsRecord,
   hashInputs,
   planFromLock,
+  planForRun,
+  recipeCommitNote,
   lockScopeProblem,
   imageLabels,
   provenanceRecord,
@@ -167,6 +169,34 @@ test('planFromLock replays the lock: its base, builder, ZFS line and recipe comm
   assert.equal(minimal.zfs.line, '2.4');
   assert.equal(minimal.recipe.ref, commit);
   assert.equal(planFromLock(plan, { version: 1, base_image: `r.io/u/base@${D('a')}` }).recipe.ref, 'main');
+});
+
+test("a branch or PR run builds its trigger's commit of the configured repository; a main run builds recipe.ref whatever commit its trigger names", () => {
+  const commit = 'fedcba9876543210fedcba9876543210fedcba98';
+  for (const mode of ['branch', 'pr'] as const) {
+    const p = planForRun(plan, { mode, commit });
+    assert.deepEqual(p.recipe, { ...plan.recipe, ref: commit }, `${mode}: the location and folder stay the workers'`);
+    assert.equal(planForRun(plan, { mode }).recipe.ref, 'main', `${mode} without a commit: recipe.ref`);
+  }
+  assert.equal(planForRun(plan, { mode: 'main', commit }).recipe.ref, 'main');
+  const lock = { version: 1 as const, base_image: `r.io/u/base@${D('e')}`, recipe_commit: commit };
+  assert.equal(planForRun(plan, { mode: 'main', commit: 'c'.repeat(40), lock }).recipe.ref, commit, 'a lock pins it');
+  // The inputs hash follows the commit built.
+  const other = { ...inputs, recipe: { ...inputs.recipe, commit } };
+  assert.notEqual(hashInputs(other), hashInputs(inputs));
+});
+
+test('a run says when the recipe commit it built is not the one its trigger named', () => {
+  const built = inputs.recipe;
+  assert.deepEqual(recipeCommitNote({ mode: 'pr', commit: built.commit }, built), []);
+  assert.deepEqual(recipeCommitNote({ mode: 'main', commit: built.commit.slice(0, 7) }, built), []);
+  assert.deepEqual(recipeCommitNote({ mode: 'main' }, built), []);
+  assert.deepEqual(recipeCommitNote({ mode: 'main', commit: 'f'.repeat(40) }, built), [
+    'The trigger names commit ffffffffffff; a main run builds recipe.ref main (at 0123456789ab)',
+  ]);
+  assert.deepEqual(recipeCommitNote({ mode: 'branch' }, built), [
+    'No commit given: this branch run built recipe.ref main at 0123456789ab',
+  ]);
 });
 
 test("a lock pins digests of the stream's own base and builder repositories; one naming other images is refused, naming the field", () => {

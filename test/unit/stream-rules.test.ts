@@ -167,6 +167,34 @@ test('a stream state answers the same source and commit with the first run', () 
   assert.equal(s.data.next, undefined);
 });
 
+test('a trigger whose run failed starts a new run (with rerunFailed); while its run goes on, or after it succeeded, it joins that run', () => {
+  const s = StreamState.empty('s');
+  const gh = { source: 'github', commit: 'c1' };
+  s.trigger({ trigger: gh, plan: {} as never }, 't', 'r1', { rerunFailed: true });
+  const first = s.takeNext()!;
+  s.runStarted(first.runWorkflowId, first.requestIds);
+  assert.equal(s.trigger({ trigger: gh }, 't', 'r2', { rerunFailed: true }).status, 'duplicate', 'joins while it runs');
+  s.runFinished({ runWorkflowId: first.runWorkflowId, outcome: 'failed', message: 'compose failed' }, 't');
+  assert.equal(
+    s.trigger({ trigger: gh }, 't', 'r3', { rerunFailed: false }).status,
+    'duplicate',
+    'before the patch: answered with the failed run',
+  );
+  const rerun = s.trigger({ trigger: gh }, 't', 'r4', { rerunFailed: true });
+  assert.deepEqual(rerun, { status: 'started', requestId: 'r4' });
+  const second = s.takeNext()!;
+  s.runStarted(second.runWorkflowId, second.requestIds);
+  assert.notEqual(second.runWorkflowId, first.runWorkflowId);
+  const again = s.trigger({ trigger: gh }, 't', 'r5', { rerunFailed: true });
+  assert.deepEqual(again, { status: 'duplicate', runWorkflowId: second.runWorkflowId, requestId: 'r4' });
+  s.runFinished({ runWorkflowId: second.runWorkflowId, outcome: 'promoted', message: 'ok' }, 't');
+  assert.equal(
+    s.trigger({ trigger: gh }, 't', 'r6', { rerunFailed: true }).runWorkflowId,
+    second.runWorkflowId,
+    'a succeeded run is not built again',
+  );
+});
+
 test('a parked candidate frees the stream, and a newer one supersedes it', () => {
   const s = StreamState.empty('s');
   s.trigger({ trigger: { source: 'cli' }, plan: {} as never }, 't', 'r1');
@@ -265,7 +293,10 @@ test('promotionGate promotes only main runs that asked, under auto or approval p
   assert.deepEqual(promotionGate(base), { promote: true, needsApproval: false });
   assert.deepEqual(promotionGate({ ...base, policy: 'approval' }), { promote: true, needsApproval: true });
   for (const [change, why] of [
-    [{ mode: 'branch' }, /branch build: published only r\/c@sha256:1 \(t\) and the akmods alias main-43/],
+    [
+      { mode: 'branch' },
+      /branch build: published only r\/c@sha256:1 \(t\) and the akmods alias main-43; stable untouched$/,
+    ],
     [{ mode: 'pr' }, /PR validation: .*not signed/],
     [{ promoteRequested: false }, /promotion not requested/],
     [{ policy: 'never' }, /policy is never/],

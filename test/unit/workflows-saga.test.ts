@@ -62,8 +62,9 @@ async function promote(failAt?: number, when: 'before' | 'after' = 'before', see
   const config = m.world.configure(mockConfig({ stream, address: m.address, queue: m.queue, policy: 'auto' }));
   const workflowId = `run/${stream}/saga-${runs}`;
   let step = 0;
-  m.world.fault = (c: Call) =>
-    c.workflowId === workflowId && SAGA_ACTIVITIES.has(c.name) && ++step === failAt ? when : undefined;
+  // The candidate's own signature (right after compose) is no saga step.
+  const inSaga = (c: Call) => SAGA_ACTIVITIES.has(c.name) && !`${c.input.ref}`.startsWith(`${REPOS.candidate}@`);
+  m.world.fault = (c: Call) => (c.workflowId === workflowId && inSaga(c) && ++step === failAt ? when : undefined);
   const handle = await startPipelineRun(m.client, config, {
     stream,
     trigger: { source: 'test' },

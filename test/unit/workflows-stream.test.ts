@@ -93,8 +93,15 @@ const stableOn = (digest: string) => ({
   [PUBLIC_TAGS[1]]: digest,
   [PUBLIC_TAGS[2]]: m.world.akmodsDigest,
 });
+/** A run's promotion calls (the candidate's own signature, made right after compose, is none). */
 const sagaCalls = (runId: string) =>
-  m.world.callsOf(runId).filter((c) => ['readTagDigests', 'signImage', 'copyImageByDigest'].includes(c.name));
+  m.world
+    .callsOf(runId)
+    .filter(
+      (c) =>
+        ['readTagDigests', 'signImage', 'copyImageByDigest'].includes(c.name) &&
+        !`${c.input.ref}`.startsWith(`${REPOS.candidate}@`),
+    );
 
 test('a candidate nobody approves in time ends its run expired and leaves stable untouched', TIMEOUT, async () => {
   const s = fresh('expiry', { policy: 'approval', timeout: '2s' });
@@ -468,3 +475,32 @@ test("a change of the workers' config reaches the stream at its next trigger", T
   assert.deepEqual(await s.approve(st), { approved: run2 });
   assert.equal((await s.result(run2)).outcome, 'promoted');
 });
+
+test(
+  'the same commit triggered again after its run failed starts a new run; while that run goes on, the same trigger joins it',
+  TIMEOUT,
+  async () => {
+    const s = fresh('rerun-failed', { policy: 'auto' });
+    const config = m.world.configure(mockConfig({ stream: s.stream, address: m.address, queue: m.queue }));
+    const again = (attempt: number) =>
+      triggerStream(m.client, config, s.stream, {
+        trigger: { source: 'github', by: 'octocat', commit: 'e'.repeat(40), requestId: `attempt-${attempt}` },
+      });
+    m.world.fault = (c) => (c.name === 'composeCandidate' ? 'before' : undefined);
+    const first = await again(1);
+    await assert.rejects(s.result(first.runWorkflowId!), (e: Error & { cause?: Error }) =>
+      /compose failed/.test(e.cause?.message ?? ''),
+    );
+    await s.until('the stream to hear of the failure', (st) => !st.current);
+    m.world.fault = undefined;
+    const pause = m.world.pause((c) => c.name === 'composeCandidate');
+    const second = await again(2);
+    assert.equal(second.status, 'started');
+    assert.notEqual(second.runWorkflowId, first.runWorkflowId, 'a new run, not the failed one');
+    await pause.reached;
+    const joined = await again(3);
+    assert.deepEqual([joined.status, joined.runWorkflowId], ['duplicate', second.runWorkflowId]);
+    pause.release();
+    assert.equal((await s.result(second.runWorkflowId!)).outcome, 'promoted');
+  },
+);
