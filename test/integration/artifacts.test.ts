@@ -69,7 +69,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = { GITHUB_ACTIONS: '' }) {
     cwd: repoRoot,
     reject: false,
     stdin: 'ignore',
-    timeout: 300_000,
+    timeout: 600_000,
     env,
   });
 }

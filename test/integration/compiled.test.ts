@@ -39,7 +39,7 @@ function run() {
     cwd: repoRoot,
     reject: false,
     stdin: 'ignore',
-    timeout: 300_000,
+    timeout: 600_000,
     env: { KINOITE_ZFS_FROM_SOURCE: undefined },
   });
 }

@@ -42,7 +42,7 @@ function cli(args: string[]) {
     cwd: repoRoot,
     reject: false,
     stdin: 'ignore',
-    timeout: 300_000,
+    timeout: 600_000,
     env: { GITHUB_ACTIONS: '' },
   });
 }

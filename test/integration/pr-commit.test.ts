@@ -51,7 +51,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}, config = world.configF
     reject: false,
     stdin: 'ignore',
     all: true,
-    timeout: 300_000,
+    timeout: 600_000,
     env: { GITHUB_ACTIONS: '', ...env },
   });
 }

@@ -268,7 +268,7 @@ test('a wrong password fails the run at once, naming the registry and the auth f
   const r = await execa(
     process.execPath,
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', configFile, '--wait'],
-    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', timeout: 300_000 },
+    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', timeout: 600_000 },
   );
   assert.equal(r.exitCode, 1, r.all);
   assert.ok(r.all.includes(host), `the failure names the registry:\n${r.all}`);

@@ -125,7 +125,7 @@ test('a promoted run signed with the env:// key: its printed verify command succ
   const r = await execa(
     process.execPath,
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', world.configFile, '--wait'],
-    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', timeout: 300_000 },
+    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', timeout: 600_000 },
   );
   assert.equal(r.exitCode, 0, r.all);
   assert.match(r.all, /PROMOTED/);

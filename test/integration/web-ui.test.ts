@@ -50,7 +50,7 @@ before(async () => {
   const r = await execa(
     process.execPath,
     [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'run', '--config', configFile, '--wait', '--json'],
-    { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: 300_000 },
+    { cwd: repoRoot, reject: false, stdin: 'ignore', timeout: 600_000 },
   );
   assert.equal(r.exitCode, 0, `run --wait --json failed:\n${r.stderr}\n${r.stdout}`);
   run = JSON.parse(r.stdout);
