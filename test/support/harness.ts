@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { Client } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { worldUp, worldDown, type WorldInfo } from '../../world/world.ts';
 import { ensureTemporal } from '../../world/services.ts';
 import { loadConfig } from '../../client/config-file.ts';
@@ -36,15 +36,20 @@ export interface TestWorld {
  * Writes `spec` to .state/test-worlds/<name>/spec.yaml and brings the world up. With `fresh`, the
  * world's previous state (registry data, recipe repository, keys) is removed first, so a test file
  * never depends on an earlier run; later calls in the same file change the world incrementally.
+ * With `temporalState`, the world uses the Temporal dev server of that state folder instead of the
+ * project's (a test that restarts Temporal must not stop the one every other test file uses).
  */
-export async function bringUpWorld(name: string, spec: object, opts: { fresh?: boolean } = {}): Promise<TestWorld> {
-  await ensureTemporal();
+export async function bringUpWorld(
+  name: string,
+  spec: object,
+  opts: { fresh?: boolean; temporalState?: string } = {},
+): Promise<TestWorld> {
+  const temporal = await ensureTemporal({ stateDir: opts.temporalState });
   const dir = join(repoRoot, '.state', 'test-worlds', name);
   if (opts.fresh) {
     await worldDown({ dir }).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     // The stream workflow of an earlier run of this world lives in Temporal, not in the folder.
-    const temporal = await ensureTemporal();
     await terminateStream(temporal.address, name);
   }
   await mkdir(dir, { recursive: true });
@@ -52,7 +57,12 @@ export async function bringUpWorld(name: string, spec: object, opts: { fresh?: b
   // The stream is named after the world: stream workflows (stream/<name>) of different test worlds never meet.
   const s = spec as { stream?: Record<string, unknown> };
   await writeFile(specFile, stringify({ name, ...spec, stream: { ...s.stream, name } }));
-  const { info } = await worldUp({ specFile, dir, log: () => undefined });
+  const { info } = await worldUp({
+    specFile,
+    dir,
+    log: () => undefined,
+    ...(opts.temporalState ? { temporalAddress: temporal.address } : {}),
+  });
   const config = await loadConfig(info.configFile);
   return { dir, info, config, configFile: info.configFile, stream: Object.keys(config.streams)[0]! };
 }
@@ -161,18 +171,30 @@ export async function startWorker(
   };
 }
 
-/** Starts `kinoite-zfs worker` as a child process in its own process group (so a test can SIGKILL it). */
-export async function spawnWorker(configFile: string, logFile: string): Promise<ChildProcess> {
+/**
+ * Starts `kinoite-zfs worker` as a child process in its own process group (so a test can SIGKILL it).
+ * `command` replaces the worker command (node arguments, e.g. a test worker entry); `env` is added
+ * to this process's environment.
+ */
+export async function spawnWorker(
+  configFile: string,
+  logFile: string,
+  opts: { command?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<ChildProcess> {
   await mkdir(join(logFile, '..'), { recursive: true });
   const { openSync } = await import('node:fs');
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile], {
+  const since = (await readFile(logFile, 'utf8').catch(() => '')).length;
+  const command = opts.command ?? [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile];
+  const child = spawn(process.execPath, command, {
     detached: true,
     stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...opts.env },
   });
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (/worker serving/.test(await readFile(logFile, 'utf8').catch(() => ''))) return child;
+    if (/worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(since))) return child;
+    if (child.exitCode !== null || child.signalCode !== null) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`worker did not start; see ${logFile}`);
@@ -195,6 +217,24 @@ export function client(world: TestWorld): Promise<Client> {
 /** Starts a pipeline run for the world's stream. */
 export async function startRun(world: TestWorld, c: Client, options?: PipelineInput['options']) {
   return startPipelineRun(c, world.config, { stream: world.stream, trigger: { source: 'test' }, options });
+}
+
+/** The highest attempt the run's history recorded for the activities `match` picks (by id and type). */
+export async function maxAttempt(
+  handle: WorkflowHandle,
+  match: (a: { activityId: string; activityType: string }) => boolean,
+): Promise<number> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const picked = new Set<string>();
+  let max = 0;
+  for (const e of events) {
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s && match({ activityId: s.activityId ?? '', activityType: s.activityType?.name ?? '' }))
+      picked.add(String(e.eventId));
+    const st = e.activityTaskStartedEventAttributes;
+    if (st && picked.has(String(st.scheduledEventId))) max = Math.max(max, st.attempt ?? 0);
+  }
+  return max;
 }
 
 /** `skopeo inspect` of a reference in the world registry, or undefined when it does not exist. */
