@@ -49,7 +49,7 @@ import { progressQuery } from '../../workflows/shared.ts';
 import type { PipelineResult, RunProgress } from '../../core/pipeline.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
-const KILL_WORLDS = 3;
+const KILL_WORLDS = 4;
 const ONLY = process.env.KZ_FAULTS_BOUNDARIES?.split(',').map(Number);
 const OUTAGE_MS = durationMs(process.env.KZ_FAULTS_OUTAGE ?? '10m');
 /** The table is the suite's record only when it ran in full. */
@@ -120,6 +120,7 @@ let watcher: StableWatcher;
 // Workers: the fault worker (test/support/fault-worker.ts) with the suite's workflow bundle
 
 async function startLaneWorker(lane: Lane, kill?: Boundary): Promise<ChildProcess> {
+  await stopLaneWorker(lane);
   const child = await spawnWorker(lane.world.configFile, lane.log, {
     command: ['--import', 'tsx', join(repoRoot, 'test', 'support', 'fault-worker.ts'), lane.world.configFile, bundle],
     env: { KZ_FAULT_KILL: kill ? `${kill.activityId}:${kill.event}` : '' },
@@ -401,8 +402,11 @@ describe('faults at once', { concurrency: true }, () => {
     let next = 0;
     await Promise.all(
       lanes.map(async (lane) => {
-        for (let i = next++; i < todo.length; i = next++)
+        for (let i = next++; i < todo.length; i = next++) {
           rows.push(await killAt(lane, todo[i]!.boundary, todo[i]!.index));
+          // The table so far, marked as such: a suite stopped half-way still leaves its record.
+          if (FULL) await writeTable(`in progress: ${rows.length} of ${todo.length} boundaries done`);
+        }
       }),
     );
     rows.sort((a, b) => a.index - b.index);
@@ -419,14 +423,14 @@ describe('faults at once', { concurrency: true }, () => {
     const candidateUpload = `/v2/${compose.world.info.stream.candidate.slice(compose.world.info.registry.host.length + 1)}/blobs/uploads/`;
     const pc = await startFaultProxy({
       target: compose.world.info.registry.host,
-      faultRate: 0.05,
+      faultRate: 0.06,
       seed: 13,
       outageAt: (req) => req.method === 'POST' && !!req.url?.startsWith(candidateUpload),
       outageMs: OUTAGE_MS,
     });
     const pp = await startFaultProxy({
       target: promote.world.info.registry.host,
-      faultRate: 0.05,
+      faultRate: 0.06,
       seed: 17,
       outageAt: (req) => !!req.url?.startsWith(stableOf(promote.world)),
       outageMs: OUTAGE_MS,
@@ -471,7 +475,10 @@ describe('faults at once', { concurrency: true }, () => {
     const overlap = Math.min(a.endedAt!, b.endedAt!) - Math.max(a.startedAt!, b.startedAt!);
     for (const { stage, proxy, check, attempts, stageAtOutage } of runs) {
       assert.ok(correct(check), `${stage}: ${JSON.stringify(check)}`);
-      assert.ok(proxy.counts.errors5xx > 0 && proxy.counts.resets > 0, `${stage}: the proxy injected 5xx and resets`);
+      assert.ok(
+        proxy.counts.errors5xx > 0 && proxy.counts.resets > 0,
+        `${stage}: the proxy injected 5xx and resets (${JSON.stringify(proxy.counts)})`,
+      );
       assert.ok(proxy.counts.outageResets > 0, `${stage}: the run met the outage`);
       assert.ok(attempts >= 2, `${stage}: its activities were retried (${attempts} attempts)`);
       assert.equal(stageAtOutage?.stage, stage, `${stage}: the run was still in ${stage} when the outage ended`);
@@ -553,8 +560,15 @@ async function killAt(lane: Lane, boundary: Boundary, index: number): Promise<Ki
   return { index, boundary, killed, evidence, landed, check };
 }
 
+let writing = Promise.resolve();
+
 /** The suite's section of docs/failures.md, between the markers (added at the end the first time). */
-async function writeTable(): Promise<void> {
+function writeTable(progress?: string): Promise<void> {
+  writing = writing.then(() => writeSection(progress));
+  return writing;
+}
+
+async function writeSection(progress?: string): Promise<void> {
   const yes = (b: boolean) => (b ? 'yes' : '**no**');
   const cells = (c: RunCheck) =>
     `${c.outcome} | ${c.releases} | ${yes(c.stableIsTested)} | ${yes(c.verifies && c.signatures === 1)}`;
@@ -574,19 +588,22 @@ async function writeTable(): Promise<void> {
     'outcome promoted, exactly one release recorded by the stream and one audit tag, `latest` at the',
     'digest the run tested, that digest signed once and verified by cosign.',
     '',
+    ...(progress ? [`**Not the final table: written while the suite ran (${progress}).**`, ''] : []),
     `**Boundaries killed: ${rows.filter((r) => r.killed).length}, runs correct: ${correctRows}** (of ${rows.length} boundaries).`,
     `A watcher read every stable tag of every world of the suite from the registries over HTTP, ${watcher.samples} times:`,
     `${watcher.observations} tag observations, ${watcher.digests.size} distinct digests (${signed} verified by cosign), **${watcher.unsigned.length} unsigned**.`,
     '',
     '| # | activity (id) | killed after | worker killed | the kill in the history | outcome | releases | stable = tested | signed | correct |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map(
-      (r) =>
-        `| ${r.index} | ${r.boundary.activityType} (${r.boundary.activityId}) | ${r.boundary.event} | ${yes(r.killed)} | ${r.evidence} | ${cells(r.check)} | ${yes(r.killed && r.landed && correct(r.check))} |`,
-    ),
+    ...[...rows]
+      .sort((a, b) => a.index - b.index)
+      .map(
+        (r) =>
+          `| ${r.index} | ${r.boundary.activityType} (${r.boundary.activityId}) | ${r.boundary.event} | ${yes(r.killed)} | ${r.evidence} | ${cells(r.check)} | ${yes(r.killed && r.landed && correct(r.check))} |`,
+      ),
     '',
     "Registry faults come from a loopback proxy (test/support/fault-proxy.ts) the world's config points",
-    'at: seeded 5xx answers and connection resets on 5 % of requests, and an outage (every connection',
+    'at: seeded 5xx answers and connection resets (in turn) on 6 % of requests, and an outage (every connection',
     "reset) that starts at the compose's first blob upload in one world and at the promotion's first",
     'request in another, both runs in one window.',
     '',

@@ -25,7 +25,7 @@ export interface FaultCounts {
 export interface FaultProxyOptions {
   /** The registry, host:port. */
   target: string;
-  /** Share of requests that fail (half 5xx, half reset). @default 0 */
+  /** Share of requests that fail (5xx and reset in turn). @default 0 */
   faultRate?: number;
   /** Seed of the fault choice. @default 1 */
   seed?: number;
@@ -106,7 +106,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       const r = random();
       if (r < rate) {
         quiet = cooldown;
-        if (r < rate / 2) {
+        // The two kinds take turns, so a run that meets two faults met both.
+        if (counts.errors5xx <= counts.resets) {
           counts.errors5xx++;
           const status = STATUSES[counts.errors5xx % STATUSES.length]!;
           res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
