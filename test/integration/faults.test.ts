@@ -423,14 +423,14 @@ describe('faults at once', { concurrency: true }, () => {
     const candidateUpload = `/v2/${compose.world.info.stream.candidate.slice(compose.world.info.registry.host.length + 1)}/blobs/uploads/`;
     const pc = await startFaultProxy({
       target: compose.world.info.registry.host,
-      faultRate: 0.06,
+      faultRate: 0.08,
       seed: 13,
       outageAt: (req) => req.method === 'POST' && !!req.url?.startsWith(candidateUpload),
       outageMs: OUTAGE_MS,
     });
     const pp = await startFaultProxy({
       target: promote.world.info.registry.host,
-      faultRate: 0.06,
+      faultRate: 0.08,
       seed: 17,
       outageAt: (req) => !!req.url?.startsWith(stableOf(promote.world)),
       outageMs: OUTAGE_MS,
@@ -455,7 +455,6 @@ describe('faults at once', { concurrency: true }, () => {
         // Until the outage is over (or the run ended without meeting it, which the checks below catch).
         await Promise.race([proxy.outageOver, handle.result().catch(() => undefined)]);
         const stageAtOutage = (await handle.query(progressQuery).catch(() => undefined)) as RunProgress | undefined;
-        proxy.setFaultRate(0);
         const check = await checkRun(lane, handle, before, OUTAGE_MS + 15 * 60_000);
         const attempts = await maxAttempt(handle, (a) => types.includes(a.activityType));
         return { lane, proxy, stage, check, attempts, stageAtOutage };
@@ -603,7 +602,7 @@ async function writeSection(progress?: string): Promise<void> {
       ),
     '',
     "Registry faults come from a loopback proxy (test/support/fault-proxy.ts) the world's config points",
-    'at: seeded 5xx answers and connection resets (in turn) on 6 % of requests, and an outage (every connection',
+    'at: seeded 5xx answers and connection resets (in turn) on 8 % of requests throughout, and an outage (every connection',
     "reset) that starts at the compose's first blob upload in one world and at the promotion's first",
     'request in another, both runs in one window.',
     '',

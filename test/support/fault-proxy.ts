@@ -47,8 +47,6 @@ export interface FaultProxy {
   outageOver: Promise<void>;
   /** Starts an outage of `ms` now. */
   startOutage(ms: number): void;
-  /** Changes the fault rate (0: forward everything). */
-  setFaultRate(rate: number): void;
   close(): Promise<void>;
 }
 
@@ -71,7 +69,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const [targetHost, targetPort] = opts.target.split(':') as [string, string];
   const random = seeded(opts.seed ?? 1);
   const cooldown = opts.cooldown ?? 4;
-  let rate = opts.faultRate ?? 0;
+  const rate = opts.faultRate ?? 0;
   let quiet = 0;
   let outageUntil = 0;
   let outageArmed = !!opts.outageAt;
@@ -151,7 +149,6 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     outage,
     outageOver,
     startOutage,
-    setFaultRate: (r) => void (rate = r),
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
