@@ -35,11 +35,11 @@ function die(where: string): void {
 const killer: ActivityInterceptorsFactory = (ctx) => ({
   inbound: {
     async execute(input, next) {
-      const { activityId: id, activityType, attempt, workflowType } = ctx.info;
-      const first = attempt === 1;
-      if (first && at(id, 'scheduled', workflowType)) die(`${activityType} #${id} was scheduled`);
+      // Whichever attempt gets there first: one that failed on its own must not let the boundary pass.
+      const { activityId: id, activityType, workflowType } = ctx.info;
+      if (at(id, 'scheduled', workflowType)) die(`${activityType} #${id} was scheduled`);
       const result = await next(input);
-      if (first && at(id, 'started', workflowType)) die(`${activityType} #${id} did its work`);
+      if (at(id, 'started', workflowType)) die(`${activityType} #${id} did its work`);
       return result;
     },
   },
