@@ -205,7 +205,9 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       });
       const cached = join(host.config.worker.buildCacheDir, key);
       const outDir = await mkdtemp(join(host.workDir, 'akmods-out-'));
-      const local = `localhost/kinoite-zfs-akmods-build:${ctx.info.activityId.replace(/[^a-zA-Z0-9_.-]/g, '-')}-${ctx.info.attempt}`;
+      // Unique on the host: two runs (two streams) build at once on one build host, and each removes its own image.
+      const { workflowExecution, activityId, attempt } = ctx.info;
+      const local = `localhost/kinoite-zfs-akmods-build:${`${workflowExecution?.runId ?? 'standalone'}-${activityId}-${attempt}`.replace(/[^a-zA-Z0-9_.-]/g, '-')}`;
       try {
         const reusedBuild = existsSync(join(cached, 'rpms'));
         let timings: Record<string, number>;

@@ -35,11 +35,11 @@ export async function runBuildHostsBench(opts: { kernels?: number; rounds?: numb
   const world = await bringUpWorld('bench-build-hosts', worldSpec({ versions: [kernels] }), { fresh: true });
   const c = await client(world);
   const log = (name: string) => join(world.dir, 'worker', `${name}.log`);
-  const control = await spawnWorker(world.configFile, log('control'), ['control']);
+  const control = await spawnWorker(world.configFile, log('control'), { queues: ['control'] });
   const results: Record<1 | 2, { akmods: number; run: number }[]> = { 1: [], 2: [] };
   try {
     // One warm-up run pulls the base and builder images, so neither side pays for them.
-    const build0 = await spawnWorker(world.configFile, log('build-0'), ['build']);
+    const build0 = await spawnWorker(world.configFile, log('build-0'), { queues: ['build'] });
     try {
       await (await startRun(world, c)).result();
     } finally {
@@ -49,7 +49,7 @@ export async function runBuildHostsBench(opts: { kernels?: number; rounds?: numb
       for (const hosts of (r % 2 === 0 ? [1, 2] : [2, 1]) as (1 | 2)[]) {
         const builders: ChildProcess[] = [];
         for (let h = 0; h < hosts; h++)
-          builders.push(await spawnWorker(world.configFile, log(`build-${hosts}-${h}`), ['build']));
+          builders.push(await spawnWorker(world.configFile, log(`build-${hosts}-${h}`), { queues: ['build'] }));
         try {
           const result = (await (await startRun(world, c, { rebuildAkmods: true })).result()) as PipelineResult;
           if (result.outcome !== 'promoted') throw new Error(`run ended ${result.outcome}: ${result.message}`);

@@ -5,7 +5,14 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, Runtime, DefaultLogger, type LogLevel } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Worker,
+  Runtime,
+  DefaultLogger,
+  type LogLevel,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { execa } from 'execa';
 import type { Config } from '../core/config.ts';
 import { createActivities, BUILD_QUEUE_ACTIVITIES } from '../activities/index.ts';
@@ -90,6 +97,11 @@ export interface RunWorkerOptions {
   stop?: Promise<void>;
   /** Log level. @default INFO */
   logLevel?: LogLevel;
+  /**
+   * Worker options beyond the config's: interceptors (activity ones apply to both queues), sinks and a
+   * prebuilt workflow bundle for the control queue. The fault suite's worker (test/support/fault-worker.ts) uses them.
+   */
+  workerOptions?: Pick<WorkerOptions, 'interceptors' | 'sinks' | 'workflowBundle'>;
 }
 
 /** The workflow bundle `npm run build` writes next to the compiled code (dist/workflow-bundle.js). */
@@ -151,7 +163,10 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const pick = (build: boolean) =>
     Object.fromEntries(Object.entries(all).filter(([name]) => buildNames.has(name) === build));
   const workers: Worker[] = [];
-  const { describe: workflowCode, ...workflowOptions } = workflowCodeSource();
+  const { workflowBundle, sinks, interceptors } = opts.workerOptions ?? {};
+  const { describe: workflowCode, ...workflowOptions } = workflowBundle
+    ? { describe: 'given workflow bundle', workflowBundle }
+    : workflowCodeSource();
   let metricsClient: Promise<Client> | undefined;
   let metricsServer: Server | undefined;
   try {
@@ -174,6 +189,8 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
           namespace: config.temporal.namespace,
           taskQueue: config.temporal.taskQueues.control,
           ...workflowOptions,
+          sinks,
+          interceptors,
           activities: pick(false),
           shutdownGraceTime: '10s',
         }),
@@ -186,6 +203,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
           namespace: config.temporal.namespace,
           taskQueue: config.temporal.taskQueues.build,
           activities: pick(true),
+          interceptors: interceptors?.activity && { activity: interceptors.activity },
           maxConcurrentActivityTaskExecutions: 2,
           shutdownGraceTime: '10s',
         }),

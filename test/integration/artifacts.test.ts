@@ -5,6 +5,8 @@
  * blocked run write build-inputs.json only; a lock exported in the original's format replays, from
  * a simulated GitHub dispatch with promote_to_stable=true, to the same base and builder digests
  * and kernels and promotes; a bad original lock is refused naming the field, starting nothing.
+ *
+ * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

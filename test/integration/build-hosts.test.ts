@@ -2,6 +2,8 @@
  * Many build hosts: a control worker and two build workers, each its own process as the systemd
  * units in deploy/ run them. The build worker that took an akmods build is SIGKILLed in the middle
  * of it; its heartbeats stop, Temporal hands the build to the other worker, and the run promotes.
+ *
+ * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,9 +60,9 @@ async function pendingBuild(handle: WorkflowHandle, timeoutMs = 300_000) {
 before(async () => {
   world = await bringUpWorld('build-hosts', worldSpec({ versions: [[K1, K2]] }), { fresh: true });
   c = await client(world);
-  workers.push(await spawnWorker(world.configFile, log('control'), ['control']));
-  workers.push(await spawnWorker(world.configFile, log('build-1'), ['build']));
-  workers.push(await spawnWorker(world.configFile, log('build-2'), ['build']));
+  workers.push(await spawnWorker(world.configFile, log('control'), { queues: ['control'] }));
+  workers.push(await spawnWorker(world.configFile, log('build-1'), { queues: ['build'] }));
+  workers.push(await spawnWorker(world.configFile, log('build-2'), { queues: ['build'] }));
 });
 
 after(async () => {

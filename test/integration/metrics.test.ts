@@ -4,6 +4,8 @@
  * (runs by outcome, stable age, stage durations, …) and the SDK's own; every query of the Grafana
  * dashboard in deploy/ names a series the worker exported, and the alert rules pass promtool's
  * check and their own rule tests.
+ *
+ * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -7,6 +7,8 @@
  * one; main candidates and branch images verify with cosign, with the command `run --wait` prints,
  * built from the workers' config even when the client's names another key; a workflow_dispatch on
  * a non-default branch does not promote.
+ *
+ * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

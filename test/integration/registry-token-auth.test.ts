@@ -5,6 +5,8 @@
  * Credentials come only from auth files, through a credential helper the test puts on PATH
  * (`credHelpers` for one registry, `credsStore` as the default); podman, buildah, cosign and the
  * worker's own client all get them that way, and none of them reaches a workflow history.
+ *
+ * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

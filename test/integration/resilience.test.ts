@@ -20,6 +20,7 @@ import {
   tagsOf,
   inspect,
   cosignVerifies,
+  maxAttempt,
   tearDownWorld,
   type TestWorld,
 } from '../support/harness.ts';
@@ -52,18 +53,8 @@ async function until(
 }
 
 /** Highest attempt number the history recorded for an activity type. */
-async function attempts(handle: WorkflowHandle, activityType: string): Promise<number> {
-  const history = await handle.fetchHistory();
-  const scheduled = new Map<string, string>();
-  let max = 0;
-  for (const e of history.events ?? []) {
-    const s = e.activityTaskScheduledEventAttributes;
-    if (s) scheduled.set(String(e.eventId), s.activityType?.name ?? '');
-    const st = e.activityTaskStartedEventAttributes;
-    if (st && scheduled.get(String(st.scheduledEventId)) === activityType) max = Math.max(max, st.attempt ?? 0);
-  }
-  return max;
-}
+const attempts = (handle: WorkflowHandle, activityType: string) =>
+  maxAttempt(handle, (a) => a.activityType === activityType);
 
 type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
 

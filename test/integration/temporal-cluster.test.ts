@@ -6,6 +6,8 @@
  * search attributes, and changes nothing the second time; then a full pipeline on a small world
  * promotes through this cluster, the UI shows the run, and everything is torn down.
  * Skipped, saying why, only when the server binaries are not built (scripts/setup.sh builds them).
+ *
+ * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

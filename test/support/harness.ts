@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { Client } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { worldUp, worldDown, type WorldInfo } from '../../world/world.ts';
 import { ensureTemporal } from '../../world/services.ts';
 import { loadConfig } from '../../client/config-file.ts';
@@ -38,6 +38,8 @@ export interface TestWorld {
  * Writes `spec` to .state/test-worlds/<name>/spec.yaml and brings the world up. With `fresh`, the
  * world's previous state (registry data, recipe repository, keys) is removed first, so a test file
  * never depends on an earlier run; later calls in the same file change the world incrementally.
+ * With `temporalState`, the world uses the Temporal dev server of that state folder instead of the
+ * project's (a test that restarts Temporal must not stop the one every other test file uses).
  */
 export async function bringUpWorld(
   name: string,
@@ -46,15 +48,17 @@ export async function bringUpWorld(
     fresh?: boolean;
     /** Another Temporal than the project's dev server (a new one: nothing of earlier runs is terminated there). */
     temporal?: { address: string; namespace: string; webUrl?: string };
+    /** The state folder of a dev server of the test's own (the fault suite restarts it). */
+    temporalState?: string;
   } = {},
 ): Promise<TestWorld> {
-  if (!opts.temporal) await ensureTemporal();
+  const temporal = opts.temporal ? undefined : await ensureTemporal({ stateDir: opts.temporalState });
   const dir = join(repoRoot, '.state', 'test-worlds', name);
   if (opts.fresh) {
     await worldDown({ dir }).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     // The stream workflow of an earlier run of this world lives in Temporal, not in the folder.
-    if (!opts.temporal) await terminateStream((await ensureTemporal()).address, name);
+    if (temporal) await terminateStream(temporal.address, name);
   }
   await mkdir(dir, { recursive: true });
   const specFile = join(dir, 'spec.yaml');
@@ -71,7 +75,9 @@ export async function bringUpWorld(
           temporalNamespace: opts.temporal.namespace,
           temporalWebUrl: opts.temporal.webUrl,
         }
-      : {}),
+      : opts.temporalState
+        ? { temporalAddress: temporal!.address }
+        : {}),
   });
   const config = await loadConfig(info.configFile);
   return { dir, info, config, configFile: info.configFile, stream: Object.keys(config.streams)[0]! };
@@ -190,25 +196,39 @@ export async function startWorker(
   };
 }
 
-/** Starts `kinoite-zfs worker` as a child process in its own process group (so a test can SIGKILL it). */
+/**
+ * Starts `kinoite-zfs worker` as a child process in its own process group (so a test can SIGKILL it),
+ * serving `queues` (default both). `command` replaces the worker command (node arguments, e.g. a
+ * test worker entry); `env` is added to this process's environment.
+ */
 export async function spawnWorker(
   configFile: string,
   logFile: string,
-  queues: ('control' | 'build')[] = ['control', 'build'],
+  opts: { queues?: ('control' | 'build')[]; command?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ChildProcess> {
   await mkdir(join(logFile, '..'), { recursive: true });
   const { openSync } = await import('node:fs');
   const fd = openSync(logFile, 'a');
-  const start = (await readFile(logFile, 'utf8').catch(() => '')).length;
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, 'bin', 'kinoite-zfs.js'), 'worker', '--config', configFile, '--queues', queues.join(',')],
-    { detached: true, stdio: ['ignore', fd, fd] },
-  );
+  const since = (await readFile(logFile, 'utf8').catch(() => '')).length;
+  const command = opts.command ?? [
+    join(repoRoot, 'bin', 'kinoite-zfs.js'),
+    'worker',
+    '--config',
+    configFile,
+    '--queues',
+    (opts.queues ?? ['control', 'build']).join(','),
+  ];
+  const child = spawn(process.execPath, command, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...opts.env },
+  });
+  // A loaded machine took over a minute to bundle the workflow code of a worker run from the sources.
   const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
-    if (/worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(start))) return child;
-    if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}) before serving; see ${logFile}`);
+    if (/worker serving/.test((await readFile(logFile, 'utf8').catch(() => '')).slice(since))) return child;
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`worker exited (${child.exitCode ?? child.signalCode}) before serving; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   // Left running, it would serve the world's queues later with whatever config it started with.
@@ -237,6 +257,24 @@ export async function startRun(world: TestWorld, c: Client, options?: PipelineIn
 
 /** skopeo's credentials flag for a world whose registry needs them (world.info.registry.auth). */
 const authArgs = (authFile?: string) => (authFile ? ['--authfile', authFile] : []);
+
+/** The highest attempt the run's history recorded for the activities `match` picks (by id and type). */
+export async function maxAttempt(
+  handle: WorkflowHandle,
+  match: (a: { activityId: string; activityType: string }) => boolean,
+): Promise<number> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const picked = new Set<string>();
+  let max = 0;
+  for (const e of events) {
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s && match({ activityId: s.activityId ?? '', activityType: s.activityType?.name ?? '' }))
+      picked.add(String(e.eventId));
+    const st = e.activityTaskStartedEventAttributes;
+    if (st && picked.has(String(st.scheduledEventId))) max = Math.max(max, st.attempt ?? 0);
+  }
+  return max;
+}
 
 /** `skopeo inspect` of a reference in the world registry, or undefined when it does not exist. */
 export async function inspect(
