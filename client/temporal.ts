@@ -7,7 +7,7 @@ import { streamPlanOf, type PipelineInput, type StreamPlan } from '../core/pipel
 import { SearchAttr } from '../workflows/shared.ts';
 import type { pipelineRunWorkflow } from '../workflows/pipeline-run.ts';
 import { connectionOptions } from './connection.ts';
-import { checkNamespace } from './namespace.ts';
+import { checkNamespace } from '../services/namespace.ts';
 
 /**
  * Connects to Temporal with the config's settings (a connection error maps to exit code 3) and

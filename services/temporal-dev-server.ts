@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { Connection } from '@temporalio/client';
-import { DEFAULT_RETENTION, setupNamespace } from '../client/namespace.ts';
+import { DEFAULT_RETENTION, setupNamespace } from './namespace.ts';
 import { durationMs } from '../core/validate.ts';
 import {
   freePort,
@@ -28,7 +28,7 @@ import {
 } from './daemon.ts';
 import { stateDir as defaultStateDir, temporalBin } from './tools.ts';
 
-export { SEARCH_ATTRIBUTES } from '../client/namespace.ts';
+export { SEARCH_ATTRIBUTES } from './namespace.ts';
 
 /** How long closed runs stay visible in the dev server's `default` namespace (30 days). */
 export const NAMESPACE_RETENTION = DEFAULT_RETENTION;

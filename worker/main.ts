@@ -21,7 +21,7 @@ import { durationMs } from '../core/stream-rules.ts';
 import { Host, toolPath } from '../activities/host.ts';
 import { RUNS_COMPILED } from '../activities/package-root.ts';
 import { connectionOptions } from '../client/connection.ts';
-import { checkNamespace } from '../client/namespace.ts';
+import { checkNamespace } from '../services/namespace.ts';
 import { loadConfig } from '../client/config-file.ts';
 import { connectClient } from '../client/temporal.ts';
 import { freePort } from '../services/daemon.ts';

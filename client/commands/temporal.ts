@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { loadConfig, defaultConfigPath } from '../config-file.ts';
 import { connectionOptions } from '../connection.ts';
-import { DEFAULT_RETENTION, SEARCH_ATTRIBUTES, setupNamespace } from '../namespace.ts';
+import { DEFAULT_RETENTION, SEARCH_ATTRIBUTES, setupNamespace } from '../../services/namespace.ts';
 import { durationMs } from '../../core/validate.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { UsageError } from '../cli.ts';

@@ -30,7 +30,7 @@ import {
 import { clusterTools, clusterUp, clusterDown, type ClusterInfo } from '../../services/temporal-cluster.ts';
 import { isAlive } from '../../services/daemon.ts';
 import { temporalBin } from '../../services/tools.ts';
-import { SEARCH_ATTRIBUTES } from '../../client/namespace.ts';
+import { SEARCH_ATTRIBUTES } from '../../services/namespace.ts';
 import { ExitCode } from '../../client/exit-codes.ts';
 import type { RunSummary } from '../../client/follow.ts';
 

@@ -11,7 +11,7 @@ import {
   NamespaceNotReadyError,
   SEARCH_ATTRIBUTES,
   type TemporalServices,
-} from '../../client/namespace.ts';
+} from '../../services/namespace.ts';
 import { reportError, temporalError } from '../../client/cli.ts';
 import { ExitCode } from '../../client/exit-codes.ts';
 
