@@ -11,7 +11,7 @@ import { checkNamespace } from '../services/namespace.ts';
 
 /**
  * Connects to Temporal with the config's settings (a connection error maps to exit code 3) and
- * checks that the namespace is set up for the project (client/namespace.ts), so a missing search
+ * checks that the namespace is set up for the project (services/namespace.ts), so a missing search
  * attribute fails here with the command to run instead of inside a run.
  */
 export async function connectClient(config: Config): Promise<Client> {

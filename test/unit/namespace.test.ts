@@ -1,5 +1,5 @@
 /**
- * The namespace set-up and its check (client/namespace.ts) against an in-memory stand-in for
+ * The namespace set-up and its check (services/namespace.ts) against an in-memory stand-in for
  * Temporal's workflow and operator services, and how the CLI reports Temporal's errors: one line
  * and an exit code, never a stack trace. The real services are in temporal-cluster.test.ts.
  */
