@@ -577,7 +577,7 @@ async function writeSection(progress?: string): Promise<void> {
     BEGIN,
     '## The fault suite',
     '',
-    `Written by \`test/integration/faults.test.ts\` (lane \`faults\` of \`npm test\`) on ${new Date().toISOString().slice(0, 10)}.`,
+    `Written by \`test/integration/faults.test.ts\` (\`KZ_FAULTS=1 npm test\`, or the file alone) on ${new Date().toISOString().slice(0, 10)}.`,
     'A reference run of a one-kernel synthetic world (akmods rebuilt, so every stage works) gives the',
     'boundaries: every ActivityTaskScheduled, ActivityTaskStarted and ActivityTaskCompleted event of its',
     'history. For each, a new run (a new recipe commit, so it really promotes) on a worker that SIGKILLs',
