@@ -43,6 +43,7 @@ export const SECTIONS: SectionSource[] = [
   { key: 'startup', file: 'bench-startup.ts', exportName: 'runStartupBench' },
   { key: 'akmods', file: 'bench-akmods.ts', exportName: 'runAkmodsBench', slow: true },
   { key: 'boot', file: 'bench-boot.ts', exportName: 'runBootBench', slow: true },
+  { key: 'build-hosts', file: 'bench-build-hosts.ts', exportName: 'runBuildHostsBench' },
 ];
 
 /** Options of {@link benchAll}. */
