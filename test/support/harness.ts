@@ -163,7 +163,8 @@ export async function waitStreamState(
   stream: string,
   what: string,
   check: (s: StreamStateData) => boolean,
-  timeoutMs = 120_000,
+  // A guard against a hang, not a speed check: on a loaded CI machine a run took over 3 minutes to reach approval.
+  timeoutMs = 600_000,
 ): Promise<StreamStateData> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
