@@ -88,7 +88,7 @@ const spec = (versions: string[][], releases: { version: string; linuxMax: strin
 async function waitFor<T>(
   what: string,
   get: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 120_000,
+  timeoutMs = 600_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -128,7 +128,7 @@ test('a promotion is announced, signed, to a receiver that was down when it happ
   await new Promise((res) => setTimeout(res, 3000)); // the receiver is down: deliveries are being retried
   assert.equal(received.length, 0);
   await startReceiver();
-  const got = await waitFor('the promoted event', () => received.find((x) => x.event === 'promoted'), 90_000);
+  const got = await waitFor('the promoted event', () => received.find((x) => x.event === 'promoted'), 600_000);
   assert.equal(got.signatureOk, true, 'X-Kinoite-ZFS-Signature is the HMAC of the body under the secret');
   assert.equal(got.body.schema, 'kinoite-zfs/v1');
   assert.equal(got.body.stream, world.stream);

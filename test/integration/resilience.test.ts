@@ -40,7 +40,7 @@ async function until(
   handle: WorkflowHandle,
   what: string,
   check: (p: RunProgress) => boolean,
-  timeoutMs = 120_000,
+  timeoutMs = 600_000,
 ): Promise<RunProgress> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
