@@ -177,7 +177,12 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
             pipeline: queues.includes('control')
               ? {
                   streams: async () => Object.keys((await host.currentConfig()).streams),
-                  client: () => (metricsClient ??= connectClient(config)),
+                  // A failed connection is tried again at the next scrape, not remembered.
+                  client: () =>
+                    (metricsClient ??= connectClient(config).catch((err: unknown) => {
+                      metricsClient = undefined;
+                      throw err;
+                    })),
                 }
               : undefined,
           })
