@@ -42,9 +42,11 @@ export async function scrape(sources: MetricsSources, now = new Date()): Promise
   let pipeline = '';
   if (sources.pipeline) {
     const { streams, client } = sources.pipeline;
-    const c = await client();
+    // Temporal unreachable: every stream is reported down, and the SDK's metrics still go out.
+    const c = await client().catch((err: Error) => err);
     const scraped: ScrapedStream[] = await Promise.all(
       (await streams()).map(async (stream) => {
+        if (c instanceof Error) return { stream, error: c.message };
         try {
           const state = await withTimeout(streamState(c, stream), `stream ${stream}`);
           return { stream, state };
