@@ -11,6 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
@@ -52,8 +53,13 @@ let c: Client;
 let worker: { stop: () => Promise<void> };
 
 /** A simulated GitHub Actions job's environment (push or dispatch of build.yml). */
+/**
+ * What a GitHub job's environment holds, with the event payload file GitHub writes for every job
+ * (GITHUB_EVENT_PATH): it names the default branch, on which alone a workflow_dispatch may promote.
+ */
 const github = (runId: number, event = 'push'): NodeJS.ProcessEnv => ({
   GITHUB_ACTIONS: 'true',
+  GITHUB_EVENT_PATH: eventFile(runId, { repository: { full_name: 'Octo/Kinoite-ZFS', default_branch: 'main' } }),
   GITHUB_REPOSITORY: 'Octo/Kinoite-ZFS',
   GITHUB_WORKFLOW: 'Build and promote main image',
   GITHUB_RUN_ID: String(runId),
@@ -65,6 +71,13 @@ const github = (runId: number, event = 'push'): NodeJS.ProcessEnv => ({
   GITHUB_ACTOR: 'octocat',
   GITHUB_EVENT_NAME: event,
 });
+
+/** Writes a job's event payload where the world keeps its files; returns the path. */
+function eventFile(runId: number, payload: object): string {
+  const file = join(world.dir, `github-event-${runId}.json`);
+  writeFileSync(file, JSON.stringify(payload));
+  return file;
+}
 
 function cli(args: string[], env: NodeJS.ProcessEnv = { GITHUB_ACTIONS: '' }) {
   return execa(process.execPath, [CLI, ...args, '--config', world.configFile], {
