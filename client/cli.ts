@@ -31,7 +31,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/temporal.ts')).temporalCommand,
   },
   worker: {
-    summary: 'worker [--config FILE] [--queues control,build]   run a worker',
+    summary: 'worker [--config FILE] [--queues control,build] [--build-queue NAME]   run a worker',
     load: async () => (await import('./commands/worker.ts')).workerCommand,
   },
   run: {

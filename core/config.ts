@@ -286,6 +286,11 @@ export const StreamSettings = z
       .describe(
         "Network of the akmods builder container: default (the recipe installs kernel-devel-<kernel> with dnf) or none (the builder image already carries every kernel's build tree, as in the test world).",
       ),
+    buildQueue: ruled('taskQueue')
+      .optional()
+      .describe(
+        "Task queue of this stream's build work (akmods builds, compose, booted check) instead of temporal.taskQueues.build: pins the stream to the build hosts whose workers serve that queue (`worker --queues build --build-queue NAME`), e.g. one queue per architecture (kinoite-zfs-build-aarch64) or per stream. Absent: the shared build queue.",
+      ),
     zfs: z
       .strictObject({
         line: ruled('zfsLine').describe('OpenZFS release line; the newest release in it is built.'),

@@ -183,6 +183,14 @@ export const Rules = {
         : 'is not a full commit id; give the 40 lowercase hex digits of the commit (git rev-parse <ref>)',
     schema: { pattern: '^[0-9a-f]{40}$' },
   },
+  taskQueue: {
+    what: 'Temporal task queue name',
+    problem: (v) =>
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(v)
+        ? undefined
+        : 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)',
+    schema: { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$' },
+  },
   zfsLine: {
     what: 'OpenZFS release line major.minor',
     problem: (v) => (/^\d+\.\d+$/.test(v) ? undefined : 'is not a release line; give major.minor such as 2.4'),

@@ -93,6 +93,8 @@ export interface RunWorkerOptions {
   configFile?: string;
   /** Queues to serve. @default both */
   queues?: QueueKind[];
+  /** The build queue to serve instead of the config's temporal.taskQueues.build (a pinned build host). */
+  buildQueue?: string;
   /** Resolves when the worker should stop. @default SIGINT or SIGTERM */
   stop?: Promise<void>;
   /** Log level. @default INFO */
@@ -148,6 +150,7 @@ async function installRuntime(logLevel: LogLevel | undefined, metrics: boolean):
 /** Runs the worker(s) until `stop` resolves; in-flight activities are cancelled cleanly. */
 export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const queues = opts.queues ?? ['control', 'build'];
+  const queueName = { ...opts.config.temporal.taskQueues, ...(opts.buildQueue ? { build: opts.buildQueue } : {}) };
   await checkTools(queues);
   const { config } = opts;
   const sdkMetrics = await installRuntime(opts.logLevel, !!config.worker.metrics);
@@ -192,7 +195,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
         await Worker.create({
           connection,
           namespace: config.temporal.namespace,
-          taskQueue: config.temporal.taskQueues.control,
+          taskQueue: queueName.control,
           ...workflowOptions,
           sinks,
           interceptors,
@@ -206,7 +209,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
         await Worker.create({
           connection,
           namespace: config.temporal.namespace,
-          taskQueue: config.temporal.taskQueues.build,
+          taskQueue: queueName.build,
           activities: pick(true),
           interceptors: interceptors?.activity && { activity: interceptors.activity },
           maxConcurrentActivityTaskExecutions: 2,
@@ -222,7 +225,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
       });
     if (config.worker.metrics) console.log(`metrics at http://${config.worker.metrics}/metrics`);
     console.log(
-      `worker serving ${queues.map((q) => `${q} (${config.temporal.taskQueues[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}${queues.includes('control') ? ` (${workflowCode})` : ''}`,
+      `worker serving ${queues.map((q) => `${q} (${queueName[q]})`).join(' and ')} on ${config.temporal.address}, namespace ${config.temporal.namespace}${queues.includes('control') ? ` (${workflowCode})` : ''}`,
     );
     void stop.then(() => {
       console.log('worker shutting down: finishing or cancelling in-flight activities');

@@ -11,8 +11,12 @@ import type { BuildActivities, ControlActivities } from '../activities/index.ts'
 import { buildHostWaitMs, networkRetryPolicy, RETRY_DEFAULTS, type RetryBudget } from '../core/retry-budget.ts';
 import type { TaskQueues } from './shared.ts';
 
-/** Proxies for both queues, from the queues and the stream's retry budgets. */
-export function activitiesFor(queues: TaskQueues, retry: RetryBudget = {}) {
+/**
+ * Proxies for both queues, from the queues, the stream's retry budgets and the stream's own build
+ * queue (stream setting buildQueue: its builds go to the build hosts serving that queue).
+ */
+export function activitiesFor(shared: TaskQueues, retry: RetryBudget = {}, buildQueue?: string) {
+  const queues = { ...shared, build: buildQueue ?? shared.build };
   const network = networkRetryPolicy(retry);
   const control = proxyActivities<ControlActivities>({
     taskQueue: queues.control,

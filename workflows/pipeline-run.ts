@@ -52,7 +52,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   // activities use the default retry budgets.
   const planFromWorker = patched('plan-from-worker');
   let plan = planFromWorker ? (undefined as unknown as StreamPlan) : input.plan!;
-  let acts = activitiesFor(input.taskQueues, planFromWorker ? undefined : plan.retry);
+  let acts = planFromWorker
+    ? activitiesFor(input.taskQueues)
+    : activitiesFor(input.taskQueues, plan.retry, plan.buildQueue);
   const info = workflowInfo();
   const ctx: RunContext = {
     workflowId: info.workflowId,
@@ -116,7 +118,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
             { summary: `read the settings of stream ${input.stream} from the workers' config` },
             [{ stream: input.stream }],
           );
-          acts = activitiesFor(input.taskQueues, plan.retry);
+          acts = activitiesFor(input.taskQueues, plan.retry, plan.buildQueue);
         }
         const run = { mode, commit: input.trigger.commit };
         const r = await resolveInputs(acts, plan, input.lock, buildTriggerCommit ? run : undefined);
@@ -281,7 +283,7 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     }
 
     // 7. Promote exactly the tested digest (saga), then record
-    const predicate = slsaPredicate({ ctx, inputs, hash, builderId: `kinoite-zfs/${input.taskQueues.build}` });
+    const predicate = slsaPredicate({ ctx, inputs, hash, builderId: `kinoite-zfs/${acts.queues.build}` });
     const promotion = await state.stage(Stage.Promote, () =>
       promotionSaga(acts, {
         stream: input.stream,

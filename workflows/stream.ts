@@ -87,7 +87,7 @@ export async function streamWorkflow(input: StreamInput): Promise<void> {
   const approvers = () => state.data.plan?.promotion.approvers ?? (planFromWorker ? [] : (input.approvers ?? []));
   const now = () => new Date().toISOString();
   // Built per use: the stream's retry budgets come with its plan, which a trigger may change.
-  const acts = () => activitiesFor(input.taskQueues, state.data.plan?.retry);
+  const acts = () => activitiesFor(input.taskQueues, state.data.plan?.retry, state.data.plan?.buildQueue);
   const selfId = workflowInfo().workflowId;
   const rollbacks: (() => Promise<void>)[] = [];
   /** Set when the workers' config does not name this stream and it never had settings: the stream ends. */

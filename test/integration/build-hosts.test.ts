@@ -2,12 +2,15 @@
  * Many build hosts: a control worker and two build workers, each its own process as the systemd
  * units in deploy/ run them. The build worker that took an akmods build is SIGKILLed in the middle
  * of it; its heartbeats stop, Temporal hands the build to the other worker, and the run promotes.
+ * Then the stream is pinned to a build queue of its own (buildQueue): only the build worker started
+ * with `--build-queue` for it runs its builds, compose and booted check.
  *
  * Lane: side
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -19,10 +22,12 @@ import {
   spawnWorker,
   killWorker,
   digestOf,
+  repoRoot,
   tearDownWorld,
   type TestWorld,
 } from '../support/harness.ts';
 import { progressQuery } from '../../workflows/shared.ts';
+import { BUILD_QUEUE_ACTIVITIES } from '../../activities/index.ts';
 import type { PipelineResult, RunProgress } from '../../core/pipeline.ts';
 
 const K1 = '6.17.7-300.fc43.x86_64';
@@ -109,4 +114,62 @@ test('a build host killed in the middle of an akmods build: the other build host
       `attempt ${e.activityTaskStartedEventAttributes!.attempt} ran on the surviving build worker`,
     );
   }
+});
+
+test('a stream pinned to its own build queue has its build work done only by the build host serving that queue', async () => {
+  const queue = `kinoite-zfs-build-pinned-${process.pid}`;
+  // The stream's settings come from the workers' config file, which the control worker reads again at a trigger.
+  const raw = parse(await readFile(world.configFile, 'utf8')) as { streams: Record<string, Record<string, unknown>> };
+  raw.streams[world.stream]!.buildQueue = queue;
+  await writeFile(world.configFile, stringify(raw));
+  const pinned = await spawnWorker(world.configFile, log('build-pinned'), {
+    command: [
+      join(repoRoot, 'bin', 'kinoite-zfs.js'),
+      'worker',
+      '--config',
+      world.configFile,
+      '--queues',
+      'build',
+      '--build-queue',
+      queue,
+    ],
+  });
+  workers.push(pinned);
+  assert.match(await readFile(log('build-pinned'), 'utf8'), new RegExp(`serving build \\(${queue}\\)`));
+
+  const handle = await startRun(world, c, { rebuildAkmods: true });
+  const r = (await handle.result()) as PipelineResult;
+  assert.equal(r.outcome, 'promoted', r.message);
+  const events = (await handle.fetchHistory()).events ?? [];
+  const buildTypes = new Set<string>(BUILD_QUEUE_ACTIVITIES);
+  const scheduled = events.filter((e) =>
+    buildTypes.has(e.activityTaskScheduledEventAttributes?.activityType?.name ?? ''),
+  );
+  assert.deepEqual(
+    [...new Set(scheduled.map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name))].sort(),
+    ['buildKernelAkmods', 'composeCandidate'],
+    'the run built and composed (the world has no booted check)',
+  );
+  for (const e of scheduled)
+    assert.equal(e.activityTaskScheduledEventAttributes!.taskQueue?.name, queue, 'scheduled on the pinned queue');
+  const ids = new Set(scheduled.map((e) => String(e.eventId)));
+  const started = events.filter(
+    (e) =>
+      e.activityTaskStartedEventAttributes && ids.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)),
+  );
+  assert.equal(started.length, scheduled.length);
+  for (const e of started)
+    assert.equal(
+      await workerOf(e.activityTaskStartedEventAttributes!.identity ?? ''),
+      pinned,
+      'run by the pinned build host',
+    );
+  // The control queue's work stays on the control worker.
+  const controlStarted = events.filter(
+    (e) =>
+      e.activityTaskStartedEventAttributes && !ids.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)),
+  );
+  assert.ok(controlStarted.length > 0);
+  for (const e of controlStarted)
+    assert.equal(await workerOf(e.activityTaskStartedEventAttributes!.identity ?? ''), workers[0]);
 });

@@ -201,6 +201,14 @@ const TABLE: Record<RuleName, { pass: string[]; fail: [string, string][] }> = {
       ],
     ],
   },
+  taskQueue: {
+    pass: ['kinoite-zfs-build', 'kinoite-zfs-build-aarch64', 'Build_2.x'],
+    fail: [
+      ['-build', 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)'],
+      ['build queue', 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)'],
+      ['', 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)'],
+    ],
+  },
   zfsLine: {
     pass: ['2.4', '2.10'],
     fail: [['2.4|x', 'is not a release line; give major.minor such as 2.4']],
