@@ -23,7 +23,7 @@ import { PermanentError, FailureType } from '../core/errors.ts';
 import { checkValue } from '../core/validate.ts';
 import { scanLayers } from './layer-reader.ts';
 import { checkBuildHostDisk } from './disk-preflight.ts';
-import { builderRunArgs, podman, pullArgs, pushImage, scratchImage } from './podman.ts';
+import { attemptLocalName, builderRunArgs, podman, pullArgs, pushImage, scratchImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import { downloadOnce, releaseUrl } from './release-source.ts';
 import { treeHash } from './tree-hash.ts';
@@ -175,7 +175,6 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       await host.assertWritable(input.dest, 'akmods destination');
       checkValue('recipePath', input.recipe.path, 'recipe.path');
       checkValue('releaseUrlTemplate', input.tarballUrl, 'zfs.source.tarballUrl');
-      const ctx = Context.current();
       const env = host.containersEnv();
       await checkBuildHostDisk(host, `building akmods for kernel ${input.kernel}`);
       noteProgress({ step: `${input.kernel}: recipe` });
@@ -205,9 +204,7 @@ export function akmodsActivities({ registry, host }: ActivityDeps) {
       });
       const cached = join(host.config.worker.buildCacheDir, key);
       const outDir = await mkdtemp(join(host.workDir, 'akmods-out-'));
-      // Unique on the host: two runs (two streams) build at once on one build host, and each removes its own image.
-      const { workflowExecution, activityId, attempt } = ctx.info;
-      const local = `localhost/kinoite-zfs-akmods-build:${`${workflowExecution?.runId ?? 'standalone'}-${activityId}-${attempt}`.replace(/[^a-zA-Z0-9_.-]/g, '-')}`;
+      const local = attemptLocalName('localhost/kinoite-zfs-akmods-build:');
       try {
         const reusedBuild = existsSync(join(cached, 'rpms'));
         let timings: Record<string, number>;

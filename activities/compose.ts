@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseImageRef } from '../core/refs.ts';
 import { checkValue } from '../core/validate.ts';
-import { composeBuildArgs, podman, pushImage } from './podman.ts';
+import { attemptLocalName, composeBuildArgs, podman, pushImage } from './podman.ts';
 import { checkoutCommit } from './git.ts';
 import { checkBuildHostDisk } from './disk-preflight.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -44,7 +44,7 @@ export function composeActivities({ host }: ActivityDeps) {
         commit: input.recipe.commit,
         cacheDir: join(host.workDir, 'recipes'),
       });
-      const local = `localhost/kinoite-zfs-candidate-build:${input.tag}`;
+      const local = attemptLocalName('localhost/kinoite-zfs-candidate-build:');
       const tls = host.isInsecure(input.base) || host.isInsecure(input.akmods) ? ['--tls-verify=false'] : [];
       noteProgress({ step: 'build' });
       // The built image is in the registry once pushed; kept locally it would add a candidate's

@@ -3,6 +3,7 @@
  * is validated by the caller (core/refs.ts) before it gets here.
  */
 import { readFile } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
 import { runTool, type ToolCall } from './run-tool.ts';
 
 /** Arguments of `podman pull` for one digest-pinned image. */
@@ -113,14 +114,32 @@ export async function pushImage(
   return (await readFile(input.digestFile, 'utf8')).trim();
 }
 
-/** Builds a FROM-scratch image holding the files of `dir` at `/`, with labels; returns the local image id. */
+/**
+ * `prefix` followed by an id of this activity attempt: a local image or container name unique on the
+ * host. Two runs (two streams) build at once on one build host and each removes its own image when
+ * done; with a shared name one run's removal pulled the image from under the other's push.
+ */
+export function attemptLocalName(prefix: string): string {
+  let id: string;
+  try {
+    const { workflowExecution, activityId, attempt } = Context.current().info;
+    id = `${workflowExecution?.runId ?? `standalone-${process.pid}`}-${activityId}-${attempt}`;
+  } catch {
+    id = `standalone-${process.pid}-${Date.now()}`;
+  }
+  return `${prefix}${id.replace(/[^a-zA-Z0-9_.-]/g, '-')}`;
+}
+
+/** Builds a FROM-scratch image holding the files of `dir` at `/`, with labels, tagged `tag` locally. */
 export async function scratchImage(input: {
   dir: string;
   labels: Record<string, string>;
   tag: string;
   env: Record<string, string>;
 }): Promise<void> {
-  const { stdout: container } = await buildah(['from', '--quiet', 'scratch'], input.env);
+  // Named after the (host-unique) tag: buildah's own working-container-N names race between builds.
+  const name = `kz-scratch-${input.tag.replace(/[^a-zA-Z0-9_.-]/g, '-')}`;
+  const { stdout: container } = await buildah(['from', '--quiet', '--name', name, 'scratch'], input.env);
   try {
     await buildah(['copy', '--quiet', container.trim(), `${input.dir}/.`, '/'], input.env);
     await buildah(

@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { builderRunArgs, composeBuildArgs, pullArgs, pushArgs } from '../../activities/podman.ts';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { attemptLocalName, builderRunArgs, composeBuildArgs, pullArgs, pushArgs } from '../../activities/podman.ts';
 import { attestArgs, signArgs, verifyArgs, verifyAttestationArgs, verifyCommand } from '../../activities/cosign.ts';
 import { lsRemoteArgs } from '../../activities/git.ts';
 import { releaseUrl } from '../../activities/release-source.ts';
@@ -78,6 +79,29 @@ test('compose passes build arguments and labels as separate arguments and TLS fl
     'l',
     'docker://r/x:t',
   ]);
+});
+
+test('local image names of composes and akmods builds are unique per run, activity and attempt, and valid image tags', async () => {
+  // Two streams composing the same recipe commit for the same Fedora once shared one local name,
+  // and one run's clean-up removed the image the other was pushing.
+  const nameIn = (info: ConstructorParameters<typeof MockActivityEnvironment>[0]) =>
+    new MockActivityEnvironment(info).run(async () =>
+      attemptLocalName('localhost/kinoite-zfs-candidate-build:'),
+    ) as Promise<string>;
+  const run = (runId: string) => ({ workflowId: 'stream/x/run-1', runId });
+  const names = await Promise.all([
+    nameIn({ workflowExecution: run('01a2377f-983e-7b96-ac0f-56122d795b36'), activityId: '9', attempt: 1 }),
+    nameIn({ workflowExecution: run('01a2377f-983e-7b96-ac0f-56122d795b37'), activityId: '9', attempt: 1 }),
+    nameIn({ workflowExecution: run('01a2377f-983e-7b96-ac0f-56122d795b36'), activityId: '9', attempt: 2 }),
+    nameIn({ workflowExecution: run('01a2377f-983e-7b96-ac0f-56122d795b36'), activityId: '10', attempt: 1 }),
+  ]);
+  assert.equal(new Set(names).size, names.length, names.join(' '));
+  for (const n of names) assert.match(n, /^localhost\/kinoite-zfs-candidate-build:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
+  assert.match(
+    attemptLocalName('kz-'),
+    /^kz-standalone-\d+-\d+$/,
+    'outside an activity: unique per process and moment',
+  );
 });
 
 test('cosign arguments name the key reference, never a password, and stay offline when the stream turns the transparency log off', () => {
