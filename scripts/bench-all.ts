@@ -44,6 +44,7 @@ export const SECTIONS: SectionSource[] = [
   { key: 'akmods', file: 'bench-akmods.ts', exportName: 'runAkmodsBench', slow: true },
   { key: 'boot', file: 'bench-boot.ts', exportName: 'runBootBench', slow: true },
   { key: 'build-hosts', file: 'bench-build-hosts.ts', exportName: 'runBuildHostsBench' },
+  { key: 'streams', file: 'bench-streams.ts', exportName: 'runStreamsBench' },
 ];
 
 /** Options of {@link benchAll}. */
