@@ -416,6 +416,13 @@ export const Config = z
           }
         }
       }
+      if (stream.buildQueue && stream.buildQueue === config.temporal.taskQueues.control) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['streams', name, 'buildQueue'],
+          message: `is the control queue (temporal.taskQueues.control): control workers run no builds; name a queue of build hosts`,
+        });
+      }
       if (stream.promotion.policy === 'approval' && stream.promotion.approvers.length === 0) {
         ctx.addIssue({
           code: 'custom',

@@ -231,3 +231,21 @@ test('worker.minFreeSpace defaults to 10GB, takes sizes and "0", and refuses wha
     },
   );
 });
+
+test('a stream may pin its builds to a build queue of its own, never to the control queue or a malformed name', () => {
+  assert.equal(parseConfig(validConfig(), 'x.yaml').streams['kinoite-zfs']!.buildQueue, undefined);
+  const c = validConfig();
+  c.streams['kinoite-zfs'].buildQueue = 'kinoite-zfs-build-aarch64';
+  assert.equal(parseConfig(c, 'x.yaml').streams['kinoite-zfs']!.buildQueue, 'kinoite-zfs-build-aarch64');
+  for (const [queue, message] of [
+    ['kinoite-zfs-control', 'streams.kinoite-zfs.buildQueue: is the control queue (temporal.taskQueues.control)'],
+    ['--queue', 'streams.kinoite-zfs.buildQueue: "--queue" is not a task queue name'],
+  ]) {
+    c.streams['kinoite-zfs'].buildQueue = queue;
+    assert.throws(
+      () => parseConfig(c, 'x.yaml'),
+      (e: ConfigError) => e.problems.some((p) => p.startsWith(message!)),
+      queue,
+    );
+  }
+});
