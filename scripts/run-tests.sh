@@ -4,11 +4,12 @@
 #     builds` in their header). On a machine that never built anything they compile for most of an
 #     hour, almost all of it in the builder containers; they run at a lower CPU priority (nice) so the
 #     other lanes' timings are not starved;
-#   - the faults lane, with KZ_FAULTS=1 only: the fault suite (marked `Lane: faults`): 57 runs with a
-#     killed worker, a 10-minute registry outage and a Temporal restart, much of it waiting (Temporal
-#     noticing killed workers); 49 minutes on a 2-core machine shared with four other test runs, too
-#     long for CI's 90 minutes on a machine that never built anything. It runs its own Temporal dev
-#     server, so restarting that one touches no other lane;
+#   - the faults lane, with KZ_FAULTS=1 only: the fault suite (marked `Lane: faults`): a run with a
+#     killed worker per activity boundary (60 today), two 10-minute registry outages and a Temporal
+#     restart, much of it waiting (Temporal noticing killed workers); 16 minutes on 2 cores beside the
+#     real-build lane, 49 beside four other test runs: too much for CI's 90 minutes on a machine that
+#     never built anything. It runs its own Temporal dev server, so restarting that one touches no
+#     other lane;
 #   - the side lane: long integration files that need nothing of the others (their own worlds, their
 #     own Temporal cluster), marked `Lane: side`, beside the main lane so the suite's wall time does not
 #     grow with every such file;
@@ -32,7 +33,7 @@ main=()
 for f in "${all[@]}"; do
   [[ " ${real[*]} ${faults[*]} ${side[*]} " == *" $f "* ]] || main+=("$f")
 done
-# The fault suite (a full run per activity boundary: about 50 minutes on 2 cores) runs when asked,
+# The fault suite (a full run per activity boundary: 16 to 50 minutes on 2 cores) runs when asked,
 # KZ_FAULTS=1: with it, CI would not fit its 90 minutes on a machine that never built anything.
 [ "${KZ_FAULTS:-}" = 1 ] || faults=()
 # A test that hangs (a run waiting for an approval nobody gives) fails after this long instead of
