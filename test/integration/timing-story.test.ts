@@ -7,6 +7,9 @@
  * and promotes, and the hold ends. Checked through the registry, podman and the stream's state.
  *
  * Lane: real builds (scripts/run-tests.sh runs this file beside the other tests, at a lower CPU priority).
+ * Opt-in: KZ_STORY=1. Its own zfs-2.2.6 build (kernel modules and userland, about 12 minutes of both
+ * cores on a machine that never built it) would put CI past 90 minutes on such a machine; run it
+ * with `KZ_STORY=1 ./scripts/test.sh` or alone (`node --import tsx --test test/integration/timing-story.test.ts`).
  *
  * Builds zfs-2.2.6 for the 6.1 kernel (minutes; the compiler cache of the real-openzfs test helps);
  * the zfs-2.2.7 builds are the real-openzfs test's, reused from the host build cache.
