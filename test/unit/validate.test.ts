@@ -205,7 +205,10 @@ const TABLE: Record<RuleName, { pass: string[]; fail: [string, string][] }> = {
     pass: ['kinoite-zfs-build', 'kinoite-zfs-build-aarch64', 'Build_2.x'],
     fail: [
       ['-build', 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)'],
-      ['build queue', 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)'],
+      [
+        'build queue',
+        'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)',
+      ],
       ['', 'is not a task queue name; use letters, digits, ".", "_" and "-" (such as kinoite-zfs-build-aarch64)'],
     ],
   },
