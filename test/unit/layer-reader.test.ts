@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
-import { execa } from 'execa';
+import { zstdFrame } from '../support/zstd-cli.ts';
 import { pack } from 'tar-stream';
 import { scanLayers } from '../../activities/layer-reader.ts';
 import type { RegistryClient } from '../../activities/registry-http.ts';
@@ -30,9 +30,7 @@ async function layerTar(): Promise<Buffer> {
   return buffer(p);
 }
 
-async function zstd(data: Buffer): Promise<Buffer> {
-  return Buffer.from((await execa('zstd', ['-q', '-c'], { input: data, encoding: 'buffer' })).stdout);
-}
+const zstd = (data: Buffer) => zstdFrame(data);
 
 /** zstd:chunked's shape: the tar cut into pieces, each its own frame, then skippable frames (TOC, footer). */
 async function chunkedZstd(tar: Buffer): Promise<Buffer> {

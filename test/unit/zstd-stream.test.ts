@@ -8,30 +8,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execa } from 'execa';
 import { ZstdFormatError, createZstdDecompress } from '../../activities/zstd-stream.ts';
+import { zstdFrame } from '../support/zstd-cli.ts';
 
-/**
- * Compresses with the real zstd CLI, one frame per call, file to file, and checks the frame with
- * `zstd -t` so that a bad fixture is never blamed on the decoder: with 40 of these piped through
- * stdin and stdout at once on a loaded machine, one frame came back without its last bytes (which
- * `zstd -d` itself refused: "premature end").
- */
-async function zstd(data: Buffer, ...args: string[]): Promise<Buffer> {
-  const dir = await mkdtemp(join(tmpdir(), 'kz-zstd-'));
-  try {
-    const [input, output] = [join(dir, 'in'), join(dir, 'in.zst')];
-    await writeFile(input, data);
-    await execa('zstd', ['-q', ...args, '-o', output, input]);
-    await execa('zstd', ['-q', '-t', ...args.filter((a) => a.startsWith('--long')), output]);
-    return await readFile(output);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const zstd = zstdFrame;
 
 /** A skippable frame (RFC 8878 §3.1.2): magic 0x184D2A5n, little-endian size, payload. */
 function skippable(n: number, payload: Buffer): Buffer {
