@@ -150,9 +150,9 @@ async function installRuntime(logLevel: LogLevel | undefined, metrics: boolean):
 /** Runs the worker(s) until `stop` resolves; in-flight activities are cancelled cleanly. */
 export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const queues = opts.queues ?? ['control', 'build'];
-  const queueName = { ...opts.config.temporal.taskQueues, ...(opts.buildQueue ? { build: opts.buildQueue } : {}) };
   await checkTools(queues);
   const { config } = opts;
+  const queueName = { ...config.temporal.taskQueues, ...(opts.buildQueue ? { build: opts.buildQueue } : {}) };
   const sdkMetrics = await installRuntime(opts.logLevel, !!config.worker.metrics);
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
   try {

@@ -11,8 +11,6 @@ import { pipeline } from 'node:stream/promises';
 import { ZstdFormatError, createZstdDecompress } from '../../activities/zstd-stream.ts';
 import { zstdFrame } from '../support/zstd-cli.ts';
 
-const zstd = zstdFrame;
-
 /** A skippable frame (RFC 8878 §3.1.2): magic 0x184D2A5n, little-endian size, payload. */
 function skippable(n: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(8);
@@ -44,17 +42,17 @@ const TEXT = Buffer.from(Array.from({ length: 40000 }, (_, i) => `usr/lib/module
 const NOISE = randomBytes(300 * 1024);
 
 test('decodes a single frame made by the zstd CLI, whatever the chunking of the input', async () => {
-  const frame = await zstd(TEXT, '-19', '--check');
+  const frame = await zstdFrame(TEXT, '-19', '--check');
   for (const size of [7, 2048, 65536, frame.length]) {
     assert.ok((await decompress(frame, size)).equals(TEXT), `chunks of ${size} bytes`);
   }
   const small = TEXT.subarray(0, 5000);
-  assert.ok((await decompress(await zstd(small), 1)).equals(small), 'chunks of 1 byte');
+  assert.ok((await decompress(await zstdFrame(small), 1)).equals(small), 'chunks of 1 byte');
 });
 
 test('decodes concatenated frames with skippable frames between and after them, as zstd:chunked has', async () => {
   const parts = [TEXT, NOISE, Buffer.from('a small file\n'), Buffer.alloc(0)];
-  const frames = await Promise.all(parts.map((p, i) => zstd(p, i % 2 ? '--no-check' : '--check')));
+  const frames = await Promise.all(parts.map((p, i) => zstdFrame(p, i % 2 ? '--no-check' : '--check')));
   const stream = Buffer.concat([
     frames[0]!,
     skippable(0, Buffer.from('{"toc":"between frames"}')),
@@ -83,7 +81,7 @@ test('bytes that are not zstd fail with ZSTD_INVALID_DATA', async () => {
 });
 
 test('a stream that ends inside a frame fails with ZSTD_UNEXPECTED_EOF, however it is chunked', async () => {
-  const frame = await zstd(TEXT);
+  const frame = await zstdFrame(TEXT);
   for (const size of [100, 65536]) {
     await assert.rejects(decompress(frame.subarray(0, frame.length - 100), size), (err: unknown) => {
       assert.ok(err instanceof ZstdFormatError, String(err));
@@ -95,7 +93,7 @@ test('a stream that ends inside a frame fails with ZSTD_UNEXPECTED_EOF, however 
 
 test('output follows the reader: 1 GiB of zeros (16 frames) is decoded without holding it in memory', async () => {
   // 1 GiB of zeros compresses to a few dozen KiB; decoded in one go it would take 1 GiB at once.
-  const zeros = await zstd(Buffer.alloc(64 * 1024 * 1024), '--no-check');
+  const zeros = await zstdFrame(Buffer.alloc(64 * 1024 * 1024), '--no-check');
   const frame = Buffer.concat(Array.from({ length: 16 }, () => zeros));
   let total = 0;
   let peak = 0;
@@ -120,7 +118,7 @@ test('small frames without a content size and with a 32 MiB window (as zstd:chun
   const parts = Array.from({ length: 40 }, (_, i) =>
     Buffer.concat([TEXT.subarray(i * 1000, i * 1000 + 300_000), NOISE.subarray(0, i * 100)]),
   );
-  const frames = await Promise.all(parts.map((p) => zstd(p, '--no-content-size', '--long=25', '-19')));
+  const frames = await Promise.all(parts.map((p) => zstdFrame(p, '--no-content-size', '--long=25', '-19')));
   assert.equal(frames[1]![4]! >> 6, 0, 'no content size in the frame header');
   for (const size of [4096, 1 << 20]) {
     assert.ok((await decompress(Buffer.concat(frames), size)).equals(Buffer.concat(parts)), `chunks of ${size} bytes`);
